@@ -1,0 +1,5 @@
+"""`python -m bench <command>`."""
+
+from bench.cli import main
+
+raise SystemExit(main())

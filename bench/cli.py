@@ -1,0 +1,54 @@
+"""Command-line entry point: `python -m bench <command>` or `bench <command>`.
+
+Holds no logic. Each command lives in the package it belongs to, as a module exposing
+`add_arguments(parser)` and `run(args) -> int`; this file only maps names to those modules and imports a
+module when its command is used, so `bench env` works even where a heavier package cannot import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("bench.sweep.command", "run a sweep (preset or TOML config) and write results"),
+    "report": ("bench.report.command", "write figures and tables for result files"),
+    "compare": ("bench.results.compare_command", "compare two result sets: verdicts and exit code"),
+    "baseline": ("bench.results.baseline", "promote a run to the regression baseline of its hardware"),
+    "profile": ("bench.sweep.profile", "capture a torch.profiler trace and a kernel summary for one cell"),
+    "env": ("bench.measure.env", "print the environment fingerprint and preflight checks"),
+    "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),
+    "verify": ("bench.models.verify", "check deploy form == training form for blocks and models"),
+}
+
+
+def _load(command: str) -> ModuleType:
+    module_name, _ = COMMANDS[command]
+    return importlib.import_module(module_name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        build_parser().print_help()
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        known = ", ".join(COMMANDS)
+        print(f"bench: command '{command}' is unknown; known: {known}", file=sys.stderr)
+        return 2
+    module = _load(command)
+    parser = argparse.ArgumentParser(prog=f"bench {command}", description=COMMANDS[command][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    return int(module.run(args) or 0)

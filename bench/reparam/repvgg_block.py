@@ -1,0 +1,95 @@
+"""RepVGG block (Ding et al., "RepVGG: Making VGG-style ConvNets Great Again", CVPR 2021, Sec. 3.3).
+
+Training form: kxk conv+BN, 1x1 conv+BN and (when shapes allow) an identity BN, summed, then an optional
+squeeze-and-excitation and ReLU. Deploy form: one kxk conv with bias, then the same SE and ReLU.
+Submodule names follow the official implementation (`rbr_dense`, `rbr_1x1`, `rbr_identity`, `se`,
+`rbr_reparam`) so that its train-form and deploy-form checkpoints load with strict=True.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.reparam.algebra import KernelBias, add_branches, pad_kernel, require_centred_padding
+from bench.reparam.base import ReparamBlock
+from bench.reparam.conv_bn import ConvBN
+from bench.reparam.fold import fold_identity_bn
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation as in RepVGG-D2se: global average, 1x1 down, ReLU, 1x1 up, sigmoid, scale."""
+
+    def __init__(self, channels: int, internal_neurons: int) -> None:
+        super().__init__()
+        self.down = nn.Conv2d(channels, internal_neurons, kernel_size=1, bias=True)
+        self.up = nn.Conv2d(internal_neurons, channels, kernel_size=1, bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = F.adaptive_avg_pool2d(x, 1)
+        scale = self.up(F.relu(self.down(scale)))
+        return x * scale.sigmoid()
+
+
+class RepVGGBlock(ReparamBlock):
+    """kxk + 1x1 + identity branches; folds to one kxk conv (needs padding == kernel_size // 2)."""
+
+    deploy_attr = "rbr_reparam"
+    branch_attrs = ("rbr_dense", "rbr_1x1", "rbr_identity")
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        deploy: bool = False,
+        use_se: bool = False,
+    ) -> None:
+        super().__init__()
+        if dilation != 1:
+            raise ValueError(f"RepVGGBlock supports dilation=1 only; got dilation={dilation}")
+        if padding < kernel_size // 2:
+            raise ValueError(
+                f"RepVGGBlock padding={padding} is smaller than kernel_size // 2 ({kernel_size // 2}); "
+                "the 1x1 branch could not match the kxk branch's output size"
+            )
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.groups, self.padding_mode = dilation, groups, padding_mode
+        self.nonlinearity = nn.ReLU()
+        self.se = SEBlock(out_channels, out_channels // 16) if use_se else nn.Identity()
+        if deploy:
+            self.rbr_reparam = self._make_deploy_conv()
+            return
+        has_identity = in_channels == out_channels and stride == 1 and padding == kernel_size // 2
+        self.rbr_identity: Optional[nn.BatchNorm2d] = nn.BatchNorm2d(in_channels) if has_identity else None
+        self.rbr_dense = ConvBN(in_channels, out_channels, kernel_size, stride, padding, groups)
+        padding_1x1 = padding - kernel_size // 2
+        self.rbr_1x1 = ConvBN(in_channels, out_channels, 1, stride, padding_1x1, groups)
+
+    def forward(self, x: Tensor) -> Tensor:
+        reparam = self._modules.get("rbr_reparam")
+        if reparam is not None:
+            return self.nonlinearity(self.se(reparam(x)))
+        out = self.rbr_dense(x) + self.rbr_1x1(x)
+        if self.rbr_identity is not None:
+            out = out + self.rbr_identity(x)
+        return self.nonlinearity(self.se(out))
+
+    def equivalent_kernel_bias(self) -> KernelBias:
+        """K = K_3x3 + pad(K_1x1) + K_id and b likewise, each branch BN-folded (RepVGG Eq. 3-4)."""
+        require_centred_padding(type(self).__name__, self.kernel_size, self.padding)
+        k = self.kernel_size
+        dense = self.rbr_dense.equivalent_kernel_bias()
+        k1, b1 = self.rbr_1x1.equivalent_kernel_bias()
+        branches = [dense, (pad_kernel(k1, k), b1)]
+        if self.rbr_identity is not None:
+            branches.append(fold_identity_bn(self.rbr_identity, self.groups, k))
+        return add_branches(*branches)

@@ -1,0 +1,119 @@
+"""The result row: one frozen dataclass whose field names are the dataframe's columns.
+
+Units live in the names (`_ms`, `_mib` = 2**20 bytes, `_w`, `_j`, `_mhz`). Add a column by adding a field
+with a default; bump `SCHEMA_VERSION` when a field is renamed or removed (readers refuse other versions).
+A field left `None` means "not measured here" (for example NVML columns on a CPU), never zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+SCHEMA_VERSION = 1
+
+AXES: tuple[str, ...] = (
+    "model", "form", "mode", "batch_size", "precision", "memory_format", "runtime", "resolution",
+)
+"""The columns that identify a cell: two rows with equal axes measure the same thing."""
+
+STATUSES: tuple[str, ...] = ("ok", "mismatch", "oom", "error", "timeout", "skipped")
+"""`ok`: measured and, for deploy forms, passed the correctness gate. `mismatch`: measured but the deploy
+output differs from the training form beyond tolerance, so no speedup may be reported from it."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One cell of a sweep: its axes, how it ended, and everything measured about it."""
+
+    # identity
+    run_id: str
+    hardware: str
+    device: str
+    model: str
+    form: str
+    mode: str
+    batch_size: int
+    precision: str
+    memory_format: str
+    runtime: str
+    resolution: int
+    status: str
+    schema_version: int = SCHEMA_VERSION
+    git_sha: Optional[str] = None
+    error: Optional[str] = None
+    started_at: Optional[str] = None
+    duration_s: Optional[float] = None
+    # timing (per call of the whole batch)
+    timing_regime: Optional[str] = None
+    latency_ms_median: Optional[float] = None
+    latency_ms_mean: Optional[float] = None
+    latency_ms_min: Optional[float] = None
+    latency_ms_p5: Optional[float] = None
+    latency_ms_p90: Optional[float] = None
+    latency_ms_p95: Optional[float] = None
+    latency_ms_p99: Optional[float] = None
+    latency_ms_iqr: Optional[float] = None
+    latency_cv: Optional[float] = None
+    n_samples: Optional[int] = None
+    stop_reason: Optional[str] = None
+    warmup_iters: Optional[int] = None
+    first_call_ms: Optional[float] = None
+    host_enqueue_ms_median: Optional[float] = None
+    throughput_samples_s: Optional[float] = None
+    # memory
+    peak_allocated_mib: Optional[float] = None
+    peak_reserved_mib: Optional[float] = None
+    nvml_process_mib: Optional[float] = None
+    nvml_device_delta_mib: Optional[float] = None
+    cuda_context_mib: Optional[float] = None
+    peak_rss_mib: Optional[float] = None
+    # model and compute
+    params_m: Optional[float] = None
+    gmacs: Optional[float] = None
+    tflops_achieved: Optional[float] = None
+    pct_of_peak: Optional[float] = None
+    # telemetry (NVML)
+    power_w_mean: Optional[float] = None
+    energy_j_per_sample: Optional[float] = None
+    sm_clock_mhz_mean: Optional[float] = None
+    mem_clock_mhz_mean: Optional[float] = None
+    temperature_c_max: Optional[float] = None
+    throttled: Optional[bool] = None
+    throttle_reasons: Optional[str] = None
+    # correctness gate (deploy vs train form on the same input)
+    max_abs_err: Optional[float] = None
+    max_rel_err: Optional[float] = None
+    tolerance: Optional[float] = None
+    # environment and reproducibility
+    torch_version: Optional[str] = None
+    cuda_version: Optional[str] = None
+    cudnn_version: Optional[str] = None
+    num_threads: Optional[int] = None
+    tf32_matmul: Optional[bool] = None
+    tf32_cudnn: Optional[bool] = None
+    float32_matmul_precision: Optional[str] = None
+    cudnn_benchmark: Optional[bool] = None
+    deterministic: Optional[bool] = None
+    seed: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status '{self.status}' is unknown; known: {', '.join(STATUSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def cell_key(self) -> tuple:
+        return tuple(getattr(self, axis) for axis in AXES)
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Result))
+REQUIRED: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Result)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+)
+
+SAMPLE_COLUMNS: tuple[str, ...] = ("run_id", *AXES, "sample_index", "latency_ms")
+"""`samples.parquet`: every raw timing sample of every cell, keyed by the cell's axes."""

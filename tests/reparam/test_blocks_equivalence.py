@@ -1,0 +1,102 @@
+"""Property: for any geometry, a block's deploy form equals its eval-mode training form.
+
+Random channels, groups, stride, kernel 3/5, batch and spatial size; random weights and randomised BN
+statistics. fp32 within 1e-5 relative to the output's largest magnitude; float64 within 1e-10.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, RepVGGBlock, to_deploy
+from tests.conftest import randomize_
+
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+@st.composite
+def geometries(draw, allow_depthwise: bool = False):
+    groups = draw(st.sampled_from([1, 2, 4]))
+    in_channels = groups * draw(st.integers(1, 4))
+    same = draw(st.booleans())
+    out_channels = in_channels if same else groups * draw(st.integers(1, 4))
+    if allow_depthwise:
+        # DBB defines groups == out_channels only as depthwise (in == out); see DiverseBranchBlock
+        if draw(st.booleans()):
+            groups = out_channels = in_channels
+        elif out_channels == groups:
+            out_channels = 2 * groups
+    return dict(
+        in_channels=in_channels, out_channels=out_channels, groups=groups,
+        kernel_size=draw(st.sampled_from([3, 5])), stride=draw(st.sampled_from([1, 2])),
+        batch=draw(st.integers(1, 3)), size=draw(st.integers(5, 12)), seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def _build(kind: str, g: dict) -> torch.nn.Module:
+    k = g["kernel_size"]
+    args = (g["in_channels"], g["out_channels"], k, g["stride"], k // 2)
+    if kind == "convbn":
+        return ConvBN(*args, groups=g["groups"])
+    if kind == "repvgg":
+        return RepVGGBlock(*args, groups=g["groups"], use_se=g["out_channels"] >= 16)
+    if kind == "acb":
+        return ACBlock(*args, groups=g["groups"])
+    return DiverseBranchBlock(*args, groups=g["groups"])
+
+
+def _relative_error(kind: str, g: dict, dtype: torch.dtype) -> float:
+    torch.manual_seed(g["seed"])
+    block = randomize_(_build(kind, g), seed=g["seed"]).to(dtype).eval()
+    x = torch.randn(g["batch"], g["in_channels"], g["size"], g["size"], dtype=dtype)
+    deployed = to_deploy(block)
+    with torch.no_grad():
+        expected, actual = block(x), deployed(x)
+    assert actual.shape == expected.shape
+    return ((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-30)).item()
+
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["convbn", "repvgg", "acb"])
+@SETTINGS
+@given(g=geometries())
+def test_deploy_equals_training_form(kind: str, dtype: torch.dtype, g: dict) -> None:
+    assert _relative_error(kind, g, dtype) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@SETTINGS
+@given(g=geometries(allow_depthwise=True))
+def test_dbb_deploy_equals_training_form(dtype: torch.dtype, g: dict) -> None:
+    assert _relative_error("dbb", g, dtype) < TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("internal", [None, 3, 12])
+@pytest.mark.parametrize("single_init", [False, True])
+def test_dbb_options(internal, single_init: bool) -> None:
+    block = DiverseBranchBlock(6, 8, 3, 1, 1, internal_channels_1x1_3x3=internal, single_init=single_init)
+    if not single_init:
+        randomize_(block, seed=3)
+    block = block.double().eval()
+    x = torch.randn(2, 6, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(to_deploy(block)(x), block(x), rtol=1e-10, atol=1e-10)
+
+
+def test_dbb_single_init_starts_as_the_kxk_branch() -> None:
+    block = DiverseBranchBlock(4, 4, 3, single_init=True).double().eval()
+    x = torch.randn(1, 4, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(block(x), block.dbb_origin(x))
+
+
+def test_repvgg_se_block_is_kept_in_deploy_form() -> None:
+    block = randomize_(RepVGGBlock(32, 32, use_se=True), seed=4).double().eval()
+    deployed = to_deploy(block)
+    assert hasattr(deployed, "se") and hasattr(deployed.se, "down")
+    x = torch.randn(2, 32, 7, 7, dtype=torch.float64)
+    torch.testing.assert_close(deployed(x), block(x), rtol=1e-10, atol=1e-10)
