@@ -1,0 +1,80 @@
+"""Deploy form == training form, measured: the check behind `bench verify`, the tests and the sweep's gate.
+
+Error measure: max_abs = max |y_deploy - y_train|, max_rel = max_abs / max |y_train|. The relative error
+is normalised by the output's scale, not element by element, because elementwise ratios blow up where an
+output is near zero (every ReLU output that is exactly zero, for instance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from bench.models.init import randomize_bn_
+from bench.models.registry import create
+from bench.reparam import to_deploy
+
+TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 1e-10}
+"""Default max_rel tolerance per dtype for whole networks (blocks pass far tighter)."""
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    label: str
+    dtype: str
+    max_abs: float
+    max_rel: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_rel <= self.tolerance  # NaN compares False, so NaN fails
+
+
+def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
+    """(max_abs, max_rel) of `other` against `reference`, as defined in the module docstring."""
+    diff = (other.double() - reference.double()).abs().max().item()
+    scale = reference.double().abs().max().item()
+    return diff, (diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf")))
+
+
+@torch.no_grad()
+def compare_forms(model: nn.Module, example: torch.Tensor, label: str, tolerance: float) -> Equivalence:
+    """Compare `model` (eval mode, as given) with `to_deploy(model)` on `example`."""
+    model.eval()
+    reference = model(example)
+    deployed = to_deploy(model)
+    max_abs, max_rel = output_error(reference, deployed(example))
+    return Equivalence(label, str(example.dtype).removeprefix("torch."), max_abs, max_rel, tolerance)
+
+
+def check_module(
+    build: Callable[[], nn.Module],
+    input_shape: tuple[int, ...],
+    label: str,
+    dtype: torch.dtype = torch.float32,
+    tolerance: float | None = None,
+    seed: int = 0,
+) -> Equivalence:
+    """Build with seeded random weights, randomise every BN (`randomize_bn_`), compare the two forms."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build()
+    generator = torch.Generator().manual_seed(seed)
+    randomize_bn_(model, generator)
+    model = model.to(dtype).eval()
+    example = torch.randn(input_shape, generator=generator, dtype=torch.float64).to(dtype)
+    tol = TOLERANCES[dtype] if tolerance is None else tolerance
+    return compare_forms(model, example, label, tol)
+
+
+def check_model(
+    name: str, dtype: torch.dtype = torch.float32, resolution: int = 64, batch: int = 1, seed: int = 0, **kwargs
+) -> Equivalence:
+    """`check_module` for registry model `name` on a `batch x 3 x resolution x resolution` input."""
+    return check_module(lambda: create(name, **kwargs), (batch, 3, resolution, resolution), name, dtype, seed=seed)

@@ -1,0 +1,83 @@
+"""`torchvision:<name>` and `timm:<name>`: models from those libraries, with random weights, never a download.
+
+Deploy forms: timm's own re-parameterization (`timm.utils.model.reparameterize_model`, which calls each
+block's `reparameterize()` / `switch_to_deploy()` / `fuse()`), else `bench.reparam.to_deploy`; torchvision
+models get conv+BN folding by `torch.fx.experimental.optimization.fuse`, else `to_deploy` (which folds
+conv+BN pairs inside nn.Sequential, e.g. `Conv2dNormActivation`). A deploy form is built in eval mode,
+since folding uses the BN running statistics.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Callable
+
+from torch import nn
+
+from bench.models.registry import Builder, ModelInfo, register_prefix
+from bench.reparam import to_deploy
+
+
+def _import(package: str, name: str) -> ModuleType:
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise ImportError(
+            f"model '{package}:{name}' needs the '{package}' package, which is not installed; "
+            f"install {package} (pip install {package})"
+        ) from exc
+
+
+def _timm_deploy(model: nn.Module) -> nn.Module:
+    model.eval()
+    try:
+        from timm.utils.model import reparameterize_model
+    except ImportError:
+        return to_deploy(model)
+    return reparameterize_model(model).eval()
+
+
+def _torchvision_deploy(model: nn.Module) -> nn.Module:
+    model.eval()
+    try:
+        from torch.fx.experimental.optimization import fuse
+
+        return fuse(model).eval()
+    except Exception:  # models fx cannot trace: fold what sits in nn.Sequential
+        return to_deploy(model)
+
+
+def _timm_builder(name: str) -> Builder:
+    def build(deploy: bool = False, **kwargs) -> nn.Module:
+        timm = _import("timm", name)
+        model = timm.create_model(name, pretrained=False, **kwargs)
+        return _timm_deploy(model) if deploy else model
+
+    return build
+
+
+def _torchvision_builder(name: str) -> Builder:
+    def build(deploy: bool = False, **kwargs) -> nn.Module:
+        models = _import("torchvision", name).models
+        known = set(models.list_models())
+        if name not in known:
+            raise ValueError(
+                f"model 'torchvision:{name}' is unknown to torchvision; known: {', '.join(sorted(known))}"
+            )
+        model = models.get_model(name, weights=None, **kwargs)
+        return _torchvision_deploy(model) if deploy else model
+
+    return build
+
+
+def _resolver(prefix: str, make: Callable[[str], Builder]) -> Callable[[str], tuple[ModelInfo, Builder]]:
+    def resolve(name: str) -> tuple[ModelInfo, Builder]:
+        info = ModelInfo(f"{prefix}:{name}", family=prefix, description=f"{prefix} model '{name}'", external=True)
+        return info, make(name)
+
+    return resolve
+
+
+register_prefix("timm", _resolver("timm", _timm_builder))
+register_prefix("torchvision", _resolver("torchvision", _torchvision_builder))
