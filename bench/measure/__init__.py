@@ -1,0 +1,17 @@
+"""Measurement: timing regimes, memory, NVML telemetry, FLOPs, reproducibility switches, environment.
+
+Each concern is one module, imported where it is used (nothing heavy happens at package import):
+
+- `timing`: `TimingConfig`, `measure_latency(fn, device, regime, config) -> LatencyStats` with the regimes
+  "cpu", "pipelined", "synchronized" and "cudagraph" (registry in `regimes`).
+- `stats`: `LatencyStats.from_samples(...)`, the one place where statistics are computed.
+- `memory`: `take_baseline(device)` before the model is built, `measure_memory(fn, device, baseline)`.
+- `nvml`: `TelemetrySampler(device)` (clocks, power, energy, temperature, clock-event reasons).
+- `flops`: `count_macs(model, example_input)`, `peak_tflops(device_name, precision)`.
+- `repro`: `reproducibility_flags()`, `apply_precision_settings(precision)`, `autocast_context(...)`.
+- `env`: `fingerprint()`, `hardware_slug()`, `preflight()` and the `bench env` command.
+
+This package never imports `bench.models` or `bench.sweep`: it times any zero-argument callable.
+"""
+
+__all__ = ["env", "flops", "memory", "nvml", "regimes", "repro", "stats", "timing"]

@@ -1,0 +1,173 @@
+"""CUDA timing regimes: "pipelined", "synchronized" and "cudagraph".
+
+- pipelined: one CUDA event pair per call, recorded on the current stream around the call; no host
+  synchronisation inside a block of calls, one at its end, then `start.elapsed_time(end)` per call. The
+  host keeps the launch queue full, so a sample is the GPU time of one call in steady state (what
+  throughput is made of). Events come from a pool created and primed once (torch creates a CUDA event
+  lazily at its first record, which would otherwise happen inside the timed loop).
+- synchronized: the device is synchronised after every call; a sample is host wall-clock from the call
+  to its completion (the latency a caller sees, launch overhead included), and the time until the call
+  returns is recorded as host enqueue time.
+- cudagraph: after eager warm-up on a side stream (the pattern of the PyTorch CUDA-graphs notes, so lazy
+  initialisation and cudnn.benchmark autotuning happen outside the capture), `graph_calls` calls are
+  captured into one `torch.cuda.CUDAGraph` (allocations go to the graph's private memory pool; each call's
+  freed output is reused by the next inside the capture), then replays are timed like pipelined calls and
+  divided by the number of calls captured: launch overhead is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Callable, Optional
+
+import torch
+
+from bench.measure.regimes import Block, Timer, register_regime
+
+
+def require_cuda(regime: str, device: torch.device) -> torch.device:
+    """The device with an explicit index, or a RuntimeError that says why CUDA timing is impossible."""
+    if not torch.cuda.is_available():
+        build = torch.version.cuda or "none (a CPU-only build)"
+        raise RuntimeError(
+            f"timing regime '{regime}' needs a CUDA GPU, but torch.cuda.is_available() is False "
+            f"(torch {torch.__version__}, CUDA build: {build}); on this machine use regime 'cpu'")
+    if device.type != "cuda":
+        raise RuntimeError(f"timing regime '{regime}' times CUDA work but the device is '{device}'; "
+                           f"use regime 'cpu' for the CPU or pass a cuda device")
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.device("cuda", index)
+
+
+class CudaTimer(Timer):
+    """Shared by the CUDA regimes: checks CUDA, makes the device current while timing."""
+
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+        super().__init__(fn, require_cuda(self.name, device), config)
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "CudaTimer":
+        self._stack.enter_context(torch.cuda.device(self.device))
+        return self
+
+    def close(self) -> None:
+        torch.cuda.synchronize(self.device)
+        self._stack.close()
+
+    def first_call_ms(self) -> float:
+        """Host wall-clock of the first call to its completion (lazy init, autotuning, module loading)."""
+        torch.cuda.synchronize(self.device)
+        start = time.perf_counter_ns()
+        self.fn()
+        torch.cuda.synchronize(self.device)
+        return (time.perf_counter_ns() - start) / 1e6
+
+
+class _EventPool:
+    """Timing events reused across blocks; new ones are recorded once at creation so they exist."""
+
+    def __init__(self) -> None:
+        self.starts: list[torch.cuda.Event] = []
+        self.ends: list[torch.cuda.Event] = []
+
+    def pairs(self, n: int, stream: torch.cuda.Stream) -> tuple[list, list]:
+        while len(self.starts) < n:
+            for events in (self.starts, self.ends):
+                event = torch.cuda.Event(enable_timing=True)
+                event.record(stream)
+                events.append(event)
+        return self.starts[:n], self.ends[:n]
+
+
+@register_regime("pipelined")
+class PipelinedTimer(CudaTimer):
+    """Events around each call, one synchronisation per block (see the module docstring)."""
+
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+        super().__init__(fn, device, config)
+        self._events = _EventPool()
+        self._call: Callable[[], Any] = fn
+
+    def run(self, n: int) -> Block:
+        stream = torch.cuda.current_stream(self.device)
+        starts, ends = self._events.pairs(n, stream)
+        torch.cuda.synchronize(self.device)
+        call = self._call
+        for start, end in zip(starts, ends):
+            start.record(stream)
+            call()
+            end.record(stream)
+        torch.cuda.synchronize(self.device)
+        k = self.calls_per_sample
+        return Block([start.elapsed_time(end) / k for start, end in zip(starts, ends)])
+
+
+@register_regime("synchronized")
+class SynchronizedTimer(CudaTimer):
+    """Host wall-clock per call with a device synchronisation after each; also host enqueue time."""
+
+    def run(self, n: int) -> Block:
+        fn, clock, device = self.fn, time.perf_counter_ns, self.device
+        sync = torch.cuda.synchronize
+        samples, enqueue = [0.0] * n, [0.0] * n
+        sync(device)
+        for i in range(n):
+            start = clock()
+            fn()
+            returned = clock()
+            sync(device)
+            done = clock()
+            samples[i] = (done - start) / 1e6
+            enqueue[i] = (returned - start) / 1e6
+        return Block(samples, enqueue)
+
+
+@register_regime("cudagraph")
+class GraphTimer(PipelinedTimer):
+    """Replays of a CUDA graph holding `config.graph_calls` calls, timed like pipelined calls, divided."""
+
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+        super().__init__(fn, device, config)
+        self.calls_per_sample = int(config.graph_calls)
+        self._graph: Optional[torch.cuda.CUDAGraph] = None
+
+    def prepare(self) -> int:
+        """Eager warm-up on a side stream, then capture; returns the eager calls made."""
+        current = torch.cuda.current_stream(self.device)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):
+            for _ in range(self.config.graph_eager_warmup):
+                self.fn()
+        current.wait_stream(side)
+        torch.cuda.synchronize(self.device)
+        self._graph = self._capture(side)
+        self._call = self._graph.replay
+        return int(self.config.graph_eager_warmup)
+
+    def _capture(self, stream: torch.cuda.Stream) -> torch.cuda.CUDAGraph:
+        """Capture on the warm-up stream (explicit, so the capture stream is on this timer's device)."""
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, stream=stream):
+                for _ in range(self.calls_per_sample):
+                    self.fn()
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"the callable cannot be captured into a CUDA graph ({exc}); graph capture needs static "
+                f"shapes, no host synchronisation (.item(), .cpu(), printing tensors) and no new "
+                f"allocations outside the graph's pool; use regime 'pipelined' for it") from exc
+        torch.cuda.synchronize(self.device)
+        return graph
+
+    def run(self, n: int) -> Block:
+        if self._graph is None:
+            raise RuntimeError("regime 'cudagraph': prepare() must capture the graph before run()")
+        return super().run(n)
+
+    def close(self) -> None:
+        torch.cuda.synchronize(self.device)
+        self._call = self.fn
+        self._graph = None
+        super().close()

@@ -1,0 +1,174 @@
+"""Environment fingerprint (what a number was measured on), hardware slug, and the `bench env` command.
+
+`fingerprint()` returns a flat JSON-ready dict: GPU (name, UUID, SM count, memory, max and application
+clocks, power limit, persistence mode), driver, CUDA, cuDNN, torch, Python, CPU model and threads, git
+SHA. GPU keys are present with None on a CPU-only machine, so every env.json has the same keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from bench.measure import nvml_lib
+from bench.measure.preflight import Check, preflight
+
+__all__ = ["Check", "add_arguments", "fingerprint", "hardware_slug", "preflight", "run"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GPU_KEYS: tuple[str, ...] = (
+    "gpu_name", "gpu_uuid", "gpu_pci_bus_id", "gpu_compute_capability", "gpu_sm_count", "gpu_memory_mib",
+    "gpu_sm_clock_max_mhz", "gpu_mem_clock_max_mhz", "gpu_sm_clock_app_mhz", "gpu_sm_clock_app_default_mhz",
+    "gpu_mem_clock_app_mhz", "gpu_power_limit_w", "gpu_power_limit_default_w", "gpu_persistence_mode",
+    "driver_version", "cuda_driver_version",
+)
+CPU_NOISE = (r"\((r|tm)\)", r"@", r"\b\d+-core\b", r"\bprocessor\b", r"\bcpu\b")
+
+
+def cpu_model() -> str:
+    """`model name` from /proc/cpuinfo (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def hardware_slug(device: Optional[torch.device | str] = None) -> str:
+    """Folder name of the hardware: the GPU name (cuda:0, or `device`), else the CPU model.
+
+    "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3"; "AMD EPYC 7B13 64-Core Processor" ->
+    "amd-epyc-7b13"; a CPU `device` gives the CPU slug even where a GPU is present.
+    """
+    dev = torch.device(device) if device is not None else None
+    if (dev is None or dev.type == "cuda") and torch.cuda.is_available():
+        return slugify(torch.cuda.get_device_name(nvml_lib.torch_index(dev or torch.device("cuda", 0))))
+    model = cpu_model().lower()
+    for pattern in CPU_NOISE:
+        model = re.sub(pattern, " ", model)
+    return slugify(model) or "unknown-cpu"
+
+
+def _git(*args: str) -> Optional[str]:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """SHA of HEAD and whether tracked files differ from it, when this package runs from a checkout."""
+    top = _git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != REPO_ROOT:
+        return {"git_sha": None, "git_dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_sha": _git("rev-parse", "HEAD"), "git_dirty": bool(status) if status is not None else None}
+
+
+def _torch_gpu() -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    return {
+        "gpu_name": props.name, "gpu_compute_capability": f"{props.major}.{props.minor}",
+        "gpu_sm_count": props.multi_processor_count, "gpu_memory_mib": props.total_memory / 2**20,
+    }
+
+
+def _nvml_gpu() -> dict[str, Any]:
+    handle = nvml_lib.handle_for(torch.device("cuda", 0), warn=False)
+    lib = nvml_lib.library(warn=False)
+    if handle is None or lib is None:
+        return {}
+    q = nvml_lib.query
+    pci = q(lib.nvmlDeviceGetPciInfo, handle)
+    cuda_driver = q(lib.nvmlSystemGetCudaDriverVersion)
+    limit = q(lib.nvmlDeviceGetEnforcedPowerLimit, handle)
+    default = q(lib.nvmlDeviceGetPowerManagementDefaultLimit, handle)
+    persistence = q(lib.nvmlDeviceGetPersistenceMode, handle)
+    memory = q(lib.nvmlDeviceGetMemoryInfo, handle)
+    return {
+        "gpu_name": q(lib.nvmlDeviceGetName, handle), "gpu_uuid": q(lib.nvmlDeviceGetUUID, handle),
+        "gpu_pci_bus_id": _text(pci.busId) if pci is not None else None,
+        "gpu_memory_mib": memory.total / 2**20 if memory is not None else None,
+        "gpu_sm_clock_max_mhz": q(lib.nvmlDeviceGetMaxClockInfo, handle, lib.NVML_CLOCK_SM),
+        "gpu_mem_clock_max_mhz": q(lib.nvmlDeviceGetMaxClockInfo, handle, lib.NVML_CLOCK_MEM),
+        "gpu_sm_clock_app_mhz": q(lib.nvmlDeviceGetApplicationsClock, handle, lib.NVML_CLOCK_SM),
+        "gpu_sm_clock_app_default_mhz": q(lib.nvmlDeviceGetDefaultApplicationsClock, handle, lib.NVML_CLOCK_SM),
+        "gpu_mem_clock_app_mhz": q(lib.nvmlDeviceGetApplicationsClock, handle, lib.NVML_CLOCK_MEM),
+        "gpu_power_limit_w": limit / 1000 if limit is not None else None,
+        "gpu_power_limit_default_w": default / 1000 if default is not None else None,
+        "gpu_persistence_mode": bool(persistence) if persistence is not None else None,
+        "driver_version": q(lib.nvmlSystemGetDriverVersion),
+        "cuda_driver_version": f"{cuda_driver // 1000}.{cuda_driver % 1000 // 10}" if cuda_driver else None,
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _gpu() -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(GPU_KEYS)
+    out.update(_torch_gpu())
+    out.update({k: v for k, v in _nvml_gpu().items() if v is not None})
+    return out
+
+
+def fingerprint() -> dict[str, Any]:
+    """Everything that decides what a measurement means on this machine (flat, JSON-ready)."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "hardware": hardware_slug(),
+        "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        **_gpu(),
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": str(cudnn) if cudnn is not None else None,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_usable": usable,
+        "torch_num_threads": torch.get_num_threads(),
+        **git_state(),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a preflight check fails")
+
+
+def run(args: argparse.Namespace) -> int:
+    env, checks = fingerprint(), preflight()
+    if args.json:
+        json.dump({"fingerprint": env, "preflight": [c.to_dict() for c in checks]}, sys.stdout, indent=2)
+        print()
+    else:
+        width = max(len(key) for key in env)
+        print("fingerprint")
+        for key, value in env.items():
+            print(f"  {key:<{width}}  {'-' if value is None else value}")
+        print("preflight")
+        for check in checks:
+            print(f"  {check.line()}")
+    failed = any(c.verdict == "fail" for c in checks)
+    return 1 if failed and args.strict else 0

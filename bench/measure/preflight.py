@@ -1,0 +1,193 @@
+"""Preflight: is this machine in a state to be measured? One `Check` per concern, pass / warn / fail.
+
+Checks are a registry of functions; each returns a Check, or None when it does not apply here (no GPU
+checks on a CPU-only machine, no governor check where the kernel exposes none). `fail` means numbers
+taken now would be wrong (clocks held down by power or heat); `warn` means they may be noisy or not
+comparable (other processes on the GPU, non-default clocks, persistence off, a loaded CPU).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Optional
+
+import torch
+
+from bench.measure import nvml_lib
+from bench.measure.nvml import THROTTLE_MASK, decode_reasons, read_reasons
+
+VERDICTS: tuple[str, ...] = ("pass", "warn", "fail")
+HOT_MARGIN_C = 10
+HOT_FALLBACK_C = 80
+CPU_LOAD_FRACTION = 0.5
+GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict '{self.verdict}' is unknown; known: {', '.join(VERDICTS)}")
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def line(self) -> str:
+        return f"[{self.verdict.upper()}] {self.name}: {self.detail}"
+
+
+CHECKS: list[Callable[[], Optional[Check]]] = []
+
+
+def register_check(fn: Callable[[], Optional[Check]]) -> Callable[[], Optional[Check]]:
+    CHECKS.append(fn)
+    return fn
+
+
+def _gpu_handle() -> tuple[Optional[ModuleType], Any]:
+    """(pynvml, handle of cuda:0), or (None, None) without a GPU or NVML."""
+    if not torch.cuda.is_available():
+        return None, None
+    handle = nvml_lib.handle_for(torch.device("cuda", 0), warn=False)
+    return (nvml_lib.library(warn=False), handle) if handle is not None else (None, None)
+
+
+@register_check
+def gpu() -> Check:
+    if not torch.cuda.is_available():
+        return Check("gpu", "warn", "no CUDA GPU visible (torch.cuda.is_available() is False): CPU-only, "
+                                    "CUDA timing regimes and GPU memory/telemetry columns are unavailable")
+    names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+    return Check("gpu", "pass", f"{torch.cuda.device_count()} visible: {', '.join(names)}")
+
+
+@register_check
+def nvml() -> Optional[Check]:
+    if not torch.cuda.is_available():
+        return None
+    if nvml_lib.library(warn=False) is None:
+        return Check("nvml", "warn", f"NVML unavailable ({nvml_lib.unavailable_reason()}): no power, clock, "
+                                     f"temperature or energy columns")
+    if nvml_lib.handle_for(torch.device("cuda", 0), warn=False) is None:
+        return Check("nvml", "warn", "cuda:0 matches no NVML device: no telemetry columns")
+    return Check("nvml", "pass", "NVML reachable, cuda:0 mapped to its NVML device")
+
+
+@register_check
+def gpu_processes() -> Optional[Check]:
+    lib, handle = _gpu_handle()
+    if handle is None:
+        return None
+    others = nvml_lib.other_processes(handle)
+    if not others:
+        return Check("gpu_processes", "pass", "no other process on cuda:0")
+    listed = ", ".join(f"pid {pid}" + (f" ({used / 2**20:.0f} MiB)" if used else "") for pid, used in others)
+    return Check("gpu_processes", "warn", f"{len(others)} other process(es) on cuda:0 share it: {listed} "
+                                          f"(in a container this may list this process under its host pid)")
+
+
+@register_check
+def gpu_temperature() -> Optional[Check]:
+    lib, handle = _gpu_handle()
+    if handle is None:
+        return None
+    temp = nvml_lib.query(lib.nvmlDeviceGetTemperature, handle, lib.NVML_TEMPERATURE_GPU)
+    if temp is None:
+        return Check("gpu_temperature", "warn", "temperature not readable through NVML")
+    slowdown = nvml_lib.query(lib.nvmlDeviceGetTemperatureThreshold, handle,
+                              lib.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN)
+    if slowdown is not None and temp >= slowdown:
+        return Check("gpu_temperature", "fail", f"{temp} C, at or above the slowdown threshold {slowdown} C")
+    hot = slowdown - HOT_MARGIN_C if slowdown is not None else HOT_FALLBACK_C
+    limit = f" (slowdown at {slowdown} C)" if slowdown is not None else ""
+    return Check("gpu_temperature", "warn" if temp >= hot else "pass", f"{temp} C{limit}")
+
+
+@register_check
+def gpu_clocks() -> Optional[Check]:
+    lib, handle = _gpu_handle()
+    if handle is None:
+        return None
+    bits = read_reasons(lib, handle)
+    if bits is not None and bits & THROTTLE_MASK:
+        reasons = ", ".join(decode_reasons(bits & THROTTLE_MASK))
+        return Check("gpu_clocks", "fail", f"clocks held down right now: {reasons}")
+    app = nvml_lib.query(lib.nvmlDeviceGetApplicationsClock, handle, lib.NVML_CLOCK_SM)
+    default = nvml_lib.query(lib.nvmlDeviceGetDefaultApplicationsClock, handle, lib.NVML_CLOCK_SM)
+    if app is not None and default is not None and app != default:
+        return Check("gpu_clocks", "warn", f"application SM clock {app} MHz differs from the default "
+                                           f"{default} MHz (`nvidia-smi -rac` restores it)")
+    detail = f"application SM clock {app} MHz (default)" if app is not None else "no clock event active"
+    return Check("gpu_clocks", "pass", detail)
+
+
+@register_check
+def gpu_power_limit() -> Optional[Check]:
+    lib, handle = _gpu_handle()
+    if handle is None:
+        return None
+    enforced = nvml_lib.query(lib.nvmlDeviceGetEnforcedPowerLimit, handle)
+    default = nvml_lib.query(lib.nvmlDeviceGetPowerManagementDefaultLimit, handle)
+    if enforced is None:
+        return None
+    if default is not None and enforced < default:
+        return Check("gpu_power_limit", "warn", f"power limit {enforced / 1000:.0f} W is below the default "
+                                                f"{default / 1000:.0f} W")
+    return Check("gpu_power_limit", "pass", f"power limit {enforced / 1000:.0f} W")
+
+
+@register_check
+def gpu_persistence() -> Optional[Check]:
+    lib, handle = _gpu_handle()
+    if handle is None:
+        return None
+    mode = nvml_lib.query(lib.nvmlDeviceGetPersistenceMode, handle)
+    if mode is None:
+        return None
+    if mode == lib.NVML_FEATURE_ENABLED:
+        return Check("gpu_persistence", "pass", "persistence mode on")
+    return Check("gpu_persistence", "warn", "persistence mode off: the driver may unload between runs and "
+                                            "re-initialise on the next one (`nvidia-smi -pm 1`)")
+
+
+@register_check
+def cpu_load() -> Optional[Check]:
+    if not hasattr(os, "getloadavg"):
+        return None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    detail = f"1-minute load average {load:.2f} on {cores} cores"
+    if load > CPU_LOAD_FRACTION * cores:
+        return Check("cpu_load", "warn", detail + ": other work competes for the CPU")
+    return Check("cpu_load", "pass", detail)
+
+
+@register_check
+def cpu_threads() -> Check:
+    threads = torch.get_num_threads()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    detail = f"torch uses {threads} intra-op threads; {usable} cores usable by this process"
+    return Check("cpu_threads", "warn" if threads > usable else "pass", detail)
+
+
+@register_check
+def cpu_governor() -> Optional[Check]:
+    try:
+        governor = GOVERNOR.read_text().strip()
+    except OSError:
+        return None
+    if governor == "performance":
+        return Check("cpu_governor", "pass", "frequency governor 'performance'")
+    return Check("cpu_governor", "warn", f"frequency governor '{governor}' (not 'performance'): CPU clocks "
+                                         f"vary with load")
+
+
+def preflight() -> list[Check]:
+    """Every check that applies on this machine, in registration order."""
+    return [check for check in (fn() for fn in CHECKS) if check is not None]

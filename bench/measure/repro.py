@@ -1,0 +1,98 @@
+"""The switches that change what a number means, set in one place and recorded in every row.
+
+Precision settings (a registry, one function per precision):
+- fp32: TF32 off for matmul and cuDNN, `float32_matmul_precision = "highest"`: IEEE fp32 math.
+- tf32: TF32 on for both, precision "high": fp32 tensors, tensor-core math with a 10-bit mantissa.
+- fp16 / bf16: TF32 off (anything left in fp32 stays IEEE). The reduced precision itself is the caller's
+  choice: `dtype_for(precision)` to cast model and input (`.to(dtype)`, every op in that dtype: how a
+  deployed network runs), or `autocast_context(precision, device)` (torch.autocast: some ops kept in
+  fp32, casts timed too: how networks train). The sweep casts for inference, autocasts for training.
+
+Every precision also sets `cudnn.benchmark` (default True: cuDNN autotunes each new shape on its first
+call, which the timing warm-up absorbs) and `use_deterministic_algorithms` (default False).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Optional
+
+import torch
+
+PRECISION_SETTINGS: dict[str, Callable[[], None]] = {}
+
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+}
+
+
+def register_precision(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    def decorate(fn: Callable[[], None]) -> Callable[[], None]:
+        PRECISION_SETTINGS[name] = fn
+        return fn
+
+    return decorate
+
+
+def _tf32(enabled: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.set_float32_matmul_precision("high" if enabled else "highest")
+
+
+@register_precision("fp32")
+def _fp32() -> None:
+    _tf32(False)
+
+
+@register_precision("tf32")
+def _tf32_on() -> None:
+    _tf32(True)
+
+
+@register_precision("fp16")
+@register_precision("bf16")
+def _reduced() -> None:
+    _tf32(False)
+
+
+def _check(precision: str) -> None:
+    if precision not in PRECISION_SETTINGS:
+        raise ValueError(f"precision '{precision}' is unknown; known: {', '.join(PRECISION_SETTINGS)}")
+
+
+def apply_precision_settings(precision: str, cudnn_benchmark: bool = True,
+                             deterministic: bool = False) -> dict[str, Any]:
+    """Set the global switches for `precision`; returns `reproducibility_flags()` afterwards."""
+    _check(precision)
+    PRECISION_SETTINGS[precision]()
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    return reproducibility_flags()
+
+
+def reproducibility_flags() -> dict[str, Any]:
+    """The current switches, under the `Result` column names."""
+    return {
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "deterministic": bool(torch.are_deterministic_algorithms_enabled() or torch.backends.cudnn.deterministic),
+    }
+
+
+def dtype_for(precision: str) -> torch.dtype:
+    """Tensor dtype of a precision: fp32 and tf32 keep float32 tensors."""
+    _check(precision)
+    return DTYPES[precision]
+
+
+def autocast_context(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """torch.autocast to fp16/bf16 on `device`'s type; a no-op context for fp32 and tf32."""
+    _check(precision)
+    dtype: Optional[torch.dtype] = DTYPES[precision] if precision in ("fp16", "bf16") else None
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)

@@ -1,0 +1,93 @@
+"""Memory on the CPU (peak RSS in a fresh process) and the NVML-absent path of telemetry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from bench.measure import nvml_lib
+from bench.measure.memory import MemoryStats, measure_memory, take_baseline
+from bench.measure.nvml import THROTTLE_MASK, Telemetry, TelemetrySampler, decode_reasons
+
+RSS_SCRIPT = """
+import json, os, torch
+from bench.measure.memory import measure_memory, peak_rss_mib, take_baseline
+baseline = take_baseline("cpu")
+peak_before = peak_rss_mib()
+with open("/proc/self/statm") as f:
+    rss_now = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+stats = measure_memory(lambda: torch.ones(64 * 2**20), "cpu", baseline)  # 256 MiB of float32, touched
+print(json.dumps({"peak_before": peak_before, "rss_now": rss_now, "stats": stats.__dict__}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_peak_rss_grows_after_a_big_allocation_in_a_fresh_process():
+    done = subprocess.run([sys.executable, "-c", RSS_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    stats = out["stats"]
+    assert stats["peak_rss_mib"] > out["peak_before"]
+    assert stats["peak_rss_mib"] >= out["rss_now"] + 0.9 * 256
+    for key in ("peak_allocated_mib", "peak_reserved_mib", "nvml_process_mib", "nvml_device_delta_mib",
+                "cuda_context_mib"):
+        assert stats[key] is None, key
+
+
+def test_cpu_memory_calls_the_function_and_leaves_gpu_fields_empty():
+    calls = []
+    stats = measure_memory(lambda: calls.append(1), torch.device("cpu"), take_baseline("cpu"), calls=3)
+    assert isinstance(stats, MemoryStats) and len(calls) == 3
+    assert stats.peak_rss_mib > 0 and stats.peak_allocated_mib is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where CUDA is absent")
+def test_cuda_memory_without_cuda_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="needs CUDA, but torch.cuda.is_available\\(\\) is False"):
+        take_baseline("cuda")
+    with pytest.raises(RuntimeError, match="needs CUDA"):
+        measure_memory(lambda: None, "cuda:0", None)
+
+
+def test_nvml_absent_gives_empty_telemetry_and_one_warning():
+    nvml_lib.reset()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = []
+        for _ in range(3):
+            with TelemetrySampler(torch.device("cuda", 0)) as sampler:
+                pass
+            results.append(sampler.result)
+    if nvml_lib.library(warn=False) is not None:
+        pytest.skip("NVML is present here; this test covers the machine without it")
+    nvml_warnings = [w for w in caught if "NVML is unavailable" in str(w.message)]
+    assert len(nvml_warnings) == 1
+    assert all(r == Telemetry() for r in results)
+    assert all(getattr(results[0], f) is None for f in ("power_w_mean", "energy_j", "sm_clock_mhz_mean",
+                                                        "mem_clock_mhz_mean", "temperature_c_max",
+                                                        "throttled", "throttle_reasons"))
+
+
+def test_cpu_telemetry_is_empty_without_warning():
+    nvml_lib.reset()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with TelemetrySampler("cpu") as sampler:
+            pass
+    assert sampler.result == Telemetry()
+    assert not caught
+
+
+def test_reason_bits_decode_and_throttle_mask():
+    assert decode_reasons(0) == ()
+    assert decode_reasons(0x1 | 0x4) == ("gpu_idle", "sw_power_cap")
+    assert decode_reasons(0x8000) == ("0x8000",)
+    for bit in (0x04, 0x08, 0x20, 0x40, 0x80):  # power cap, HW slowdown, thermal, power brake
+        assert bit & THROTTLE_MASK
+    for bit in (0x01, 0x02, 0x10, 0x100):  # idle, application clocks, sync boost, display
+        assert not bit & THROTTLE_MASK
