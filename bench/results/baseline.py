@@ -1,0 +1,119 @@
+"""`bench baseline update RUN_DIR` / `bench baseline show`: the regression baseline of each hardware.
+
+A baseline is a copy of one run, kept where CI finds it by hardware slug:
+
+- `results/baselines/<hardware>.parquet`: the run's summary rows (same columns as `summary.parquet`);
+- `results/baselines/<hardware>.samples.parquet`: its raw samples (same columns as `samples.parquet`),
+  which the bootstrap intervals of `bench compare` need;
+- `results/baselines/<hardware>.env.json`: the run's environment fingerprint, when it has one.
+
+Two files rather than a list column keep both readable by the same code as a run folder
+(`bench.results.load` / `load_samples` take the `.parquet` path). Samples are written before the summary,
+each atomically, so a baseline never has summary rows without their samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from bench.results.io import ENV_JSON, atomic_write, atomic_write_table, samples_schema, summary_schema
+from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, load, load_samples
+from bench.results.schema import COLUMNS, SAMPLE_COLUMNS
+
+
+def baseline_path(results_root: Path | str, hardware: str) -> Path:
+    """`<results_root>/baselines/<hardware>.parquet`."""
+    return Path(results_root) / BASELINES_DIR / f"{hardware}.parquet"
+
+
+def promote(run_dir: Path | str, results_root: Path | str = "results") -> Path:
+    """Copy one run (summary, samples, env) to the baseline of its hardware; returns the summary path."""
+    run_dir = Path(run_dir)
+    summary = load(run_dir)
+    runs = sorted(summary["run_id"].astype(str).unique())
+    hardware = sorted(summary["hardware"].astype(str).unique())
+    if len(runs) != 1 or len(hardware) != 1:
+        raise ValueError(f"{run_dir}: holds {len(runs)} run(s) ({', '.join(runs)}) on {', '.join(hardware)}; "
+                         "a baseline is one run: pass results/<hardware>/<run_id>")
+    if not summary["status"].eq("ok").any():
+        raise ValueError(f"{run_dir}: no cell has status ok; a baseline needs measured cells")
+    samples = load_samples(run_dir)
+    target = baseline_path(results_root, hardware[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    samples_table = pa.Table.from_pandas(samples[list(SAMPLE_COLUMNS)], schema=samples_schema(),
+                                         preserve_index=False)
+    summary_table = pa.Table.from_pandas(summary[list(COLUMNS)], schema=summary_schema(), preserve_index=False)
+    atomic_write_table(target.with_name(f"{hardware[0]}{SAMPLES_SUFFIX}"), samples_table)
+    atomic_write_table(target, summary_table)
+    env = run_dir / ENV_JSON
+    if env.is_file():
+        atomic_write(target.with_name(f"{hardware[0]}.env.json"), lambda tmp: shutil.copyfile(env, tmp))
+    return target
+
+
+def describe(path: Path) -> dict[str, str]:
+    """One line of `bench baseline show`: hardware, run, git sha, cells by status, when it was measured."""
+    df = load(path)
+    counts = df["status"].value_counts()
+    started = df["started_at"].dropna().astype(str)
+    return {"hardware": path.name.removesuffix(".parquet"),
+            "run_id": ", ".join(sorted(df["run_id"].astype(str).unique())),
+            "git_sha": ", ".join(sorted(df["git_sha"].dropna().astype(str).unique())) or "-",
+            "cells": str(len(df)), "status": ", ".join(f"{k} {v}" for k, v in counts.items()),
+            "measured": f"{started.min()} .. {started.max()}" if len(started) else "-", "file": str(path)}
+
+
+def baselines(results_root: Path | str) -> list[Path]:
+    folder = Path(results_root) / BASELINES_DIR
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.endswith(SAMPLES_SUFFIX))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    update = sub.add_parser("update", help="promote a run to results/baselines/<hardware>.parquet")
+    update.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="results/<hardware>/<run_id>")
+    update.add_argument("--results-root", type=Path, default=Path("results"),
+                        help="folder holding baselines/ (default: results)")
+    show = sub.add_parser("show", help="list the baselines and the runs they come from")
+    show.add_argument("hardware", nargs="?", default=None, help="only this hardware slug")
+    show.add_argument("--results-root", type=Path, default=Path("results"),
+                      help="folder holding baselines/ (default: results)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _update(args) if args.action == "update" else _show(args)
+    except (ResultsFileError, ValueError) as exc:
+        print(f"bench baseline {args.action}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _update(args: argparse.Namespace) -> int:
+    hardware = sorted(load(args.run_dir)["hardware"].astype(str).unique())
+    old = baseline_path(args.results_root, hardware[0]) if len(hardware) == 1 else None
+    previous = describe(old)["run_id"] if old is not None and old.is_file() else None
+    target = promote(args.run_dir, args.results_root)
+    info = describe(target)
+    replaced = f"; replaced run {previous}" if previous else ""
+    print(f"baseline {target}: run {info['run_id']} ({info['cells']} cells: {info['status']}){replaced}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    paths = baselines(args.results_root)
+    if args.hardware:
+        paths = [p for p in paths if p.name == f"{args.hardware}.parquet"]
+    if not paths:
+        known = ", ".join(p.name.removesuffix(".parquet") for p in baselines(args.results_root)) or "none"
+        print(f"bench baseline show: no baseline{' for ' + args.hardware if args.hardware else ''} under "
+              f"{Path(args.results_root) / BASELINES_DIR}; known: {known}", file=sys.stderr)
+        return 1
+    rows = pd.DataFrame([describe(p) for p in paths])
+    print(rows.to_string(index=False))
+    return 0

@@ -1,0 +1,62 @@
+"""`bench compare BASELINE NEW`: verdict table and CI exit code (method: `bench.results.compare`).
+
+BASELINE and NEW are each a run folder `results/<hardware>/<run_id>/`, or a baseline file
+`results/baselines/<hardware>.parquet` (its raw samples beside it). Exit codes: 0 pass (AMBIGUOUS never
+fails), 1 a SLOWER cell or a correctness gate regression (plus whatever `--fail-on` adds), 2 the inputs
+cannot be compared (unreadable, or different hardware without `--across-hardware`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.results.compare import FAIL_ON_CHOICES, HardwareMismatchError, compare, load_run
+from bench.results.read import ResultsFileError
+from bench.results.render import RENDERERS
+from bench.results.verdicts import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("baseline", type=Path, metavar="BASELINE",
+                        help="baseline: results/baselines/<hardware>.parquet or a run folder")
+    parser.add_argument("new", type=Path, metavar="NEW", help="new run folder results/<hardware>/<run_id>")
+    parser.add_argument("--threshold", type=float, default=0.05,
+                        help="practical threshold as a fraction: slower means ratio > 1 + t (default 0.05)")
+    parser.add_argument("--fdr", type=float, default=0.05,
+                        help="false discovery rate q of the Benjamini-Hochberg correction (default 0.05)")
+    parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--memory-tolerance-mib", type=float, default=1.0,
+                        help="report peak_allocated_mib changes beyond this (default 1 MiB)")
+    parser.add_argument("--across-hardware", action="store_true",
+                        help="allow different hardware: a side-by-side throughput table, no timing verdicts")
+    parser.add_argument("--fail-on", default="", metavar="LIST",
+                        help=f"also exit 1 on: comma list of {', '.join(FAIL_ON_CHOICES)} (default: none)")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--markdown", action="store_true", help="Markdown (for a pull-request comment)")
+    fmt.add_argument("--json", action="store_true", help="JSON (for machines)")
+    parser.add_argument("--all", action="store_true", help="list every cell, not only the notable ones")
+
+
+def run(args: argparse.Namespace) -> int:
+    fail_on = tuple(f for f in args.fail_on.split(",") if f)
+    try:
+        settings = Settings(threshold=args.threshold, fdr=args.fdr, n_boot=args.n_boot, seed=args.seed,
+                            memory_tolerance_mib=args.memory_tolerance_mib)
+        result = compare(load_run(args.baseline), load_run(args.new), settings,
+                         across_hardware=args.across_hardware, fail_on=fail_on)
+    except HardwareMismatchError as exc:
+        print(f"bench compare: refused: {exc}", file=sys.stderr)
+        return 2
+    except (ResultsFileError, ValueError) as exc:
+        print(f"bench compare: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(RENDERERS["json"](result))
+    elif args.markdown:
+        print(RENDERERS["markdown"](result, show_all=True))
+    else:
+        print(RENDERERS["text"](result, show_all=args.all))
+    return result.exit_code()

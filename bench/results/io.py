@@ -1,0 +1,307 @@
+"""Writing one run folder so that a kill at any moment loses at most the cell in flight.
+
+Layout of `results/<hardware>/<run_id>/`:
+
+- `cells/<cellhash>.json`: the source of truth, one small file per finished cell holding its row and its
+  raw samples. Each is written to a temporary file, fsynced, then `os.replace`d over its final name, and
+  the folder is fsynced: a reader sees the old file or the new one, never half of one. Appending a cell
+  whose key is already there replaces it (a retried cell).
+- `samples.parquet`, `summary.parquet`, `summary.csv`: regenerated from the cell files after every append,
+  each through the same temp + fsync + replace, in that order, so a summary row always has its samples.
+  A kill between the cell file and the tables leaves tables one cell behind; the next `RunWriter` on the
+  folder regenerates them.
+- `env.json`: the environment fingerprint.
+
+The cell hash is the first 16 hex digits of sha256 over the JSON list of the cell's AXES values.
+Writers of one folder serialise through an advisory lock (`cells/.lock`), so two processes never interleave.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import secrets
+import time
+import typing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from bench.results.schema import AXES, COLUMNS, SAMPLE_COLUMNS, STATUSES, Result
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not a POSIX system: writers of one folder must not overlap
+    fcntl = None  # type: ignore[assignment]
+
+SUMMARY_PARQUET = "summary.parquet"
+SUMMARY_CSV = "summary.csv"
+SAMPLES_PARQUET = "samples.parquet"
+ENV_JSON = "env.json"
+CELLS_DIR = "cells"
+CELL_FORMAT = 1
+RETRYABLE_STATUSES: tuple[str, ...] = ("error", "timeout")
+"""Statuses `finished_keys(retry_failed=True)` leaves out, so a resumed sweep runs those cells again.
+An `oom` is a property of the cell (it will not fit next time either) and stays finished."""
+
+_ARROW_TYPES: dict[type, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
+                                         bool: pa.bool_()}
+
+
+def _arrow_type(hint: Any) -> pa.DataType:
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    if base not in _ARROW_TYPES:
+        raise TypeError(f"Result field type {hint!r} has no Parquet type; known: str, int, float, bool")
+    return _ARROW_TYPES[base]
+
+
+def summary_schema() -> pa.Schema:
+    """Arrow schema of the summary: one typed column per `Result` field, so all-None columns keep a type."""
+    hints = typing.get_type_hints(Result)
+    return pa.schema([pa.field(name, _arrow_type(hints[name])) for name in COLUMNS])
+
+
+def samples_schema() -> pa.Schema:
+    summary = summary_schema()
+    fields = [summary.field(name) for name in ("run_id", *AXES)]
+    return pa.schema([*fields, pa.field("sample_index", pa.int64()), pa.field("latency_ms", pa.float64())])
+
+
+def cell_hash(key: Sequence[Any]) -> str:
+    """Stable file name of a cell: sha256 of its AXES values as a JSON list, 16 hex digits."""
+    return hashlib.sha256(json.dumps(list(key), default=str).encode()).hexdigest()[:16]
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[Path], None], sync_dir: bool = True) -> None:
+    """`write(tmp)` then fsync and `os.replace(tmp, path)`: `path` is always the old or the new file.
+
+    `sync_dir=False` leaves the folder's fsync (which makes the rename itself durable) to the caller, who
+    replaces several files and syncs the folder once.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if sync_dir:
+        _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes, sync_dir: bool = True) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data), sync_dir)
+
+
+def atomic_write_table(path: Path, table: pa.Table, sync_dir: bool = True) -> None:
+    """Parquet (or CSV when the name ends in .csv) through `atomic_write`."""
+    if path.suffix == ".csv":
+        atomic_write(path, lambda tmp: pacsv.write_csv(table, str(tmp)), sync_dir)
+    else:
+        atomic_write(path, lambda tmp: pq.write_table(table, str(tmp)), sync_dir)
+
+
+def _clean_number(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+class RunWriter:
+    """Appends rows of one run to its folder; see the module docstring for the layout and guarantees."""
+
+    def __init__(self, run_dir: Path | str) -> None:
+        self.run_dir = Path(run_dir)
+        self.cells_dir = self.run_dir / CELLS_DIR
+        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        self._cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+        with self._locked():
+            self._remove_stale_temps()
+            if not any(self.cells_dir.glob("*.json")):
+                self._adopt_tables()
+            self._refresh()
+            self._write_tables()
+
+    def append(self, result: Result, samples_ms: Sequence[float] | None) -> None:
+        """Write one finished cell (replacing an earlier row of the same key) and regenerate the tables."""
+        self.extend([(result, samples_ms)])
+
+    def extend(self, cells: Iterable[tuple[Result, Sequence[float] | None]]) -> None:
+        """Write several cells, each atomically, then regenerate the tables once (imports, tests)."""
+        encoded = [(result, self._encode(result, samples)) for result, samples in cells]
+        if not encoded:
+            return
+        with self._locked():
+            self._refresh()
+            for result, _ in encoded:
+                self._check_same_run(result, encoded[0][0])
+            for result, data in encoded:
+                atomic_write_bytes(self.cells_dir / f"{cell_hash(result.cell_key())}.json", data, sync_dir=False)
+            _fsync_dir(self.cells_dir)
+            self._refresh()
+            self._write_tables()
+
+    def _encode(self, result: Result, samples_ms: Sequence[float] | None) -> bytes:
+        if not isinstance(result, Result):
+            raise TypeError(f"append() takes a bench.results.Result, got {type(result).__name__}")
+        record = {"format": CELL_FORMAT, "written_ns": time.time_ns(), "row": result.to_dict(),
+                  "samples_ms": self._check_samples(result, samples_ms)}
+        return json.dumps(record, allow_nan=True).encode()
+
+    def finished_keys(self, retry_failed: bool = False) -> set[tuple]:
+        """Keys (AXES values) of cells already written; with `retry_failed`, error/timeout cells are left
+        out so a resumed sweep runs them again (their new row replaces the old one)."""
+        self._refresh()
+        skip = RETRYABLE_STATUSES if retry_failed else ()
+        return {tuple(rec["row"][a] for a in AXES) for _, rec in self._cache.values()
+                if rec["row"]["status"] not in skip}
+
+    def write_env(self, env: dict[str, Any]) -> None:
+        """`env.json`: the fingerprint of the machine and software the run was measured on."""
+        data = json.dumps(env, indent=2, sort_keys=True, default=str).encode()
+        with self._locked():
+            atomic_write_bytes(self.run_dir / ENV_JSON, data)
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._cache)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        with open(self.cells_dir / ".lock", "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def _remove_stale_temps(self) -> None:
+        """Temp files left by a killed writer (only ever created under the lock we now hold)."""
+        for folder in (self.run_dir, self.cells_dir):
+            for path in folder.glob(".*.tmp-*"):
+                path.unlink(missing_ok=True)
+
+    def _adopt_tables(self) -> None:
+        """A folder with tables but no cell files (a committed run: git ignores cells/) gets its cell files
+        back from the tables, so resuming it keeps its rows instead of starting from nothing."""
+        summary_file = self.run_dir / SUMMARY_PARQUET
+        if not summary_file.is_file():
+            return
+        rows = pq.read_table(summary_file).to_pylist()
+        samples: dict[tuple, list[tuple[int, float]]] = {}
+        samples_file = self.run_dir / SAMPLES_PARQUET
+        if rows and samples_file.is_file():
+            for s in pq.read_table(samples_file).to_pylist():
+                key = (s["run_id"], *(s[a] for a in AXES))
+                samples.setdefault(key, []).append((s["sample_index"], s["latency_ms"]))
+        start = time.time_ns()
+        for i, row in enumerate(rows):
+            try:
+                result = Result(**{k: _clean_number(v) for k, v in row.items() if k in COLUMNS})
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{summary_file}: row {i} is not a Result ({exc})") from exc
+            values = [v for _, v in sorted(samples.get((result.run_id, *result.cell_key()), []))]
+            record = {"format": CELL_FORMAT, "written_ns": start + i, "row": result.to_dict(), "samples_ms": values}
+            atomic_write_bytes(self.cells_dir / f"{cell_hash(result.cell_key())}.json",
+                               json.dumps(record, allow_nan=True).encode(), sync_dir=False)
+        _fsync_dir(self.cells_dir)
+
+    def _refresh(self) -> None:
+        """Read cell files that are new or changed since the last look; forget the ones that are gone."""
+        seen: set[str] = set()
+        for path in self.cells_dir.glob("*.json"):
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            seen.add(path.name)
+            cached = self._cache.get(path.name)
+            if cached is None or cached[0] != stamp:
+                self._cache[path.name] = (stamp, _read_cell(path))
+        for name in set(self._cache) - seen:
+            del self._cache[name]
+
+    def _check_same_run(self, result: Result, first: Result) -> None:
+        """Every row of a folder belongs to one run on one hardware (results/<hardware>/<run_id>/)."""
+        own = cell_hash(result.cell_key()) + ".json"
+        others = [rec["row"] for name, (_, rec) in self._cache.items() if name != own]
+        where = (others[0]["run_id"], others[0]["hardware"]) if others else (first.run_id, first.hardware)
+        if (result.run_id, result.hardware) != where:
+            raise ValueError(
+                f"{self.run_dir} holds run '{where[0]}' on '{where[1]}'; a row of run "
+                f"'{result.run_id}' on '{result.hardware}' belongs in results/<hardware>/<run_id>/")
+
+    @staticmethod
+    def _check_samples(result: Result, samples_ms: Sequence[float] | None) -> list[float]:
+        values = np.asarray([] if samples_ms is None else samples_ms, dtype=float).ravel()
+        if values.size and (not np.all(np.isfinite(values)) or np.any(values < 0)):
+            raise ValueError(f"samples of cell {result.cell_key()} must be finite and >= 0 ms")
+        return values.tolist()
+
+    def _records(self) -> list[dict[str, Any]]:
+        return sorted((rec for _, rec in self._cache.values()), key=lambda rec: rec["written_ns"])
+
+    def _write_tables(self) -> None:
+        records = self._records()
+        rows = [{name: _clean_number(rec["row"].get(name)) for name in COLUMNS} for rec in records]
+        summary = pa.Table.from_pylist(rows, schema=summary_schema())
+        atomic_write_table(self.run_dir / SAMPLES_PARQUET, _samples_table(records), sync_dir=False)
+        atomic_write_table(self.run_dir / SUMMARY_PARQUET, summary, sync_dir=False)
+        atomic_write_table(self.run_dir / SUMMARY_CSV, summary, sync_dir=False)
+        _fsync_dir(self.run_dir)
+
+
+def _read_cell(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_bytes())
+        row = record["row"]
+        missing = [name for name in ("run_id", "hardware", "status", *AXES) if name not in row]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a cell file ({exc}); move it away and re-run the cell") from exc
+    if missing:
+        raise ValueError(f"{path}: row lacks {', '.join(missing)}")
+    if row["status"] not in STATUSES:
+        raise ValueError(f"{path}: status '{row['status']}' is unknown; known: {', '.join(STATUSES)}")
+    return record
+
+
+def _samples_table(records: list[dict[str, Any]]) -> pa.Table:
+    """Every raw sample of every cell: the cell's run_id and axes repeated, its index, its value in ms."""
+    schema = samples_schema()
+    counts = np.array([len(rec["samples_ms"]) for rec in records], dtype=np.int64)
+    owner = np.repeat(np.arange(len(records)), counts)
+    columns = []
+    for name in ("run_id", *AXES):
+        per_cell = pa.array([rec["row"][name] for rec in records], type=schema.field(name).type)
+        columns.append(per_cell.take(pa.array(owner, type=pa.int64())))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(records) else np.zeros(0, np.int64)
+    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+    values = [v for rec in records for v in rec["samples_ms"]]
+    columns.append(pa.array(index, type=pa.int64()))
+    columns.append(pa.array(values, type=pa.float64()))
+    assert tuple(schema.names) == SAMPLE_COLUMNS
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def run_dir_for(results_root: Path | str, hardware: str, run_id: str) -> Path:
+    """`results/<hardware>/<run_id>/`, the one place a run's files live."""
+    return Path(results_root) / hardware / run_id

@@ -1,0 +1,116 @@
+"""Reading result files back, with a schema check whose errors name the file and the problem.
+
+`load(path)` accepts a run folder (`results/<hardware>/<run_id>/`), a hardware folder, all of
+`results/` (baselines are skipped: they are copies of runs), or one summary Parquet file such as a
+baseline `results/baselines/<hardware>.parquet`. `load_samples(path)` reads the matching raw samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from bench.results.io import CELLS_DIR, SAMPLES_PARQUET, SUMMARY_PARQUET
+from bench.results.schema import COLUMNS, REQUIRED, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES
+
+BASELINES_DIR = "baselines"
+SAMPLES_SUFFIX = ".samples.parquet"
+
+
+class ResultsFileError(ValueError):
+    """A result file is missing, unreadable or does not follow the schema; the message names the file."""
+
+
+def load(path: Path | str) -> pd.DataFrame:
+    """All summary rows under `path` in one DataFrame (columns in schema order, extra columns after)."""
+    files = _find(Path(path), SUMMARY_PARQUET)
+    frames = [_validated_summary(f) for f in files]
+    frames = [f for f in frames if not f.empty] or frames[:1]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def load_samples(path: Path | str) -> pd.DataFrame:
+    """All raw samples under `path` (columns `SAMPLE_COLUMNS`: run_id, the axes, sample_index, latency_ms).
+
+    For a summary file the samples are its sibling: `summary.parquet` -> `samples.parquet`,
+    `<hardware>.parquet` -> `<hardware>.samples.parquet`.
+    """
+    path = Path(path)
+    if path.is_file():
+        files = [samples_path_for(path)]
+    else:
+        files = [samples_path_for(f) for f in _find(path, SUMMARY_PARQUET)]
+    frames = [_validated_samples(f) for f in files]
+    frames = [f for f in frames if not f.empty] or frames[:1]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def samples_path_for(summary_file: Path) -> Path:
+    """Where the raw samples of a summary file live (see `load_samples`)."""
+    name = summary_file.name
+    if name == SUMMARY_PARQUET:
+        return summary_file.with_name(SAMPLES_PARQUET)
+    if name.endswith(SAMPLES_SUFFIX) or name == SAMPLES_PARQUET:
+        return summary_file
+    return summary_file.with_name(name.removesuffix(".parquet") + SAMPLES_SUFFIX)
+
+
+def _find(path: Path, filename: str) -> list[Path]:
+    """Summary files: `path` itself, `path/filename`, or every `filename` below it outside baselines."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ResultsFileError(f"{path}: does not exist; pass results/<hardware>/<run_id>, a hardware "
+                               "folder, results/, or a baseline .parquet file")
+    if (path / filename).is_file():
+        return [path / filename]
+    skip = {BASELINES_DIR, CELLS_DIR}
+    found = sorted(p for p in path.rglob(filename)
+                   if not any(part in skip or part.startswith(".") for part in p.relative_to(path).parts[:-1]))
+    if not found:
+        raise ResultsFileError(f"{path}: no {filename} found; expected results/<hardware>/<run_id>/{filename}")
+    return found
+
+
+def _read(file: Path) -> pd.DataFrame:
+    if not file.is_file():
+        raise ResultsFileError(f"{file}: does not exist (every summary needs its raw samples beside it)")
+    try:
+        return pq.read_table(file).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsFileError(f"{file}: cannot be read as Parquet ({exc})") from exc
+
+
+def _validated_summary(file: Path) -> pd.DataFrame:
+    df = _read(file)
+    missing = [c for c in (*REQUIRED, "schema_version") if c not in df.columns]
+    if missing:
+        raise ResultsFileError(f"{file}: missing required column(s) {', '.join(missing)}; "
+                               f"required: {', '.join(REQUIRED)}, schema_version")
+    versions = sorted({int(v) for v in df["schema_version"].dropna()})
+    if df["schema_version"].isna().any() or versions not in ([], [SCHEMA_VERSION]):
+        shown = ", ".join(map(str, versions)) or "empty"
+        raise ResultsFileError(f"{file}: schema_version {shown}, but this code reads version {SCHEMA_VERSION}"
+                               " only; re-run the sweep or read it with the matching RepBench version")
+    unknown = sorted(set(df["status"].dropna().astype(str)) - set(STATUSES) | (
+        {"<empty>"} if df["status"].isna().any() else set()))
+    if unknown:
+        raise ResultsFileError(f"{file}: status {', '.join(repr(s) for s in unknown)} is unknown; "
+                               f"known: {', '.join(STATUSES)}")
+    for column in COLUMNS:
+        if column not in df.columns:
+            df[column] = None
+    extra = [c for c in df.columns if c not in COLUMNS]
+    return df[[*COLUMNS, *extra]]
+
+
+def _validated_samples(file: Path) -> pd.DataFrame:
+    df = _read(file)
+    missing = [c for c in SAMPLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ResultsFileError(f"{file}: missing sample column(s) {', '.join(missing)}; "
+                               f"required: {', '.join(SAMPLE_COLUMNS)}")
+    return df[list(SAMPLE_COLUMNS)]

@@ -1,0 +1,60 @@
+"""bench baseline update/show, and bench compare against a baseline file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.cli import main
+from bench.results import load, load_samples
+from bench.results.io import RunWriter
+from tests.results.results_rows import cells, write_run
+
+KEYS = cells(12)
+
+
+@pytest.fixture()
+def root(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(8)
+    root = tmp_path / "results"
+    write_run(root / "cpu-x" / "run-1", KEYS, rng, run_id="run-1", hardware="cpu-x", n=25)
+    RunWriter(root / "cpu-x" / "run-1").write_env({"hardware": "cpu-x", "python": "3.11"})
+    write_run(root / "cpu-x" / "run-2", KEYS, rng, run_id="run-2", hardware="cpu-x", n=25, scale={KEYS[3]: 1.3})
+    return root
+
+
+def test_update_promotes_summary_samples_and_env(root: Path, capsys) -> None:
+    assert main(["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(root)]) == 0
+    assert "run run-1 (12 cells: ok 12)" in capsys.readouterr().out
+    folder = root / "baselines"
+    assert sorted(p.name for p in folder.iterdir()) == ["cpu-x.env.json", "cpu-x.parquet", "cpu-x.samples.parquet"]
+    assert load(folder / "cpu-x.parquet").equals(load(root / "cpu-x" / "run-1"))
+    assert len(load_samples(folder / "cpu-x.parquet")) == 12 * 25
+    assert json.loads((folder / "cpu-x.env.json").read_text())["python"] == "3.11"
+    assert len(load(root)) == 24, "baselines are copies and must not be read twice"
+
+
+def test_compare_against_the_baseline_file(root: Path, capsys) -> None:
+    main(["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(root)])
+    capsys.readouterr()
+    assert main(["compare", str(root / "baselines" / "cpu-x.parquet"), str(root / "cpu-x" / "run-2")]) == 1
+    assert "1 cell(s) SLOWER" in capsys.readouterr().out
+
+
+def test_update_replaces_and_show_lists(root: Path, capsys) -> None:
+    main(["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(root)])
+    assert main(["baseline", "update", str(root / "cpu-x" / "run-2"), "--results-root", str(root)]) == 0
+    assert "replaced run run-1" in capsys.readouterr().out
+    assert main(["baseline", "show", "--results-root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "cpu-x" in out and "run-2" in out and "ok 12" in out
+
+
+def test_update_refuses_a_folder_of_several_runs_and_show_without_baselines(root: Path, capsys) -> None:
+    assert main(["baseline", "update", str(root / "cpu-x"), "--results-root", str(root)]) == 2
+    assert "holds 2 run(s) (run-1, run-2)" in capsys.readouterr().err
+    assert main(["baseline", "show", "gpu-y", "--results-root", str(root)]) == 1
+    assert "no baseline for gpu-y" in capsys.readouterr().err
