@@ -1,16 +1,38 @@
 """Network definitions and the registry of names the harness sweeps.
 
 `create(name, deploy=False, **kwargs)`, `names()`, `info(name)`; official-checkpoint loading in
-`checkpoint`; the RepVGG paper's reference figures in `paper`; `randomize_bn_` in `init` for tests and
-correctness gates. Nothing here measures anything.
+`checkpoint`; the RepVGG paper's reference figures in `paper` (pure data); `randomize_bn_` in `init` for
+tests and correctness gates. Nothing here measures anything.
+
+Names are imported on first use (PEP 562), so `bench.models.paper` can be read without importing torch:
+`bench.report` uses it and must stay torch-free.
 """
 
-from bench.models.checkpoint import CheckpointMismatchError, load_checkpoint
-from bench.models.init import randomize_bn_
-from bench.models.paper import PaperFigures
-from bench.models.registry import ModelInfo, create, info, names, register, register_model
+from __future__ import annotations
 
-__all__ = [
-    "CheckpointMismatchError", "ModelInfo", "PaperFigures", "create", "info", "load_checkpoint", "names",
-    "randomize_bn_", "register", "register_model",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "CheckpointMismatchError": "bench.models.checkpoint",
+    "load_checkpoint": "bench.models.checkpoint",
+    "randomize_bn_": "bench.models.init",
+    "PaperFigures": "bench.models.paper",
+    "ModelInfo": "bench.models.registry",
+    "create": "bench.models.registry",
+    "info": "bench.models.registry",
+    "names": "bench.models.registry",
+    "register": "bench.models.registry",
+    "register_model": "bench.models.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bench.models' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
