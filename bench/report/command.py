@@ -1,0 +1,76 @@
+"""`bench report RUN_DIR [RUN_DIR ...] [--out DIR]`: figures, tables and report.md for result folders.
+
+Each RUN_DIR may be one run (`results/<hardware>/<run_id>`), a hardware folder or all of `results/`
+(anything `bench.results.load` reads). Runs from several hardware add the hardware comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report.document import write_report
+from bench.report.registry import figure_names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="run folder(s) results/<hardware>/<run_id>, a hardware folder, or results/")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: <first RUN_DIR>/report/)")
+
+
+def hardware_dirs(paths: list[Path]) -> list[Path]:
+    """The `results/<hardware>/` folders the given paths belong to (where profile traces live)."""
+    found: list[Path] = []
+    for path in paths:
+        if (path / "summary.parquet").is_file():
+            candidates = [path.parent]
+        elif any(path.glob("*/summary.parquet")):
+            candidates = [path]
+        else:
+            candidates = sorted({p.parent.parent for p in path.glob("*/*/summary.parquet")})
+        found.extend(c.resolve() for c in candidates if c.resolve() not in found)
+    return found
+
+
+def load_all(paths: list[Path]) -> pd.DataFrame:
+    """All rows of all paths through bench.results.load (which validates the schema)."""
+    from bench.results import load
+
+    frames = [load(path) for path in paths]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [str(p) for p in args.run_dirs if not p.exists()]
+    if missing:
+        print(f"bench report: {', '.join(missing)} does not exist; pass results/<hardware>/<run_id>, "
+              "a hardware folder or results/", file=sys.stderr)
+        return 2
+    try:
+        df = load_all(list(args.run_dirs))
+    except ValueError as exc:
+        print(f"bench report: {exc}", file=sys.stderr)
+        return 2
+    if df.empty:
+        print(f"bench report: no result rows under {', '.join(map(str, args.run_dirs))}", file=sys.stderr)
+        return 1
+    out = args.out if args.out is not None else args.run_dirs[0] / "report"
+    output = write_report(df, out, hardware_dirs(list(args.run_dirs)))
+    _print_summary(output, out)
+    return 0
+
+
+def _print_summary(output, out: Path) -> None:
+    reports = [output, *output.sub_reports.values()]
+    drawn = sum(len(r.rendered.paths) for r in reports)
+    skipped = {name: reason for r in reports for name, reason in r.rendered.skipped.items()}
+    print(f"report: {output.report_md}")
+    print(f"figures: {drawn} drawn of {len(figure_names())} kinds, in {out}")
+    for name, reason in skipped.items():
+        print(f"  not drawn: {name}: {reason}")

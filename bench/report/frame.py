@@ -1,0 +1,176 @@
+"""Summary dataframes shaped for drawing: which rows may be drawn, their spread, and speedup pairs.
+
+Every figure and table goes through these functions so that the rules are written once:
+- rows with status `ok` or `mismatch` carry valid timings and are drawn; `mismatch` and throttled rows
+  are drawn distinctly (`flag` column), never silently mixed in;
+- rows with any other status (oom, error, timeout, skipped) are excluded and listed with their reason;
+- a speedup exists only for a (train, deploy) pair whose rows both have status `ok`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from bench.results.schema import AXES
+
+DRAWN_STATUSES: tuple[str, ...] = ("ok", "mismatch")
+"""Statuses whose timings are valid measurements (a mismatch is timed, but wrong, so never a speedup)."""
+
+BASELINE: dict[str, str] = {
+    "mode": "infer", "precision": "fp32", "memory_format": "contiguous", "runtime": "eager",
+}
+"""Preferred value of each axis a figure holds fixed; the most common value is used when it is absent."""
+
+FLAG_THROTTLED = "throttled"
+FLAG_MISMATCH = "mismatch"
+PAIR_KEYS: tuple[str, ...] = ("hardware", *(a for a in AXES if a != "form"))
+
+
+def throttled_mask(df: pd.DataFrame) -> pd.Series:
+    """True where NVML reported a clock-reducing throttle reason during the cell (None = not known)."""
+    if "throttled" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return df["throttled"].map(lambda v: bool(v) if v is not None and v == v else False).astype(bool)
+
+
+def flag_of(df: pd.DataFrame) -> pd.Series:
+    """'mismatch', 'throttled', 'mismatch+throttled' or '' per row."""
+    mismatch = df["status"].eq("mismatch")
+    throttled = throttled_mask(df)
+    flag = pd.Series("", index=df.index, dtype=object)
+    flag[mismatch] = FLAG_MISMATCH
+    flag[throttled] = FLAG_THROTTLED
+    flag[mismatch & throttled] = f"{FLAG_MISMATCH}+{FLAG_THROTTLED}"
+    return flag
+
+
+def latest_per_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (hardware, cell): the newest (by `started_at`) wins when several runs measured it."""
+    keys = [c for c in ("hardware", *AXES) if c in df.columns]
+    ordered = (df.sort_values("started_at", kind="stable", na_position="first")
+               if "started_at" in df.columns else df)
+    return ordered.drop_duplicates(subset=keys, keep="last").sort_index()
+
+
+def drawable(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with valid timings, plus `throughput`, its p5-p90 bounds and the `flag` column.
+
+    Throughput (samples/s) = batch_size * 1000 / latency_ms_median. Its spread is the latency's p5..p90
+    propagated through the same formula: lower = batch*1000/p90, upper = batch*1000/p5 (the slow tail
+    bounds throughput from below). Missing percentiles fall back to median -/+ IQR/2.
+    """
+    out = latest_per_cell(df[df["status"].isin(DRAWN_STATUSES)]).copy()
+    if out.empty:
+        return out.assign(throughput=[], throughput_lo=[], throughput_hi=[], flag=[])
+    batch = out["batch_size"].astype(float)
+    median = _col(out, "latency_ms_median")
+    p90 = _col(out, "latency_ms_p90").fillna(median + _col(out, "latency_ms_iqr") / 2)
+    p5 = _col(out, "latency_ms_p5").fillna(median - _col(out, "latency_ms_iqr") / 2)
+    computed = batch * 1000.0 / median
+    out["throughput"] = _col(out, "throughput_samples_s").fillna(computed)
+    out["throughput_lo"] = (batch * 1000.0 / p90).fillna(out["throughput"])
+    out["throughput_hi"] = (batch * 1000.0 / p5.where(p5 > 0)).fillna(out["throughput"])
+    out["throughput_lo"] = np.minimum(out["throughput_lo"], out["throughput"])
+    out["throughput_hi"] = np.maximum(out["throughput_hi"], out["throughput"])
+    out["flag"] = flag_of(out)
+    return out[out["throughput"].notna()]
+
+
+def excluded(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows not drawn (status not ok/mismatch), newest per cell, with the reason to list in the report."""
+    rows = latest_per_cell(df[~df["status"].isin(DRAWN_STATUSES)])
+    cols = [c for c in ("hardware", *AXES, "status", "error") if c in rows.columns]
+    return rows[cols].reset_index(drop=True)
+
+
+def excluded_note(df: pd.DataFrame) -> str:
+    """A one-line footnote such as 'excluded 3 cells (oom: 2, error: 1); see report.md'."""
+    rows = excluded(df)
+    if rows.empty:
+        return ""
+    counts = rows["status"].value_counts()
+    parts = ", ".join(f"{status}: {n}" for status, n in counts.items())
+    return f"excluded {len(rows)} cell(s) ({parts}); listed in report.md"
+
+
+def error_bars(df: pd.DataFrame, value: str = "throughput") -> np.ndarray:
+    """matplotlib `yerr`/`xerr` array (2, n): distances from the value to its lower and upper bound."""
+    lower = (df[value] - df[f"{value}_lo"]).clip(lower=0).to_numpy(dtype=float)
+    upper = (df[f"{value}_hi"] - df[value]).clip(lower=0).to_numpy(dtype=float)
+    return np.vstack([lower, upper])
+
+
+def speedups(df: pd.DataFrame) -> pd.DataFrame:
+    """Deploy/train throughput ratio for every pair whose two cells have status `ok`.
+
+    speedup = T_deploy / T_train; its bounds combine the extremes of both spreads:
+    lo = T_deploy_lo / T_train_hi, hi = T_deploy_hi / T_train_lo. `flag` is 'throttled' when either
+    cell was throttled. Mismatched deploy cells never enter (their output is wrong).
+    """
+    rows = drawable(df)
+    rows = rows[rows["status"].eq("ok")]
+    keys = [k for k in PAIR_KEYS if k in rows.columns]
+    cols = [*keys, "throughput", "throughput_lo", "throughput_hi", "flag"]
+    train = rows[rows["form"].eq("train")][cols]
+    deploy = rows[rows["form"].eq("deploy")][cols]
+    pairs = train.merge(deploy, on=keys, suffixes=("_train", "_deploy"))
+    pairs["speedup"] = pairs["throughput_deploy"] / pairs["throughput_train"]
+    pairs["speedup_lo"] = pairs["throughput_lo_deploy"] / pairs["throughput_hi_train"]
+    pairs["speedup_hi"] = pairs["throughput_hi_deploy"] / pairs["throughput_lo_train"]
+    flagged = pairs["flag_train"].ne("") | pairs["flag_deploy"].ne("")
+    pairs["flag"] = np.where(flagged, FLAG_THROTTLED, "")
+    return pairs.drop(columns=["flag_train", "flag_deploy"])
+
+
+def choose(values: Iterable, preferred: object) -> object:
+    """`preferred` when present, else the most common value (ties: first in sorted order)."""
+    series = pd.Series(list(values))
+    if series.empty:
+        return preferred
+    if preferred in set(series):
+        return preferred
+    counts = series.value_counts()
+    return sorted(counts[counts == counts.max()].index, key=str)[0]
+
+
+def fix_axes(df: pd.DataFrame, vary: Iterable[str] = ()) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Hold every axis in BASELINE that a figure does not vary at one value; returns rows and choices."""
+    vary = set(vary)
+    chosen: dict[str, object] = {}
+    for axis, preferred in BASELINE.items():
+        if axis in vary or axis not in df.columns:
+            continue
+        chosen[axis] = choose(df[axis], preferred)
+        df = df[df[axis] == chosen[axis]]
+    return df, chosen
+
+
+def reference_batch(df: pd.DataFrame, preferred: int = 128) -> int | None:
+    """The paper's batch (128) when measured, else the largest batch measured for the most models."""
+    if df.empty:
+        return None
+    batches = df.groupby("batch_size")["model"].nunique()
+    if preferred in batches.index:
+        return preferred
+    best = batches[batches == batches.max()].index
+    return int(max(best))
+
+
+def hardware_label(df: pd.DataFrame) -> str:
+    """Hardware slug(s) of the rows, for titles."""
+    names = sorted({str(h) for h in df.get("hardware", pd.Series(dtype=object)).dropna()})
+    return " vs ".join(names) if names else "unknown hardware"
+
+
+def on_cuda(df: pd.DataFrame) -> bool:
+    """True when the rows were measured on a CUDA device (the `device` column starts with 'cuda')."""
+    return bool(df.get("device", pd.Series(dtype=object)).astype(str).str.startswith("cuda").any())
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    if name not in df.columns:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[name], errors="coerce").astype(float)

@@ -1,0 +1,79 @@
+"""Finding result runs on disk, for notebooks and reports: `results/<hardware>/<run_id>/summary.parquet`.
+
+The sweep names a run `<preset>-<digest>` (bench.sweep.config.SweepConfig.run_id), so a run's preset is
+its id without the last dash-separated part. "Newest" is by the summary file's modification time, which
+the writer updates after every cell.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+ENV_VAR = "REPBENCH_RESULTS"
+RUN_COLUMNS: tuple[str, ...] = ("hardware", "run_id", "preset", "path", "modified")
+
+
+def results_root() -> Path:
+    """$REPBENCH_RESULTS when set, else the repository's `results/` folder."""
+    value = os.environ.get(ENV_VAR)
+    return Path(value) if value else Path(__file__).resolve().parents[2] / "results"
+
+
+def preset_of(run_id: str) -> str:
+    """'smoke-1a2b3c4d' -> 'smoke' (a run id without a digest is its own preset)."""
+    head, sep, tail = run_id.rpartition("-")
+    return head if sep and head else run_id
+
+
+def find_runs(root: Path | None = None) -> pd.DataFrame:
+    """Every run under root (a results folder, a hardware folder or one run), newest first."""
+    root = Path(root) if root is not None else results_root()
+    summaries = [file for pattern in ("summary.parquet", "*/summary.parquet", "*/*/summary.parquet")
+                 for file in root.glob(pattern)]
+    rows = []
+    for summary in summaries:
+        run_dir = summary.parent
+        rows.append({"hardware": run_dir.parent.name, "run_id": run_dir.name,
+                     "preset": preset_of(run_dir.name), "path": run_dir, "modified": summary.stat().st_mtime})
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return runs.sort_values("modified", ascending=False).reset_index(drop=True)
+
+
+def latest_run(preset: str | None = None, root: Path | None = None,
+               hardware: str | None = None) -> Path | None:
+    """The newest run of `preset` (any when None), optionally on one hardware; None if there is none."""
+    runs = find_runs(root)
+    if preset is not None:
+        runs = runs[runs["preset"].eq(preset)]
+    if hardware is not None:
+        runs = runs[runs["hardware"].eq(hardware)]
+    return Path(runs["path"].iloc[0]) if len(runs) else None
+
+
+def latest_per_hardware(preset: str | None = None, root: Path | None = None) -> dict[str, Path]:
+    """hardware -> its newest run of `preset` (or of any preset), for side-by-side comparison."""
+    runs = find_runs(root)
+    if preset is not None:
+        runs = runs[runs["preset"].eq(preset)]
+    newest = runs.drop_duplicates("hardware", keep="first")
+    return {str(h): Path(p) for h, p in zip(newest["hardware"], newest["path"])}
+
+
+def newest_of(presets: tuple[str, ...] = (), root: Path | None = None) -> Path | None:
+    """The newest run of the first preset in `presets` that has one; with none of them, the newest run."""
+    for preset in presets:
+        found = latest_run(preset, root)
+        if found is not None:
+            return found
+    return latest_run(None, root)
+
+
+def load_runs(paths: list[Path]) -> pd.DataFrame:
+    """The rows of several runs through bench.results.load (validated), one frame."""
+    from bench.results import load
+
+    frames = [load(path) for path in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
