@@ -1,0 +1,106 @@
+"""Cells: one point of the axes' cartesian product, with an NVBench-style skip reason.
+
+A skip rule is a function (cell, device_type) -> reason or None, registered with `@skip_rule`; the first
+rule that gives a reason wins. Skipped cells are still written as rows (status 'skipped', the reason in
+`error`) so a results table shows what was not measured and why, instead of silently missing it.
+
+Cells are ordered so that the train and deploy forms of one configuration run back to back: the pair that
+a speedup is computed from is measured minutes apart at most, under the same thermal and clock state.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+from bench.results.schema import AXES
+from bench.sweep.config import SweepConfig
+
+ORDER: tuple[str, ...] = (
+    "model", "resolution", "batch_size", "precision", "memory_format", "runtime", "mode", "form",
+)
+"""Loop nesting of the expansion, outermost first (form innermost: train/deploy pairs are adjacent)."""
+assert set(ORDER) == set(AXES)
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    form: str
+    mode: str
+    batch_size: int
+    precision: str
+    memory_format: str
+    runtime: str
+    resolution: int
+    skip_reason: Optional[str] = None
+
+    def key(self) -> tuple:
+        """Values of AXES in schema order: the key `RunWriter.finished_keys()` holds."""
+        return tuple(getattr(self, axis) for axis in AXES)
+
+    def axes(self) -> dict:
+        return {axis: getattr(self, axis) for axis in AXES}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def label(self) -> str:
+        return (f"{self.model} {self.form} {self.mode} b{self.batch_size} {self.precision} "
+                f"{self.memory_format} {self.runtime} r{self.resolution}")
+
+
+SkipRule = Callable[[Cell, str], Optional[str]]
+SKIP_RULES: list[SkipRule] = []
+
+
+def skip_rule(fn: SkipRule) -> SkipRule:
+    SKIP_RULES.append(fn)
+    return fn
+
+
+@skip_rule
+def _deploy_cannot_train(cell: Cell, device_type: str) -> Optional[str]:
+    if cell.form == "deploy" and cell.mode == "train_step":
+        return "train_step needs the training form; the deploy form is for inference only"
+    return None
+
+
+@skip_rule
+def _cpu_precision(cell: Cell, device_type: str) -> Optional[str]:
+    if device_type == "cpu" and cell.precision != "fp32":
+        return f"{cell.precision} not timed on CPU (the CPU sweep measures fp32 only)"
+    return None
+
+
+@skip_rule
+def _cpu_cudagraph(cell: Cell, device_type: str) -> Optional[str]:
+    if device_type == "cpu" and cell.runtime == "cudagraph":
+        return "cudagraph not timed on CPU (CUDA graphs need a GPU)"
+    return None
+
+
+@skip_rule
+def _cudagraph_train(cell: Cell, device_type: str) -> Optional[str]:
+    if cell.runtime == "cudagraph" and cell.mode == "train_step":
+        return "cudagraph runtime is measured for inference only (optimizer state capture not supported)"
+    return None
+
+
+def skip_reason(cell: Cell, device_type: str) -> Optional[str]:
+    for rule in SKIP_RULES:
+        reason = rule(cell, device_type)
+        if reason:
+            return reason
+    return None
+
+
+def expand(config: SweepConfig, device_type: str) -> list[Cell]:
+    """The cartesian product of the config's axes, in ORDER, each with its skip reason (or None)."""
+    cells = []
+    for values in itertools.product(*(config.values(axis) for axis in ORDER)):
+        cell = Cell(**dict(zip(ORDER, values)))
+        reason = skip_reason(cell, device_type)
+        cells.append(Cell(**{**cell.to_dict(), "skip_reason": reason}) if reason else cell)
+    return cells

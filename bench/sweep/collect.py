@@ -1,0 +1,100 @@
+"""Measurement objects -> `Result` fields (names of bench.results.schema.Result).
+
+Only renaming and the few per-cell derived quantities that need the cell's batch and mode:
+- throughput_samples_s = batch * 1000 / latency_ms_median (median, not mean: one slow outlier must not
+  move it; optimum-benchmark's mean-based throughput is what we avoid).
+- tflops_achieved = bench.measure.flops.tflops_achieved(MACs_per_sample * batch * k, median_ms), i.e.
+  2 * MACs per call / seconds / 1e12, with k = 1 for inference and k = 3 for a training step (backward
+  costs about twice the forward: Kaplan et al. 2020, sec. 2.1).
+- pct_of_peak = 100 * tflops_achieved / the device's dense peak for the precision (None if unknown).
+- energy_j_per_sample = (energy_j / window_s) * median_s / batch: the NVML energy counter's mean power
+  over the timed window times the median call time, per sample. The window also holds warm-up calls, so
+  dividing the raw energy by the timed calls only (energy_j / (n * batch)) would overstate it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+TIMING_FIELDS: dict[str, str] = {
+    "latency_ms_median": "median_ms", "latency_ms_mean": "mean_ms", "latency_ms_min": "min_ms",
+    "latency_ms_p5": "p5_ms", "latency_ms_p90": "p90_ms", "latency_ms_p95": "p95_ms",
+    "latency_ms_p99": "p99_ms", "latency_ms_iqr": "iqr_ms", "latency_cv": "cv", "n_samples": "n",
+    "stop_reason": "stop_reason", "warmup_iters": "warmup_iters", "first_call_ms": "first_call_ms",
+    "host_enqueue_ms_median": "host_enqueue_ms_median", "timing_regime": "regime",
+}
+MEMORY_FIELDS: tuple[str, ...] = (
+    "peak_allocated_mib", "peak_reserved_mib", "nvml_process_mib", "nvml_device_delta_mib",
+    "cuda_context_mib", "peak_rss_mib",
+)
+TELEMETRY_FIELDS: tuple[str, ...] = (
+    "power_w_mean", "sm_clock_mhz_mean", "mem_clock_mhz_mean", "temperature_c_max", "throttled",
+)
+TRAIN_STEP_FLOP_FACTOR = 3
+
+
+def _plain(value: Any) -> Any:
+    """Tuples/lists of reasons -> one comma-separated string; numpy scalars -> Python numbers."""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ", ".join(str(v) for v in value) if value else None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def timing_fields(stats: Any, batch_size: int) -> dict[str, Any]:
+    out = {col: _plain(getattr(stats, attr, None)) for col, attr in TIMING_FIELDS.items()}
+    median = out["latency_ms_median"]
+    out["throughput_samples_s"] = batch_size * 1000.0 / median if median else None
+    return out
+
+
+def memory_fields(stats: Any) -> dict[str, Any]:
+    return {col: _plain(getattr(stats, col, None)) for col in MEMORY_FIELDS}
+
+
+def telemetry_fields(telemetry: Any, window_s: float, median_ms: Optional[float],
+                     batch_size: int) -> dict[str, Any]:
+    out = {col: _plain(getattr(telemetry, col, None)) for col in TELEMETRY_FIELDS}
+    reasons = getattr(telemetry, "throttle_reasons", None)
+    out["throttle_reasons"] = _plain(reasons) if reasons else None
+    energy = getattr(telemetry, "energy_j", None)
+    if energy is not None and window_s > 0 and median_ms:
+        out["energy_j_per_sample"] = energy / window_s * (median_ms / 1000.0) / batch_size
+    else:
+        out["energy_j_per_sample"] = None
+    return out
+
+
+def compute_fields(macs_per_sample: Optional[int], median_ms: Optional[float], batch_size: int,
+                   mode: str, peak_tflops: Optional[float]) -> dict[str, Any]:
+    if not macs_per_sample or not median_ms:
+        return {"tflops_achieved": None, "pct_of_peak": None}
+    from bench.measure.flops import tflops_achieved
+
+    k = TRAIN_STEP_FLOP_FACTOR if mode == "train_step" else 1
+    tflops = tflops_achieved(macs_per_sample * batch_size * k, median_ms)
+    pct = 100.0 * tflops / peak_tflops if peak_tflops else None
+    return {"tflops_achieved": tflops, "pct_of_peak": pct}
+
+
+def model_fields(model: torch.nn.Module, macs_per_sample: Optional[int]) -> dict[str, Any]:
+    params = sum(p.numel() for p in model.parameters())
+    return {"params_m": params / 1e6, "gmacs": macs_per_sample / 1e9 if macs_per_sample else None}
+
+
+def env_fields(seed: int, flags: dict[str, Any]) -> dict[str, Any]:
+    """Versions and reproducibility switches as the cell's process saw them."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    out = {
+        "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": str(cudnn) if cudnn is not None else None,
+        "num_threads": torch.get_num_threads(),
+        "seed": seed,
+    }
+    for key in ("tf32_matmul", "tf32_cudnn", "float32_matmul_precision", "cudnn_benchmark", "deterministic"):
+        out[key] = _plain(flags.get(key))
+    return out

@@ -1,0 +1,127 @@
+"""`bench run`: run a sweep from a preset or a TOML file, with any axis overridden on the command line.
+
+    bench run --preset smoke
+    bench run --preset paper --models repvgg_a0,resnet18 --batch 1,64 --precision fp16
+    bench run --config my.toml --dry-run
+    bench run --preset full --models repvgg_b0 --max-batch
+
+Everything is validated before anything runs; bad input exits with status 2 and names the valid values.
+Results go to `<out>/<hardware>/<run_id>/`; the run id derives from the config, so repeating a command
+resumes its run (finished cells are not run again); `--run-id` picks another folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Optional
+
+from bench.sweep.axes import CHOICES, ConfigError
+from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
+
+AXIS_OPTIONS: dict[str, tuple[str, ...]] = {
+    "model": ("--models", "--model"),
+    "form": ("--forms", "--form"),
+    "mode": ("--modes", "--mode"),
+    "batch_size": ("--batch", "--batch-size"),
+    "precision": ("--precision", "--precisions"),
+    "memory_format": ("--memory-format", "--memory-formats"),
+    "runtime": ("--runtime", "--runtimes"),
+    "resolution": ("--resolution", "--resolutions"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", help=f"a shipped sweep: {', '.join(preset_names())}")
+    source.add_argument("--config", help="a TOML sweep file (same format as bench/sweep/presets/*.toml)")
+    axes = parser.add_argument_group("axis overrides (comma-separated lists replace the config's values)")
+    for axis, flags in AXIS_OPTIONS.items():
+        valid = f" ({'|'.join(CHOICES[axis])})" if axis in CHOICES else ""
+        axes.add_argument(*flags, dest=axis, metavar="LIST", help=f"{axis} values{valid}")
+    parser.add_argument("--device", choices=DEVICES, help="default: the config's (auto = CUDA if present)")
+    parser.add_argument("--out", default="results", help="results root (default: results)")
+    parser.add_argument("--run-id", help="results folder name (default: <config name>-<config hash>)")
+    parser.add_argument("--timeout", type=float, help="per-cell timeout in seconds (default: the config's)")
+    parser.add_argument("--seed", type=int, help="seed for weights, BN statistics and inputs")
+    parser.add_argument("--threads", type=int,
+                        help="torch CPU threads in each cell (default: the config's, else torch's)")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells and skip reasons, run nothing")
+    parser.add_argument("--max-batch", action="store_true",
+                        help="binary-search the largest batch that fits per model/form (CUDA only)")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="when resuming, run cells that ended as error or timeout again")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 if any cell ended as mismatch, error or timeout")
+
+
+def _split(axis: str, text: str) -> list[Any]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if axis not in ("batch_size", "resolution"):
+        return items
+    try:
+        return [int(item) for item in items]
+    except ValueError:
+        raise ConfigError(f"{axis} must be a comma-separated list of integers; got '{text}'") from None
+
+
+def build_config(args: argparse.Namespace) -> SweepConfig:
+    if args.config:
+        config = load_file(args.config)
+    elif args.preset:
+        config = load_preset(args.preset)
+    else:
+        raise ConfigError(f"give --preset ({', '.join(preset_names())}) or --config FILE")
+    overrides = {axis: _split(axis, getattr(args, axis)) for axis in AXIS_OPTIONS
+                 if getattr(args, axis, None) is not None}
+    return with_overrides(config, overrides, device=args.device, cell_timeout_s=args.timeout,
+                          seed=args.seed, num_threads=args.threads)
+
+
+def _print_plan(plan: Any) -> None:
+    skipped = [c for c in plan.cells if c.skip_reason]
+    print(f"run {plan.run_id} on {plan.device} ({plan.hardware}) -> {plan.run_dir}")
+    for i, cell in enumerate(plan.cells, 1):
+        note = f"  SKIP: {cell.skip_reason}" if cell.skip_reason else ""
+        print(f"  [{i}/{len(plan.cells)}] {cell.label()}{note}")
+    print(f"{len(plan.cells)} cells: {len(plan.cells) - len(skipped)} to run, {len(skipped)} skipped "
+          f"(timeout {plan.config.cell_timeout_s:g} s per cell)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.sweep.maxbatch import run_max_batch
+    from bench.sweep.runner import DeviceError, plan as make_plan, run_sweep
+
+    try:
+        plan = make_plan(build_config(args), out=args.out, run_id=args.run_id)
+    except (ConfigError, DeviceError) as exc:
+        print(f"bench run: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        _print_plan(plan)
+        return 0
+    if args.max_batch:
+        try:
+            run_max_batch(plan.cells, plan.device, plan.config.seed, plan.config.cell_timeout_s,
+                          plan.run_dir / "max_batch.csv")
+        except RuntimeError as exc:
+            print(f"bench run: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    print(f"run {plan.run_id} on {plan.device} ({plan.hardware}): {len(plan.cells)} cells -> {plan.run_dir}",
+          flush=True)
+    try:
+        summary = run_sweep(plan, retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished cells are in {plan.run_dir}; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    print(f"results: {summary.run_dir}")
+    bad = {s: n for s, n in summary.counts.items() if s in ("mismatch", "error", "timeout")}
+    return 1 if args.strict and bad else 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench run")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

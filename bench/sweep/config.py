@@ -1,0 +1,234 @@
+"""Sweep configuration: a dataclass, read from TOML presets or files, overridden from the command line.
+
+The habit is optimum-benchmark's (one config dataclass beside the code it configures) with NVBench's axes:
+a config declares the values of each axis in `[axes]`; the sweep is their cartesian product. A TOML file:
+
+    name = "smoke"
+    description = "..."
+    [axes]                       # keys = bench.results.schema.AXES
+    model = ["repvgg_a0"]
+    batch_size = [8]
+    [run]                        # how to run: device, per-cell timeout, seed, CPU threads
+    device = "auto"
+    [timing]                     # fields of bench.measure.timing.TimingConfig
+    min_time_s = 0.3
+    [[fault]]                    # test hooks only: inject a real failure into matching cells
+    match = { model = "resnet18" }
+    kind = "oom"
+
+Unknown keys and values are rejected with the valid choices, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from bench.results.schema import AXES
+from bench.sweep.axes import CHOICES, ConfigError, check_axis, check_models
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).with_name("presets")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+TOP_KEYS: tuple[str, ...] = ("name", "description", "axes", "run", "timing", "fault")
+RUN_KEYS: tuple[str, ...] = ("device", "cell_timeout_s", "seed", "num_threads")
+FAULT_KEYS: tuple[str, ...] = ("match", "kind")
+
+DEFAULT_AXES: dict[str, tuple] = {
+    "form": ("train", "deploy"),
+    "mode": ("infer",),
+    "batch_size": (1,),
+    "precision": ("fp32",),
+    "memory_format": ("contiguous",),
+    "runtime": ("eager",),
+    "resolution": (224,),
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A test hook: cells whose axes match `match` get the fault `kind` (see bench.sweep.faults)."""
+
+    kind: str
+    match: Mapping[str, Any] = field(default_factory=dict)
+
+    def applies(self, cell_axes: Mapping[str, Any]) -> bool:
+        return all(cell_axes.get(k) == v for k, v in self.match.items())
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that defines a sweep. `axes` maps every name in AXES to a tuple of values."""
+
+    name: str
+    axes: Mapping[str, tuple]
+    description: str = ""
+    device: str = "auto"
+    cell_timeout_s: float = 900.0
+    seed: int = 0
+    num_threads: int | None = None
+    timing: Mapping[str, Any] = field(default_factory=dict)
+    faults: tuple[Fault, ...] = ()
+
+    def values(self, axis: str) -> tuple:
+        return tuple(self.axes[axis])
+
+    def digest(self, device: str) -> str:
+        """Short hash of what decides the measurements (not the timeout, not the output folder).
+
+        The run id is `<name>-<digest>`, so the same command maps to the same results folder and a
+        re-run resumes it, while a changed axis or timing setting starts a new folder.
+        """
+        payload = {
+            "name": self.name,
+            "axes": {axis: list(self.axes[axis]) for axis in AXES},
+            "device": device,
+            "seed": self.seed,
+            "num_threads": self.num_threads,
+            "timing": dict(sorted(self.timing.items())),
+            "faults": [[f.kind, dict(sorted(f.match.items()))] for f in self.faults],
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:8]
+
+    def run_id(self, device: str) -> str:
+        return f"{self.name}-{self.digest(device)}"
+
+
+def _reject_unknown(where: str, given: Mapping[str, Any], valid: Sequence[str]) -> None:
+    unknown = [k for k in given if k not in valid]
+    if unknown:
+        raise ConfigError(
+            f"{where}: key {', '.join(repr(k) for k in unknown)} is unknown; valid: {', '.join(valid)}"
+        )
+
+
+def _parse_faults(raw: Any) -> tuple[Fault, ...]:
+    from bench.sweep.faults import FAULTS
+
+    if not isinstance(raw, list):
+        raise ConfigError("[[fault]] must be an array of tables")
+    faults = []
+    for entry in raw:
+        _reject_unknown("[[fault]]", entry, FAULT_KEYS)
+        kind = entry.get("kind")
+        if kind not in FAULTS:
+            raise ConfigError(f"fault kind '{kind}' is unknown; valid: {', '.join(FAULTS)}")
+        match = dict(entry.get("match", {}))
+        _reject_unknown("[[fault]].match", match, AXES)
+        faults.append(Fault(kind=kind, match=match))
+    return tuple(faults)
+
+
+def _parse_run(raw: Mapping[str, Any]) -> dict[str, Any]:
+    _reject_unknown("[run]", raw, RUN_KEYS)
+    out: dict[str, Any] = {}
+    if "device" in raw:
+        out["device"] = check_device(raw["device"])
+    if "cell_timeout_s" in raw:
+        out["cell_timeout_s"] = check_timeout(raw["cell_timeout_s"])
+    if "seed" in raw:
+        out["seed"] = int(raw["seed"])
+    if "num_threads" in raw:
+        threads = int(raw["num_threads"])
+        out["num_threads"] = threads if threads > 0 else None
+    return out
+
+
+def check_device(device: Any) -> str:
+    if device not in DEVICES:
+        raise ConfigError(f"device '{device}' is unknown; valid: {', '.join(DEVICES)}")
+    return str(device)
+
+
+def check_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"cell_timeout_s must be a positive number of seconds; got {value!r}")
+    return float(value)
+
+
+def check_timing(timing: Mapping[str, Any]) -> dict[str, Any]:
+    """Keys must be fields of bench.measure.timing.TimingConfig (checked against the real class)."""
+    from bench.measure.timing import TimingConfig
+
+    valid = [f.name for f in dataclasses.fields(TimingConfig)]
+    _reject_unknown("[timing]", timing, valid)
+    return dict(timing)
+
+
+def from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> SweepConfig:
+    """Build a config from parsed TOML, rejecting unknown keys and values (models checked later)."""
+    _reject_unknown("config", raw, TOP_KEYS)
+    axes_raw = raw.get("axes", {})
+    _reject_unknown("[axes]", axes_raw, AXES)
+    if "model" not in axes_raw:
+        raise ConfigError("[axes] needs 'model' (a list of model names)")
+    axes = {axis: check_axis(axis, axes_raw.get(axis, DEFAULT_AXES.get(axis))) for axis in AXES}
+    name = str(raw.get("name", default_name))
+    if not name or any(c in name for c in "/\\ "):
+        raise ConfigError(f"name '{name}' must be non-empty without spaces or slashes")
+    return SweepConfig(
+        name=name,
+        axes=axes,
+        description=str(raw.get("description", "")),
+        timing=check_timing(raw.get("timing", {})),
+        faults=_parse_faults(raw.get("fault", [])),
+        **_parse_run(raw.get("run", {})),
+    )
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_file(path: str | Path) -> SweepConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    return from_dict(raw, default_name=path.stem)
+
+
+def load_preset(name: str) -> SweepConfig:
+    if name not in preset_names():
+        raise ConfigError(f"preset '{name}' is unknown; known: {', '.join(preset_names())}")
+    return load_file(PRESET_DIR / f"{name}.toml")
+
+
+def with_overrides(config: SweepConfig, axes: Mapping[str, Sequence[Any]] | None = None,
+                   **run: Any) -> SweepConfig:
+    """Replace whole axes (e.g. {'batch_size': [1, 64]}) and run settings; None values are ignored."""
+    new_axes = dict(config.axes)
+    for axis, values in (axes or {}).items():
+        if values is not None:
+            new_axes[axis] = check_axis(axis, list(values))
+    changes = {k: v for k, v in run.items() if v is not None}
+    _reject_unknown("override", changes, [f.name for f in dataclasses.fields(SweepConfig)])
+    if "device" in changes:
+        check_device(changes["device"])
+    if "cell_timeout_s" in changes:
+        changes["cell_timeout_s"] = check_timeout(changes["cell_timeout_s"])
+    return dataclasses.replace(config, axes=new_axes, **changes)
+
+
+def validate(config: SweepConfig, known_models: Sequence[str] | None = None) -> SweepConfig:
+    """The checks that need the model registry; call before anything runs."""
+    check_models(config.values("model"), known_models)
+    for fault in config.faults:
+        if "model" in fault.match:
+            check_models([fault.match["model"]], known_models)
+    for axis in CHOICES:
+        check_axis(axis, config.values(axis))
+    return config

@@ -1,0 +1,115 @@
+"""Turn a cell's axes into a prepared model, an input and the zero-arg callable that gets timed.
+
+Precision (why casting): fp16/bf16 inference casts model and input with `.to(dtype)`, which is how a
+deployed network runs in reduced precision (every conv, BN and linear in that dtype, no per-op casts);
+autocast would keep some ops in fp32 and time the casts too. `train_step` in fp16/bf16 uses
+`torch.autocast` instead, because that is how networks are trained (fp32 master weights); no GradScaler,
+whose cost is a few element-wise kernels. tf32 and fp32 keep fp32 tensors and differ only in the TF32
+switches set by `bench.measure.repro.apply_precision_settings`.
+
+Runtimes: `eager` times the module as is; `compile` times `torch.compile(model)` (its first call, the
+compilation, is timed separately as `first_call_ms`); `cudagraph` times the eager callable under the
+measure package's CUDA-graph replay regime.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.measure.repro import autocast_context, dtype_for
+from bench.sweep.cells import Cell
+
+MEMORY_FORMATS: dict[str, torch.memory_format] = {
+    "contiguous": torch.contiguous_format, "channels_last": torch.channels_last,
+}
+SGD_LR, SGD_MOMENTUM = 1e-3, 0.9
+
+
+def regime_for(cell: Cell, device: torch.device) -> str:
+    """Timing regime of bench.measure.timing: 'cpu' on the CPU; on CUDA 'cudagraph' for the cudagraph
+    runtime, else 'pipelined' (events on the stream, one sync at the end)."""
+    if device.type == "cpu":
+        return "cpu"
+    return "cudagraph" if cell.runtime == "cudagraph" else "pipelined"
+
+
+def cast_for_infer(cell: Cell) -> bool:
+    return cell.mode == "infer" and cell.precision in ("fp16", "bf16")
+
+
+def prepare_model(model: nn.Module, cell: Cell, device: torch.device) -> nn.Module:
+    """Move to the device, cast for fp16/bf16 inference, apply the memory format (4-D params only)."""
+    model = model.to(device)
+    if cast_for_infer(cell):
+        model = model.to(dtype_for(cell.precision))
+    if cell.memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def make_input(cell: Cell, device: torch.device, batch_size: int | None = None,
+               seed: int = 0) -> torch.Tensor:
+    """A random NCHW image batch (3 channels, resolution x resolution) in the cell's dtype and format."""
+    generator = torch.Generator().manual_seed(seed)
+    n = batch_size or cell.batch_size
+    x = torch.randn(n, 3, cell.resolution, cell.resolution, generator=generator)
+    dtype = dtype_for(cell.precision) if cast_for_infer(cell) else torch.float32
+    return x.to(device=device, dtype=dtype).contiguous(memory_format=MEMORY_FORMATS[cell.memory_format])
+
+
+def infer_fn(model: Callable, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def call() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return call
+
+
+def train_step_fn(module: nn.Module, model: Callable, x: torch.Tensor, cell: Cell,
+                  device: torch.device) -> Callable[[], None]:
+    """One SGD step: zero grads, forward, cross-entropy on random labels, backward, optimizer step.
+
+    Networks without a head (the blog's returns its feature map) get their map averaged over space into
+    per-channel logits, so every model has a loss of the same kind.
+    """
+    module.eval()
+    with torch.no_grad(), autocast_context(cell.precision, device):
+        num_classes = int(module(x[:1]).shape[1])
+    module.train()
+    target = torch.randint(0, num_classes, (x.shape[0],), device=device,
+                           generator=torch.Generator(device=device).manual_seed(0))
+    optimizer = torch.optim.SGD(module.parameters(), lr=SGD_LR, momentum=SGD_MOMENTUM)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_context(cell.precision, device):
+            out = model(x)
+        logits = out.float().flatten(2).mean(-1) if out.dim() > 2 else out.float()
+        F.cross_entropy(logits, target).backward()
+        optimizer.step()
+
+    return step
+
+
+RUNTIMES: dict[str, Callable[[nn.Module], Callable]] = {
+    "eager": lambda module: module,
+    "cudagraph": lambda module: module,
+    "compile": lambda module: torch.compile(module),
+}
+
+
+def make_fn(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device) -> Callable:
+    """The zero-arg callable timed for this cell (runtime applied, mode chosen)."""
+    model = RUNTIMES[cell.runtime](module)
+    if cell.mode == "train_step":
+        return train_step_fn(module, model, x, cell, device)
+    return infer_fn(model, x)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

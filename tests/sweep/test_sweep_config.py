@@ -1,0 +1,140 @@
+"""Config parsing and validation: bad input is rejected with the valid choices, before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.results.schema import AXES
+from bench.sweep import command
+from bench.sweep.axes import CHOICES, ConfigError
+from bench.sweep.config import (
+    from_dict, load_file, load_preset, preset_names, validate, with_overrides,
+)
+
+PRESETS = ("paper", "full", "blog", "smoke")
+
+
+def _raw(**axes) -> dict:
+    return {"name": "t", "axes": {"model": ["repvgg_a0"], **axes}}
+
+
+def test_presets_ship_and_validate_against_the_model_registry():
+    assert set(PRESETS) <= set(preset_names())
+    for name in PRESETS:
+        config = validate(load_preset(name))
+        assert config.name == name
+        assert set(config.axes) == set(AXES)
+
+
+def test_paper_preset_is_table4_setting():
+    config = load_preset("paper")
+    assert config.values("batch_size") == (128,)
+    assert config.values("precision") == ("fp32",)
+    assert config.values("resolution") == (224,)
+    assert set(config.values("form")) == {"train", "deploy"}
+    models = config.values("model")
+    assert any(m.startswith("repvgg_") for m in models) and any(m.startswith("resnet") for m in models)
+
+
+def test_full_preset_covers_every_axis_value():
+    config = load_preset("full")
+    for axis, valid in CHOICES.items():
+        assert set(config.values(axis)) == set(valid), axis
+    assert config.values("batch_size") == (1, 8, 32, 64, 128, 256)
+
+
+def test_unknown_top_level_key_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"'colour' is unknown; valid: name, description, axes"):
+        from_dict({**_raw(), "colour": "blue"})
+
+
+def test_unknown_axis_lists_axes():
+    with pytest.raises(ConfigError, match=r"\[axes\]: key 'batch' is unknown; valid: model, form"):
+        from_dict(_raw(batch=[1]))
+
+
+def test_bad_precision_lists_valid_precisions():
+    with pytest.raises(ConfigError, match=r"precision 'fp64' is unknown; valid: fp32, tf32, fp16, bf16"):
+        from_dict(_raw(precision=["fp32", "fp64"]))
+
+
+def test_bad_batch_and_empty_axis():
+    with pytest.raises(ConfigError, match="positive integers"):
+        from_dict(_raw(batch_size=[0]))
+    with pytest.raises(ConfigError, match="is empty"):
+        from_dict(_raw(form=[]))
+    with pytest.raises(ConfigError, match="must be a list"):
+        from_dict(_raw(runtime="eager"))
+
+
+def test_unknown_model_lists_known_models():
+    config = from_dict(_raw(model=["repvgg_a9"]))
+    with pytest.raises(ConfigError, match=r"model 'repvgg_a9' is unknown; known: .*repvgg_a0"):
+        validate(config)
+
+
+def test_unknown_timing_and_run_keys():
+    with pytest.raises(ConfigError, match=r"\[timing\]: key 'min_samplez' is unknown; valid: .*min_samples"):
+        from_dict({**_raw(), "timing": {"min_samplez": 3}})
+    with pytest.raises(ConfigError, match=r"device 'tpu' is unknown; valid: auto, cpu, cuda"):
+        from_dict({**_raw(), "run": {"device": "tpu"}})
+
+
+def test_overrides_replace_axes_and_change_the_run_id():
+    base = load_preset("paper")
+    changed = with_overrides(base, {"model": ["repvgg_a0", "resnet18"], "batch_size": [1, 64]})
+    assert changed.values("model") == ("repvgg_a0", "resnet18")
+    assert changed.values("batch_size") == (1, 64)
+    assert base.run_id("cpu") == load_preset("paper").run_id("cpu")
+    assert changed.run_id("cpu") != base.run_id("cpu")
+    assert with_overrides(base, cell_timeout_s=5).run_id("cpu") == base.run_id("cpu")
+    with pytest.raises(ConfigError, match="valid: contiguous, channels_last"):
+        with_overrides(base, {"memory_format": ["nhwc"]})
+
+
+def test_toml_file_roundtrip(tmp_path: Path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[axes]\nmodel = ["resnet18"]\nbatch_size = [2, 4]\n[run]\ndevice = "cpu"\n')
+    config = load_file(path)
+    assert config.name == "mine" and config.device == "cpu"
+    assert config.values("batch_size") == (2, 4)
+    assert config.values("form") == ("train", "deploy")
+    path.write_text("[axes\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_file(path)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "smoke", "--precision", "fp64"], "valid: fp32, tf32, fp16, bf16"),
+    (["--preset", "smoke", "--models", "repvgg_a9"], "known: "),
+    (["--preset", "smoke", "--batch", "1,x"], "comma-separated list of integers"),
+    (["--preset", "nosuch"], "known: blog, full, paper, smoke"),
+    ([], "give --preset"),
+])
+def test_cli_rejects_bad_input_before_running(argv, message, tmp_path, capsys):
+    out = tmp_path / "results"
+    assert command.main([*argv, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_device_cuda_without_cuda_exits_2(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "results"
+    assert command.main(["--preset", "smoke", "--device", "cuda", "--out", str(out)]) == 2
+    assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_dry_run_lists_cells_and_skip_reasons(tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--preset", "smoke", "--device", "cpu", "--precision", "fp32,fp16", "--dry-run", "--out", str(out)]
+    assert command.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "fp16 not timed on CPU" in text
+    assert "20 cells: 10 to run, 10 skipped" in text
+    assert not out.exists()

@@ -1,0 +1,57 @@
+"""The sweep on a CUDA GPU: CUDA regimes, reduced precisions, GPU memory columns, OOM from the real
+CUDA allocator. Run with `pytest -m gpu` on a machine with an NVIDIA GPU."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bench.results import load
+from bench.sweep.config import from_dict
+from bench.sweep.runner import plan, run_sweep
+
+pytestmark = pytest.mark.gpu
+FAST_TIMING = {"min_samples": 10, "min_time_s": 0.1, "timeout_s": 1.0, "warmup_max_s": 0.5}
+
+
+@pytest.fixture(autouse=True)
+def _need_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.fail("a gpu-marked test ran without CUDA; deselect with -m 'not gpu'")
+
+
+def _sweep(tmp_path, faults=(), **axes) -> pd.DataFrame:
+    raw = {"name": "gpu", "axes": {"model": ["repvgg_a0"], "resolution": [64], "batch_size": [8], **axes},
+           "run": {"device": "cuda", "cell_timeout_s": 300}, "timing": FAST_TIMING, "fault": list(faults)}
+    return load(run_sweep(plan(from_dict(raw), out=tmp_path)).run_dir)
+
+
+def test_cuda_cells_fill_the_gpu_columns(tmp_path):
+    df = _sweep(tmp_path, precision=["fp32", "fp16", "bf16"], runtime=["eager", "cudagraph"])
+    assert len(df) == 12
+    assert set(df["status"]) == {"ok"}, df[["precision", "runtime", "form", "error"]]
+    assert set(df.loc[df["runtime"] == "eager", "timing_regime"]) == {"pipelined"}
+    assert set(df.loc[df["runtime"] == "cudagraph", "timing_regime"]) == {"cudagraph"}
+    for column in ("peak_allocated_mib", "peak_reserved_mib", "cuda_version", "cudnn_version", "gmacs",
+                   "tflops_achieved", "latency_ms_median"):
+        assert df[column].notna().all(), column
+    assert df.loc[df["runtime"] == "eager", "host_enqueue_ms_median"].notna().all()
+    deploy = df[df["form"] == "deploy"]
+    assert (deploy["max_rel_err"] <= deploy["tolerance"]).all()
+    fp32 = df[(df["precision"] == "fp32") & (df["runtime"] == "eager")].set_index("form")
+    assert fp32.loc["deploy", "peak_allocated_mib"] < fp32.loc["train", "peak_allocated_mib"]
+
+
+def test_cuda_oom_is_a_row(tmp_path):
+    df = _sweep(tmp_path, form=["train"], batch_size=[8, 16],
+                faults=[{"kind": "oom", "match": {"batch_size": 8}}])
+    oom = df[df["batch_size"] == 8].iloc[0]
+    assert oom["status"] == "oom" and "OutOfMemoryError" in oom["error"]
+    assert df[df["batch_size"] == 16].iloc[0]["status"] == "ok"
+
+
+def test_train_step_in_bf16_and_tf32(tmp_path):
+    df = _sweep(tmp_path, form=["train"], mode=["train_step"], precision=["tf32", "bf16"])
+    assert set(df["status"]) == {"ok"}, df["error"].tolist()
+    assert (df["tf32_cudnn"] == (df["precision"] == "tf32")).all()

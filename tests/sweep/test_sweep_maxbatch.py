@@ -1,0 +1,58 @@
+"""The --max-batch search logic (doubling then bisection) and its refusal on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.sweep import command
+from bench.sweep.cells import Cell
+from bench.sweep.maxbatch import groups, search
+from bench.sweep.protocol import CellOutcome
+
+CELL = Cell(model="repvgg_a0", form="train", mode="infer", batch_size=1, precision="fp32",
+            memory_format="contiguous", runtime="eager", resolution=32)
+
+
+def _limit_probe(limit: int, calls: list[int]):
+    """Fits iff batch <= limit: the outcome a real probe gives when memory ends at `limit`."""
+
+    def probe(cell: Cell) -> CellOutcome:
+        calls.append(cell.batch_size)
+        return CellOutcome(status="ok" if cell.batch_size <= limit else "oom", error="out of memory")
+
+    return probe
+
+
+@pytest.mark.parametrize("limit", [0, 1, 2, 3, 100, 127, 128, 129, 1000])
+def test_search_finds_the_exact_limit(limit):
+    calls: list[int] = []
+    found = search(CELL, _limit_probe(limit, calls), cap=4096)
+    assert found.max_batch_size == limit
+    assert found.first_failing_batch_size == limit + 1
+    assert found.probes == len(calls) <= 2 * max(1, limit).bit_length() + 2
+
+
+def test_search_stops_at_the_cap_and_on_non_oom_failures():
+    found = search(CELL, _limit_probe(10**9, []), cap=64)
+    assert found.max_batch_size == 64 and found.first_failing_batch_size is None
+
+    def broken(cell: Cell) -> CellOutcome:
+        return CellOutcome(status="ok" if cell.batch_size < 4 else "error", error="boom")
+
+    found = search(CELL, broken, cap=64)
+    assert found.max_batch_size == 2 and "error: boom" in found.error
+
+
+def test_groups_drop_runtime_and_batch_and_skipped_cells():
+    cells = [Cell(**{**CELL.to_dict(), "batch_size": b, "runtime": r, "form": f, "mode": m})
+             for b in (1, 8) for r in ("eager", "compile") for f in ("train", "deploy")
+             for m in ("infer", "train_step")]
+    reps = groups(cells, "cuda")
+    expected = {("train", "infer"), ("deploy", "infer"), ("train", "train_step")}
+    assert {(c.form, c.mode) for c in reps} == expected
+
+
+def test_max_batch_on_cpu_is_a_clear_error(tmp_path, capsys):
+    code = command.main(["--preset", "smoke", "--device", "cpu", "--max-batch", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--max-batch needs CUDA" in capsys.readouterr().err

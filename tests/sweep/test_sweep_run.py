@@ -1,0 +1,157 @@
+"""Real sweeps on the CPU: every column filled, failures as rows (oom, timeout, error, mismatch), resume.
+
+Cells are tiny (RepVGG-A0 at 32x32, batch 1-2, short timing windows) but run for real, each in its own
+subprocess, exactly as `bench run` does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.results import load
+from bench.results.schema import AXES, COLUMNS
+from bench.sweep.config import from_dict
+from bench.sweep.runner import plan, run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST_TIMING = {"min_samples": 5, "min_time_s": 0.05, "timeout_s": 0.3, "warmup_max_s": 0.2}
+ALWAYS = ("run_id", "hardware", "device", "status", "schema_version", *AXES)
+MEASURED_OK = (
+    "started_at", "duration_s", "timing_regime", "latency_ms_median", "latency_ms_mean",
+    "latency_ms_min", "latency_ms_p5", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99",
+    "latency_ms_iqr", "latency_cv", "n_samples", "stop_reason", "warmup_iters", "first_call_ms",
+    "throughput_samples_s", "peak_rss_mib", "params_m", "gmacs", "torch_version", "num_threads",
+    "tf32_matmul", "tf32_cudnn", "float32_matmul_precision", "cudnn_benchmark", "deterministic", "seed",
+)
+
+
+def _in_git_checkout() -> bool:
+    done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True)
+    return done.returncode == 0
+
+
+def _config(name: str, timeout_s: float = 120.0, faults: list | None = None, **axes) -> dict:
+    return {
+        "name": name,
+        "axes": {"model": ["repvgg_a0"], "resolution": [32], **axes},
+        "run": {"device": "cpu", "cell_timeout_s": timeout_s, "num_threads": 1},
+        "timing": FAST_TIMING,
+        "fault": faults or [],
+    }
+
+
+def _run(raw: dict, out: Path) -> pd.DataFrame:
+    summary = run_sweep(plan(from_dict(raw), out=out))
+    return load(summary.run_dir)
+
+
+def _row(df: pd.DataFrame, **axes) -> pd.Series:
+    mask = pd.Series(True, index=df.index)
+    for axis, value in axes.items():
+        mask &= df[axis] == value
+    assert mask.sum() == 1, f"expected one row for {axes}, got {int(mask.sum())}"
+    return df[mask].iloc[0]
+
+
+def test_tiny_sweep_fills_every_column(tmp_path):
+    df = _run(_config("tiny", precision=["fp32", "fp16"]), tmp_path)
+    assert set(COLUMNS) <= set(df.columns)
+    assert len(df) == 4
+    for form in ("train", "deploy"):
+        row = _row(df, form=form, precision="fp32")
+        assert row["status"] == "ok", row["error"]
+        for column in (*ALWAYS, *MEASURED_OK):
+            assert pd.notna(row[column]), f"{form}: column {column} is empty"
+        assert row["timing_regime"] == "cpu" and row["device"] == "cpu"
+        assert pd.notna(row["git_sha"]) or not _in_git_checkout()
+        assert row["throughput_samples_s"] == pytest.approx(1000.0 / row["latency_ms_median"])
+        assert row["peak_rss_mib"] > 50
+    deploy = _row(df, form="deploy", precision="fp32")
+    assert deploy["max_rel_err"] <= deploy["tolerance"] == 1e-4
+    assert _row(df, form="train", precision="fp32")["params_m"] > deploy["params_m"]
+    skipped = _row(df, form="train", precision="fp16")
+    assert skipped["status"] == "skipped" and "not timed on CPU" in skipped["error"]
+    run_dir = next(tmp_path.glob("*/tiny-*"))
+    assert (run_dir / "env.json").is_file()
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert len(samples) == int(df.loc[df["status"] == "ok", "n_samples"].sum())
+
+
+def test_failures_become_rows_and_the_sweep_goes_on(tmp_path):
+    faults = [
+        {"kind": "oom", "match": {"batch_size": 2, "form": "train"}},
+        {"kind": "perturb_deploy", "match": {"batch_size": 1}},
+        {"kind": "error", "match": {"batch_size": 2, "form": "deploy"}},
+    ]
+    df = _run(_config("faults", faults=faults, batch_size=[1, 2]), tmp_path)
+    assert len(df) == 4
+    assert _row(df, batch_size=1, form="train")["status"] == "ok"
+    oom = _row(df, batch_size=2, form="train")
+    assert oom["status"] == "oom" and "can't allocate memory" in oom["error"]
+    mismatch = _row(df, batch_size=1, form="deploy")
+    assert mismatch["status"] == "mismatch" and mismatch["max_rel_err"] > mismatch["tolerance"]
+    assert pd.notna(mismatch["latency_ms_median"]), "a mismatch is still measured"
+    error = _row(df, batch_size=2, form="deploy")
+    assert error["status"] == "error" and "RuntimeError" in error["error"]
+
+
+def test_timeout_and_crash_become_rows(tmp_path):
+    faults = [{"kind": "hang", "match": {"form": "train"}}, {"kind": "crash", "match": {"form": "deploy"}}]
+    start = time.monotonic()
+    df = _run(_config("hang", timeout_s=4.0, faults=faults), tmp_path)
+    assert time.monotonic() - start < 60
+    hang = _row(df, form="train")
+    assert hang["status"] == "timeout" and "4 s timeout" in hang["error"]
+    crash = _row(df, form="deploy")
+    assert crash["status"] == "error" and "SIGABRT" in crash["error"]
+
+
+def _bench_run(config_path: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(config_path), "--out",
+                             str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def _rows_written(out: Path) -> int:
+    files = list(out.glob("*/*/summary.parquet"))
+    return len(pd.read_parquet(files[0])) if files else 0
+
+
+def test_resume_after_a_killed_sweep(tmp_path):
+    config_path = tmp_path / "resume.toml"
+    config_path.write_text(
+        '[axes]\nmodel = ["repvgg_a0"]\nbatch_size = [1]\nresolution = [32]\n'
+        '[run]\ndevice = "cpu"\nnum_threads = 1\n'
+        '[timing]\nmin_samples = 5\nmin_time_s = 0.05\ntimeout_s = 0.3\nwarmup_max_s = 0.2\n'
+    )
+    out = tmp_path / "results"
+    first = _bench_run(config_path, out)
+    deadline = time.monotonic() + 90
+    while _rows_written(out) < 1:
+        assert first.poll() is None, first.stdout.read()
+        assert time.monotonic() < deadline, "no cell finished in time"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_rows = load(next(out.glob("*/*")))
+    assert len(killed_rows) == 1
+    second = _bench_run(config_path, out)
+    text, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, text
+    assert text.count("already in results") == len(killed_rows)
+    final = load(next(out.glob("*/*")))
+    keys = [tuple(r) for r in final[list(AXES)].itertuples(index=False)]
+    assert len(keys) == len(set(keys)) == 2
+    assert set(final["status"]) == {"ok"}
+    before = killed_rows.set_index(list(AXES))["started_at"]
+    after = final.set_index(list(AXES))["started_at"]
+    assert (after.loc[before.index] == before).all(), "finished cells were run again"
