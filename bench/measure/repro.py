@@ -68,7 +68,9 @@ def apply_precision_settings(precision: str, cudnn_benchmark: bool = True,
     PRECISION_SETTINGS[precision]()
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.backends.cudnn.deterministic = deterministic
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    if torch.are_deterministic_algorithms_enabled() != deterministic:
+        # about a second per call even when nothing changes, so only when it does
+        torch.use_deterministic_algorithms(deterministic, warn_only=True)
     return reproducibility_flags()
 
 

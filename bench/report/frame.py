@@ -82,7 +82,7 @@ def drawable(df: pd.DataFrame) -> pd.DataFrame:
 def excluded(df: pd.DataFrame) -> pd.DataFrame:
     """Rows not drawn (status not ok/mismatch), newest per cell, with the reason to list in the report."""
     rows = latest_per_cell(df[~df["status"].isin(DRAWN_STATUSES)])
-    cols = [c for c in ("hardware", *AXES, "status", "error") if c in rows.columns]
+    cols = [c for c in ("hardware", *AXES, "status", "error", "skip_reason") if c in rows.columns]
     return rows[cols].reset_index(drop=True)
 
 

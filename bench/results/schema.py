@@ -43,6 +43,7 @@ class Result:
     schema_version: int = SCHEMA_VERSION
     git_sha: Optional[str] = None
     error: Optional[str] = None
+    skip_reason: Optional[str] = None
     started_at: Optional[str] = None
     duration_s: Optional[float] = None
     # timing (per call of the whole batch)

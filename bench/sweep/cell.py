@@ -9,7 +9,6 @@ with every field measured before it kept.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import sys
@@ -156,7 +155,6 @@ def measure(spec: CellSpec, model: torch.nn.Module, device: torch.device, baseli
     window_s = getattr(telemetry, "duration_s", None) or window_s
     out.update(collect.telemetry_fields(telemetry, window_s, stats.median_ms, cell.batch_size))
     _free(device)
-    reset_peak_rss()
     out.update(collect.memory_fields(measure_memory(fn, device, baseline)))
     out.update(collect.compute_fields(macs, stats.median_ms, cell.batch_size, cell.mode,
                                       _peak_tflops(device, cell.precision)))
@@ -171,26 +169,6 @@ def _host_enqueue_ms(fn: Any, device: torch.device, config: Any) -> Optional[flo
     short = {k: v for k, v in SYNC_PASS.items() if k in names}
     stats = measure_latency(fn, device, "synchronized", replace(config, **short))
     return stats.host_enqueue_ms_median
-
-
-def reset_peak_rss() -> bool:
-    """Linux: give freed heap pages back (glibc `malloc_trim(0)`), then reset this process's peak-RSS
-    high-water mark (`echo 5 > /proc/self/clear_refs`, Linux >= 4.0; getrusage's ru_maxrss follows it).
-
-    Done before the memory pass, so a deploy cell's peak RSS is not that of the training form it was
-    converted from (without the trim, glibc keeps the freed training-form pages resident: +50 MiB on
-    RepVGG-A0). False where unsupported (the peak is then the process's lifetime peak).
-    """
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def _peak_tflops(device: torch.device, precision: str) -> Optional[float]:

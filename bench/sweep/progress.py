@@ -38,8 +38,9 @@ def summary_line(result: Result) -> str:
                      f"{result.tolerance:g}")
     if result.duration_s is not None:
         parts.append(f"({result.duration_s:.1f} s)")
-    if result.error and result.status != "ok":
-        parts.append(f"- {result.error.splitlines()[0][:160]}")
+    reason = result.error or result.skip_reason
+    if reason and result.status != "ok":
+        parts.append(f"- {reason.splitlines()[0][:160]}")
     return "  ".join(parts)
 
 

@@ -88,7 +88,7 @@ def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Option
     stamp = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).isoformat(timespec="seconds")
              if started is not None else None)
     return Result(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=outcome.status,
-                  error=outcome.error, git_sha=plan_.git_sha, started_at=stamp, duration_s=duration_s,
+                  error=outcome.error, skip_reason=cell.skip_reason or None, git_sha=plan_.git_sha, started_at=stamp, duration_s=duration_s,
                   **cell.axes(), **measured)
 
 
@@ -131,7 +131,7 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
             progress.already_done(cell)
     for cell in pending:
         if cell.skip_reason:
-            row = make_row(plan_, cell, CellOutcome(status="skipped", error=cell.skip_reason), None, None)
+            row = make_row(plan_, cell, CellOutcome(status="skipped"), None, None)
             writer.append(row, [])
             counts[row.status] += 1
             progress.finish(row, ran=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -91,3 +92,24 @@ def test_reason_bits_decode_and_throttle_mask():
         assert bit & THROTTLE_MASK
     for bit in (0x01, 0x02, 0x10, 0x100):  # idle, application clocks, sync boost, display
         assert not bit & THROTTLE_MASK
+
+
+RESET_SCRIPT = r"""
+import json, torch
+from bench.measure.memory import measure_memory, peak_rss_mib
+big = torch.ones(512 * 2**20 // 4)          # 512 MiB, touched
+del big
+before = peak_rss_mib()
+stats = measure_memory(lambda: torch.ones(2**20), "cpu")   # a 4 MiB pass
+print(json.dumps({"before": before, "pass": stats.peak_rss_mib}))
+"""
+
+
+def test_memory_pass_peak_excludes_what_was_freed_before_it():
+    """A deploy cell frees the training form before its memory pass; that earlier peak must not count."""
+    out = json.loads(subprocess.run([sys.executable, "-c", RESET_SCRIPT], capture_output=True, text=True,
+                                    check=True).stdout)
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("peak-RSS reset needs Linux >= 4.0")
+    assert out["before"] > 512
+    assert out["pass"] < out["before"] - 400

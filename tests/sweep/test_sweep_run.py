@@ -78,7 +78,7 @@ def test_tiny_sweep_fills_every_column(tmp_path):
     assert deploy["max_rel_err"] <= deploy["tolerance"] == 1e-4
     assert _row(df, form="train", precision="fp32")["params_m"] > deploy["params_m"]
     skipped = _row(df, form="train", precision="fp16")
-    assert skipped["status"] == "skipped" and "not timed on CPU" in skipped["error"]
+    assert skipped["status"] == "skipped" and "not timed on CPU" in skipped["skip_reason"]
     run_dir = next(tmp_path.glob("*/tiny-*"))
     assert (run_dir / "env.json").is_file()
     samples = pd.read_parquet(run_dir / "samples.parquet")
