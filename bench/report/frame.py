@@ -1,8 +1,8 @@
 """Summary dataframes shaped for drawing: which rows may be drawn, their spread, and speedup pairs.
 
 Every figure and table goes through these functions so that the rules are written once:
-- rows with status `ok` or `mismatch` carry valid timings and are drawn; `mismatch` and throttled rows
-  are drawn distinctly (`flag` column), never silently mixed in;
+- rows with status `ok` or `mismatch` carry valid timings and are drawn; `mismatch`, throttled and noisy
+  rows are drawn distinctly (`flag` column), never silently mixed in;
 - rows with any other status (oom, error, timeout, skipped) are excluded and listed with their reason;
 - a speedup exists only for a (train, deploy) pair whose rows both have status `ok`.
 """
@@ -26,6 +26,10 @@ BASELINE: dict[str, str] = {
 
 FLAG_THROTTLED = "throttled"
 FLAG_MISMATCH = "mismatch"
+FLAG_NOISY = "noisy"
+NOISY_CV = 0.05
+"""Latency coefficient of variation above which a cell is flagged noisy: its median is still reported,
+but a spread this wide on a steady workload means interference (other processes, clock changes)."""
 PAIR_KEYS: tuple[str, ...] = ("hardware", *(a for a in AXES if a != "form"))
 
 
@@ -36,15 +40,25 @@ def throttled_mask(df: pd.DataFrame) -> pd.Series:
     return df["throttled"].map(lambda v: bool(v) if v is not None and v == v else False).astype(bool)
 
 
+def noisy_mask(df: pd.DataFrame) -> pd.Series:
+    """True where the latency CV exceeds NOISY_CV."""
+    if "latency_cv" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return pd.to_numeric(df["latency_cv"], errors="coerce").gt(NOISY_CV)
+
+
 def flag_of(df: pd.DataFrame) -> pd.Series:
-    """'mismatch', 'throttled', 'mismatch+throttled' or '' per row."""
-    mismatch = df["status"].eq("mismatch")
-    throttled = throttled_mask(df)
-    flag = pd.Series("", index=df.index, dtype=object)
-    flag[mismatch] = FLAG_MISMATCH
-    flag[throttled] = FLAG_THROTTLED
-    flag[mismatch & throttled] = f"{FLAG_MISMATCH}+{FLAG_THROTTLED}"
-    return flag
+    """'+'-joined flags per row, from 'mismatch', 'throttled', 'noisy'; '' for a clean row."""
+    masks = {FLAG_MISMATCH: df["status"].eq("mismatch"), FLAG_THROTTLED: throttled_mask(df),
+             FLAG_NOISY: noisy_mask(df)}
+    columns = [mask.to_numpy(dtype=bool) for mask in masks.values()]
+    flags = ["+".join(name for name, hit in zip(masks, hits) if hit) for hits in zip(*columns)]
+    return pd.Series(flags, index=df.index, dtype=object)
+
+
+def _merge_flags(a: str, b: str) -> str:
+    names = [n for n in (FLAG_MISMATCH, FLAG_THROTTLED, FLAG_NOISY) if n in f"{a}+{b}".split("+")]
+    return "+".join(names)
 
 
 def latest_per_cell(df: pd.DataFrame) -> pd.DataFrame:
@@ -107,8 +121,8 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
     """Deploy/train throughput ratio for every pair whose two cells have status `ok`.
 
     speedup = T_deploy / T_train; its bounds combine the extremes of both spreads:
-    lo = T_deploy_lo / T_train_hi, hi = T_deploy_hi / T_train_lo. `flag` is 'throttled' when either
-    cell was throttled. Mismatched deploy cells never enter (their output is wrong).
+    lo = T_deploy_lo / T_train_hi, hi = T_deploy_hi / T_train_lo. `flag` joins the flags of both cells
+    (throttled, noisy). Mismatched deploy cells never enter (their output is wrong).
     """
     rows = drawable(df)
     rows = rows[rows["status"].eq("ok")]
@@ -120,8 +134,7 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
     pairs["speedup"] = pairs["throughput_deploy"] / pairs["throughput_train"]
     pairs["speedup_lo"] = pairs["throughput_lo_deploy"] / pairs["throughput_hi_train"]
     pairs["speedup_hi"] = pairs["throughput_hi_deploy"] / pairs["throughput_lo_train"]
-    flagged = pairs["flag_train"].ne("") | pairs["flag_deploy"].ne("")
-    pairs["flag"] = np.where(flagged, FLAG_THROTTLED, "")
+    pairs["flag"] = [_merge_flags(a, b) for a, b in zip(pairs["flag_train"], pairs["flag_deploy"])]
     return pairs.drop(columns=["flag_train", "flag_deploy"])
 
 

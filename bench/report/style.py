@@ -1,7 +1,8 @@
 """Shared look of every figure: Agg backend, colours per form, how flagged cells are drawn, saving.
 
 Flagged cells are drawn, not dropped, and never look like clean ones: throttled cells are hatched (bars)
-or ringed in red (points); mismatched deploy cells are cross-hatched in grey (bars) or crossed (points).
+or ringed in red (points); mismatched deploy cells are cross-hatched in grey (bars) or crossed (points);
+noisy cells (latency CV above 5%) are dotted (bars) or boxed in grey (points).
 Each figure that shows a flag gets a legend entry for it.
 """
 
@@ -29,6 +30,9 @@ THROTTLE_HATCH = "////"
 MISMATCH_HATCH = "xxxx"
 MISMATCH_COLOR = "#bbbbbb"
 THROTTLE_EDGE = "#d62728"
+NOISY_HATCH = "...."
+NOISY_EDGE = "#555555"
+NOISY_LABEL = "noisy: latency CV > 5% (interference)"
 FORMATS: tuple[str, ...] = ("png", "svg")
 
 RC: dict[str, object] = {
@@ -54,6 +58,8 @@ def bar_style(flag: str, color: str) -> dict:
         return {"color": MISMATCH_COLOR, "hatch": MISMATCH_HATCH, "edgecolor": "black"}
     if "throttled" in flag:
         return {"color": color, "hatch": THROTTLE_HATCH, "edgecolor": THROTTLE_EDGE}
+    if "noisy" in flag:
+        return {"color": color, "hatch": NOISY_HATCH, "edgecolor": NOISY_EDGE}
     return {"color": color, "edgecolor": "none"}
 
 
@@ -68,6 +74,10 @@ def mark_points(ax: Axes, x, y, flags) -> set[str]:
         if "mismatch" in flag:
             ax.scatter([xi], [yi], s=90, marker="x", color="black", linewidths=1.8, zorder=6)
             seen.add("mismatch")
+        if "noisy" in flag:
+            ax.scatter([xi], [yi], s=110, marker="s", facecolors="none", edgecolors=NOISY_EDGE,
+                       linewidths=1.2, zorder=5)
+            seen.add("noisy")
     return seen
 
 
@@ -86,6 +96,11 @@ def flag_handles(seen: set[str], bars: bool) -> list:
                   label="mismatch: deploy output != train output (no speedup)") if bars else
             Line2D([], [], marker="x", color="black", linestyle="none",
                    label="mismatch: deploy output != train output (no speedup)"))
+    if any("noisy" in s for s in seen):
+        handles.append(
+            Patch(facecolor="white", hatch=NOISY_HATCH, edgecolor=NOISY_EDGE, label=NOISY_LABEL) if bars else
+            Line2D([], [], marker="s", markersize=9, markerfacecolor="none", markeredgecolor=NOISY_EDGE,
+                   linestyle="none", label=NOISY_LABEL))
     return handles
 
 

@@ -56,6 +56,16 @@ def test_throttled_pairs_are_kept_but_flagged():
     assert list(drawable(frame(rows))["flag"]) == ["", "throttled"]
 
 
+def test_noisy_cells_are_flagged_and_flags_combine():
+    rows = [row("repvgg_a0", "train", 8, latency_cv=0.08), row("repvgg_a0", "deploy", 8, throttled=True,
+                                                                latency_cv=0.01),
+            row("repvgg_a1", "train", 8, latency_cv=0.05), row("repvgg_a1", "deploy", 8, latency_cv=0.049)]
+    assert list(drawable(frame(rows))["flag"]) == ["noisy", "throttled", "", ""]
+    pairs = speedups(frame(rows)).set_index("model")
+    assert pairs.loc["repvgg_a0", "flag"] == "throttled+noisy"
+    assert pairs.loc["repvgg_a1", "flag"] == ""
+
+
 def test_newest_run_wins_for_a_repeated_cell():
     old = row("repvgg_a0", "train", 8, run_id="smoke-ffffffff", started_at="2025-01-01T00:00:00+00:00")
     new = row("repvgg_a0", "train", 8, run_id="smoke-00000000", started_at="2025-02-01T00:00:00+00:00",
