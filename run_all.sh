@@ -68,9 +68,10 @@ setup() {
             "$PY" -m pip install --no-deps -e . || echo "   (editable install failed; running from $ROOT)"
         fi
     else
-        echo "== torch is not installed: installing the package with its dependencies (torch from PyPI)."
-        echo "   For a CPU-only torch, install it first (see https://pytorch.org/get-started/locally/)"
-        echo "   and re-run this script: an existing torch is never replaced."
+        echo "== torch is not installed: trying torch==2.13.0 (a local CPU build on CI-like machines),"
+        echo "   else the newest torch from PyPI. For another build, install it first and re-run:"
+        echo "   an existing torch is never replaced (see https://pytorch.org/get-started/locally/)."
+        "$PY" -m pip install torch==2.13.0 || "$PY" -m pip install torch
         "$PY" -m pip install -e .
     fi
     "$PY" -c 'import bench, torch, pandas, pyarrow' \
