@@ -4,6 +4,10 @@ BASELINE and NEW are each a run folder `results/<hardware>/<run_id>/`, or a base
 `results/baselines/<hardware>.parquet` (its raw samples beside it). Exit codes: 0 pass (AMBIGUOUS never
 fails), 1 a SLOWER cell or a correctness gate regression (plus whatever `--fail-on` adds), 2 the inputs
 cannot be compared (unreadable, or different hardware without `--across-hardware`).
+
+`--speedups-only` compares only the deploy/train speedup of each configuration (a ratio inside one run),
+which is allowed across hardware; it fails on a speedup SMALLER beyond `--threshold`, a speedup LOST
+(deploy no longer faster), a MISSING pair or a gate regression (`bench.results.compare_speedups`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 from pathlib import Path
 
 from bench.results.compare import FAIL_ON_CHOICES, HardwareMismatchError, compare, load_run
+from bench.results.compare_speedups import RENDERERS as SPEEDUP_RENDERERS, compare_speedups_only
 from bench.results.read import ResultsFileError
 from bench.results.render import RENDERERS
 from bench.results.verdicts import Settings
@@ -34,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow different hardware: a side-by-side throughput table, no timing verdicts")
     parser.add_argument("--fail-on", default="", metavar="LIST",
                         help=f"also exit 1 on: comma list of {', '.join(FAIL_ON_CHOICES)} (default: none)")
+    parser.add_argument("--speedups-only", action="store_true",
+                        help="compare only deploy/train speedups (ratios within each run; any hardware); "
+                             "fails on SMALLER beyond --threshold, LOST, MISSING pairs or a gate regression. "
+                             "Across machines give a generous --threshold (the CPU CI uses 0.67: 40%% smaller)")
     fmt = parser.add_mutually_exclusive_group()
     fmt.add_argument("--markdown", action="store_true", help="Markdown (for a pull-request comment)")
     fmt.add_argument("--json", action="store_true", help="JSON (for machines)")
@@ -42,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     fail_on = tuple(f for f in args.fail_on.split(",") if f)
+    if args.speedups_only:
+        return _speedups_only(args, fail_on)
     try:
         settings = Settings(threshold=args.threshold, fdr=args.fdr, n_boot=args.n_boot, seed=args.seed,
                             memory_tolerance_mib=args.memory_tolerance_mib)
@@ -59,4 +70,19 @@ def run(args: argparse.Namespace) -> int:
         print(RENDERERS["markdown"](result, show_all=True))
     else:
         print(RENDERERS["text"](result, show_all=args.all))
+    return result.exit_code()
+
+
+def _speedups_only(args: argparse.Namespace, fail_on: tuple[str, ...]) -> int:
+    if fail_on or args.across_hardware:
+        print("bench compare: --fail-on and --across-hardware do not apply with --speedups-only (which compares "
+              "across hardware and always fails on SMALLER, LOST or MISSING speedups)", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings(threshold=args.threshold, fdr=args.fdr, n_boot=args.n_boot, seed=args.seed)
+        result = compare_speedups_only(load_run(args.baseline), load_run(args.new), settings)
+    except (ResultsFileError, ValueError) as exc:
+        print(f"bench compare: {exc}", file=sys.stderr)
+        return 2
+    print(SPEEDUP_RENDERERS["json" if args.json else "markdown" if args.markdown else "text"](result))
     return result.exit_code()

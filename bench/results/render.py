@@ -29,15 +29,15 @@ class Section:
     collapsed: bool = False
 
 
-def _num(value: Any, fmt: str = "{:.4g}") -> str:
+def fmt_num(value: Any, fmt: str = "{:.4g}") -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value)
 
 
-def _pct(ratio: float) -> str:
+def fmt_pct(ratio: float) -> str:
     return "" if ratio is None or math.isnan(ratio) else f"{ratio - 1:+.1%}"
 
 
-def _interval(lo: float, hi: float) -> str:
+def fmt_interval(lo: float, hi: float) -> str:
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
         return ""
     return f"[{lo - 1:+.1%}, {hi - 1:+.1%}]"
@@ -54,8 +54,8 @@ def _cell_rows(df: pd.DataFrame, vary: list[str]) -> list[list[str]]:
     rows = []
     for r in df.itertuples(index=False):
         rows.append([*(str(getattr(r, a)) for a in vary), _status(r.status_base, r.status_new),
-                     _num(r.median_ms_base), _num(r.median_ms_new), _pct(r.ratio), _interval(r.ci_lo, r.ci_hi),
-                     _num(r.q_value, "{:.2g}"), str(r.verdict), str(r.note or "")])
+                     fmt_num(r.median_ms_base), fmt_num(r.median_ms_new), fmt_pct(r.ratio), fmt_interval(r.ci_lo, r.ci_hi),
+                     fmt_num(r.q_value, "{:.2g}"), str(r.verdict), str(r.note or "")])
     return rows
 
 
@@ -93,9 +93,9 @@ def speedup_section(cmp: Comparison, everything: bool = False) -> Section:
     headers += ["note"] if cmp.across_hardware else ["verdict", "note"]
     rows = []
     for r in shown.itertuples(index=False):
-        row = [*(str(getattr(r, a)) for a in vary), _speedup(r.speedup_base, r.speedup_lo_base, r.speedup_hi_base),
-               _speedup(r.speedup_new, r.speedup_lo_new, r.speedup_hi_new), _pct(r.change),
-               _interval(r.change_lo, r.change_hi), _num(r.q_value, "{:.2g}")]
+        row = [*(str(getattr(r, a)) for a in vary), fmt_speedup(r.speedup_base, r.speedup_lo_base, r.speedup_hi_base),
+               fmt_speedup(r.speedup_new, r.speedup_lo_new, r.speedup_hi_new), fmt_pct(r.change),
+               fmt_interval(r.change_lo, r.change_hi), fmt_num(r.q_value, "{:.2g}")]
         rows.append([*row, str(r.note)] if cmp.across_hardware else [*row, str(r.verdict), str(r.note)])
     if cmp.across_hardware:
         title = "Deploy/train speedup per hardware"
@@ -104,7 +104,7 @@ def speedup_section(cmp: Comparison, everything: bool = False) -> Section:
     return Section(title, headers, rows, collapsed=everything and not cmp.across_hardware)
 
 
-def _speedup(value: float, lo: float, hi: float) -> str:
+def fmt_speedup(value: float, lo: float, hi: float) -> str:
     if value is None or math.isnan(value):
         return ""
     return f"{value:.2f}x [{lo:.2f}, {hi:.2f}]" if not math.isnan(lo) else f"{value:.2f}x"
@@ -119,12 +119,12 @@ def other_sections(cmp: Comparison) -> list[Section]:
                           ("still", "Still mismatching")):
         part = gates[gates["change"].eq(change)]
         out.append(Section(title, [*vary, "baseline max abs err", "new max abs err", "tolerance"],
-                           [[*(str(getattr(r, a)) for a in vary), _num(r.max_abs_err_base), _num(r.max_abs_err_new),
-                             _num(r.tolerance_new)] for r in part.itertuples(index=False)]))
+                           [[*(str(getattr(r, a)) for a in vary), fmt_num(r.max_abs_err_base), fmt_num(r.max_abs_err_new),
+                             fmt_num(r.tolerance_new)] for r in part.itertuples(index=False)]))
     out.append(Section(f"Memory changes (peak allocated, beyond {cmp.settings.memory_tolerance_mib:g} MiB)",
                        [*vary, "baseline MiB", "new MiB", "delta MiB"],
-                       [[*(str(getattr(r, a)) for a in vary), _num(r.peak_allocated_mib_base, "{:.1f}"),
-                         _num(r.peak_allocated_mib_new, "{:.1f}"), _num(r.delta_mib, "{:+.1f}")]
+                       [[*(str(getattr(r, a)) for a in vary), fmt_num(r.peak_allocated_mib_base, "{:.1f}"),
+                         fmt_num(r.peak_allocated_mib_new, "{:.1f}"), fmt_num(r.delta_mib, "{:+.1f}")]
                         for r in cmp.memory.itertuples(index=False)]))
     return out
 
@@ -133,8 +133,8 @@ def hardware_section(cmp: Comparison) -> Section:
     df = cmp.hardware if cmp.hardware is not None else pd.DataFrame(columns=list(AXES))
     vary, _ = varying(df, AXES) if len(df) else (["model"], {})
     b, n = cmp.baseline["hardware"], cmp.new["hardware"]
-    rows = [[*(str(getattr(r, a)) for a in vary), _num(r.throughput_base, "{:.1f}"), _num(r.throughput_new, "{:.1f}"),
-             _num(r.throughput_ratio, "{:.3f}"),
+    rows = [[*(str(getattr(r, a)) for a in vary), fmt_num(r.throughput_base, "{:.1f}"), fmt_num(r.throughput_new, "{:.1f}"),
+             fmt_num(r.throughput_ratio, "{:.3f}"),
              f"[{r.throughput_ratio_lo:.3f}, {r.throughput_ratio_hi:.3f}]" if not math.isnan(r.throughput_ratio_lo)
              else ""] for r in df.itertuples(index=False)]
     return Section(f"Throughput (samples/s) per hardware: {n} / {b}",
