@@ -23,7 +23,8 @@ from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, CellSpec
 
-IDENTITY = ("run_id", "hardware", "device", "status", "error", "git_sha", "started_at", "duration_s")
+IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
+            "duration_s")
 
 
 class DeviceError(RuntimeError):
