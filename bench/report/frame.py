@@ -1,8 +1,8 @@
 """Summary dataframes shaped for drawing: which rows may be drawn, their spread, and speedup pairs.
 
 Every figure and table goes through these functions so that the rules are written once:
-- rows with status `ok` or `mismatch` carry valid timings and are drawn; `mismatch`, throttled and noisy
-  rows are drawn distinctly (`flag` column), never silently mixed in;
+- rows with status `ok` or `mismatch` carry valid timings and are drawn; `mismatch`, throttled, noisy
+  and over-peak rows are drawn distinctly (`flag` column), never silently mixed in;
 - rows with any other status (oom, error, timeout, skipped) are excluded and listed with their reason;
 - a speedup exists only for a (train, deploy) pair whose rows both have status `ok`.
 """
@@ -27,6 +27,9 @@ BASELINE: dict[str, str] = {
 FLAG_THROTTLED = "throttled"
 FLAG_MISMATCH = "mismatch"
 FLAG_NOISY = "noisy"
+FLAG_OVER_PEAK = "over-peak"
+"""Achieved FLOP/s above the device's dense peak for the precision: impossible, so the timing (or the
+MAC count) of that cell is wrong and it must be investigated, not published."""
 NOISY_CV = 0.05
 """Latency coefficient of variation above which a cell is flagged noisy: its median is still reported,
 but a spread this wide on a steady workload means interference (other processes, clock changes)."""
@@ -47,17 +50,27 @@ def noisy_mask(df: pd.DataFrame) -> pd.Series:
     return pd.to_numeric(df["latency_cv"], errors="coerce").gt(NOISY_CV)
 
 
+def over_peak_mask(df: pd.DataFrame) -> pd.Series:
+    """True where pct_of_peak exceeds 100."""
+    if "pct_of_peak" not in df.columns:
+        return pd.Series(False, index=df.index)
+    return pd.to_numeric(df["pct_of_peak"], errors="coerce").gt(100.0)
+
+
+FLAG_ORDER: tuple[str, ...] = (FLAG_MISMATCH, FLAG_THROTTLED, FLAG_NOISY, FLAG_OVER_PEAK)
+
+
 def flag_of(df: pd.DataFrame) -> pd.Series:
-    """'+'-joined flags per row, from 'mismatch', 'throttled', 'noisy'; '' for a clean row."""
+    """'+'-joined flags per row, in FLAG_ORDER; '' for a clean row."""
     masks = {FLAG_MISMATCH: df["status"].eq("mismatch"), FLAG_THROTTLED: throttled_mask(df),
-             FLAG_NOISY: noisy_mask(df)}
+             FLAG_NOISY: noisy_mask(df), FLAG_OVER_PEAK: over_peak_mask(df)}
     columns = [mask.to_numpy(dtype=bool) for mask in masks.values()]
     flags = ["+".join(name for name, hit in zip(masks, hits) if hit) for hits in zip(*columns)]
     return pd.Series(flags, index=df.index, dtype=object)
 
 
 def _merge_flags(a: str, b: str) -> str:
-    names = [n for n in (FLAG_MISMATCH, FLAG_THROTTLED, FLAG_NOISY) if n in f"{a}+{b}".split("+")]
+    names = [n for n in FLAG_ORDER if n in f"{a}+{b}".split("+")]
     return "+".join(names)
 
 
@@ -122,7 +135,7 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
 
     speedup = T_deploy / T_train; its bounds combine the extremes of both spreads:
     lo = T_deploy_lo / T_train_hi, hi = T_deploy_hi / T_train_lo. `flag` joins the flags of both cells
-    (throttled, noisy). Mismatched deploy cells never enter (their output is wrong).
+    (throttled, noisy, over-peak). Mismatched deploy cells never enter (their output is wrong).
     """
     rows = drawable(df)
     rows = rows[rows["status"].eq("ok")]

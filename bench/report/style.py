@@ -2,7 +2,8 @@
 
 Flagged cells are drawn, not dropped, and never look like clean ones: throttled cells are hatched (bars)
 or ringed in red (points); mismatched deploy cells are cross-hatched in grey (bars) or crossed (points);
-noisy cells (latency CV above 5%) are dotted (bars) or boxed in grey (points).
+noisy cells (latency CV above 5%) are dotted (bars) or boxed in grey (points); cells above the device's
+peak FLOP/s (impossible: a timing bug) are outlined in purple.
 Each figure that shows a flag gets a legend entry for it.
 """
 
@@ -33,6 +34,8 @@ THROTTLE_EDGE = "#d62728"
 NOISY_HATCH = "...."
 NOISY_EDGE = "#555555"
 NOISY_LABEL = "noisy: latency CV > 5% (interference)"
+OVER_PEAK_COLOR = "#9467bd"
+OVER_PEAK_LABEL = "over-peak: above the device's peak FLOP/s (a timing bug)"
 FORMATS: tuple[str, ...] = ("png", "svg")
 
 RC: dict[str, object] = {
@@ -58,6 +61,8 @@ def bar_style(flag: str, color: str) -> dict:
         return {"color": MISMATCH_COLOR, "hatch": MISMATCH_HATCH, "edgecolor": "black"}
     if "throttled" in flag:
         return {"color": color, "hatch": THROTTLE_HATCH, "edgecolor": THROTTLE_EDGE}
+    if "over-peak" in flag:
+        return {"color": color, "edgecolor": OVER_PEAK_COLOR, "linewidth": 2.5}
     if "noisy" in flag:
         return {"color": color, "hatch": NOISY_HATCH, "edgecolor": NOISY_EDGE}
     return {"color": color, "edgecolor": "none"}
@@ -78,6 +83,10 @@ def mark_points(ax: Axes, x, y, flags) -> set[str]:
             ax.scatter([xi], [yi], s=110, marker="s", facecolors="none", edgecolors=NOISY_EDGE,
                        linewidths=1.2, zorder=5)
             seen.add("noisy")
+        if "over-peak" in flag:
+            ax.scatter([xi], [yi], s=170, marker="D", facecolors="none", edgecolors=OVER_PEAK_COLOR,
+                       linewidths=1.5, zorder=5)
+            seen.add("over-peak")
     return seen
 
 
@@ -101,6 +110,11 @@ def flag_handles(seen: set[str], bars: bool) -> list:
             Patch(facecolor="white", hatch=NOISY_HATCH, edgecolor=NOISY_EDGE, label=NOISY_LABEL) if bars else
             Line2D([], [], marker="s", markersize=9, markerfacecolor="none", markeredgecolor=NOISY_EDGE,
                    linestyle="none", label=NOISY_LABEL))
+    if any("over-peak" in s for s in seen):
+        handles.append(
+            Patch(facecolor="white", edgecolor=OVER_PEAK_COLOR, linewidth=2.5, label=OVER_PEAK_LABEL) if bars else
+            Line2D([], [], marker="D", markersize=9, markerfacecolor="none", markeredgecolor=OVER_PEAK_COLOR,
+                   linestyle="none", label=OVER_PEAK_LABEL))
     return handles
 
 

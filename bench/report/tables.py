@@ -93,7 +93,7 @@ def flagged_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = drawable(df)
     rows = rows[rows["flag"].ne("")]
     cols = [c for c in ("hardware", "model", "form", "mode", "batch_size", "precision", "memory_format",
-                        "runtime", "flag", "latency_cv", "throttle_reasons", "max_abs_err", "max_rel_err", "tolerance")
+                        "runtime", "flag", "latency_cv", "pct_of_peak", "throttle_reasons", "max_abs_err", "max_rel_err", "tolerance")
             if c in rows.columns]
     return rows[cols].reset_index(drop=True)
 

@@ -66,6 +66,13 @@ def test_noisy_cells_are_flagged_and_flags_combine():
     assert pairs.loc["repvgg_a1", "flag"] == ""
 
 
+def test_cells_above_the_device_peak_are_flagged():
+    rows = [row("repvgg_a0", "train", 8, device="cuda:0", pct_of_peak=100.5),
+            row("repvgg_a0", "deploy", 8, device="cuda:0", pct_of_peak=99.0)]
+    assert list(drawable(frame(rows))["flag"]) == ["over-peak", ""]
+    assert list(speedups(frame(rows))["flag"]) == ["over-peak"]
+
+
 def test_newest_run_wins_for_a_repeated_cell():
     old = row("repvgg_a0", "train", 8, run_id="smoke-ffffffff", started_at="2025-01-01T00:00:00+00:00")
     new = row("repvgg_a0", "train", 8, run_id="smoke-00000000", started_at="2025-02-01T00:00:00+00:00",
