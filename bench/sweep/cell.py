@@ -28,6 +28,7 @@ from bench.sweep.protocol import CellOutcome, CellSpec, write_atomic
 
 OOM_MARKERS: tuple[str, ...] = (
     "out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
+    "alloc_failed",  # CUBLAS_STATUS_ALLOC_FAILED / CUDNN_STATUS_ALLOC_FAILED: the library's cudaMalloc failed
 )
 ERROR_CHARS = 1500
 SYNC_PASS: dict[str, float] = {"min_time_s": 0.2, "timeout_s": 2.0, "warmup_max_s": 0.5}

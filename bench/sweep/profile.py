@@ -43,10 +43,12 @@ OP_CATEGORY: dict[str, str] = {
 """Top-level ATen operator -> category (anything else: 'other')."""
 KERNEL_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("batchnorm", re.compile(r"batch_?norm|bn_fw|bn_bw|bn_infer", re.I)),
-    ("convolution", re.compile(r"conv|implicit_gemm|fprop|dgrad|wgrad|winograd|xmma|cudnn", re.I)),
+    ("convolution", re.compile(r"conv|implicit_gemm|fprop|dgrad|wgrad|winograd|cudnn", re.I)),
     ("elementwise", re.compile(r"elementwise|vectorized|relu|add|mul|clamp|threshold|sigmoid", re.I)),
 )
-"""GPU kernel name -> category, first match wins, for kernels whose launching op is not linked."""
+"""GPU kernel name -> category, first match wins, for kernels whose launching op is not linked. No bare
+"xmma": cuBLAS GEMMs (the linear head, backward matmuls) are `sm90_xmma_gemm_*` too; cuDNN's xmma kernels
+also say fprop/dgrad/wgrad/implicit_gemm."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ def _root_op(event):
 
 
 def _is_kernel(event) -> bool:
-    return event.device_type != torch.autograd.DeviceType.CPU
+    """A device activity (kernel, memcpy, memset). Not a `record_function` range: kineto mirrors those on
+    the GPU timeline (gpu_user_annotation, device type CUDA) spanning every kernel inside them."""
+    return event.device_type != torch.autograd.DeviceType.CPU and not getattr(event, "is_user_annotation", False)
 
 
 def kernel_name_category(name: str) -> str:

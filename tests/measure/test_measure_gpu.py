@@ -32,6 +32,9 @@ def _conv_workload(batch: int = 64, channels: int = 128, size: int = 56):
 
 
 def test_pipelined_agrees_with_triton_do_bench():
+    """do_bench zeroes a 256 MB buffer before every call (an L2 flush) and our loop does not; here that
+    costs nothing: the conv is compute-bound (~59 GFLOP) and its 100 MB input and output exceed H100's
+    50 MB L2 anyway, so both read cold data. A small, L2-resident workload would not agree."""
     import triton.testing
 
     fn = _conv_workload()

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.sweep.profile import kernel_name_category
+from bench.sweep.profile import kernel_name_category, launches
 
 BLOCKS = 1 + sum((2, 4, 14, 1))
 STAGES = 5
@@ -108,9 +108,27 @@ def test_cuda_without_a_gpu_is_an_error_not_a_cpu_number(capsys, tmp_path):
     ("void at::native::batch_norm_transform_input_kernel<float, float, float, int>", "batchnorm"),
     ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>", "elementwise"),
     ("Memcpy HtoD (Pageable -> Device)", "other"),
+    ("sm90_xmma_gemm_f32f32_f32f32_f32_tn_n_tilesize64x32x8_stage3_warpsize1x2x1_ffma_aligna4_alignc4_execute_"
+     "kernel__5x_cublas", "other"),
 ])
 def test_gpu_kernel_names_are_categorized(name, category):
     assert kernel_name_category(name) == category
+
+
+def test_gpu_launches_leave_out_record_function_ranges():
+    """Kineto mirrors `record_function("forward")` on the GPU timeline as a device-type event spanning the
+    whole forward (gpu_user_annotation); it is not a launch. Built from torch's own FunctionEvent class,
+    as `prof.events()` returns them; the GPU test checks a real trace."""
+    from torch.autograd import DeviceType
+    from torch.autograd.profiler_util import FunctionEvent
+
+    name = "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>"
+    op = FunctionEvent(id=1, name="aten::add", thread=0, start_us=0, end_us=10)
+    kernel = FunctionEvent(id=2, name=name, thread=0, start_us=20, end_us=23, device_type=DeviceType.CUDA)
+    op.append_kernel(name, 0, 3)
+    annotation = FunctionEvent(id=3, name="forward", thread=0, start_us=0, end_us=30,
+                               device_type=DeviceType.CUDA, is_user_annotation=True)
+    assert launches([op, kernel, annotation], on_gpu=True) == [(name, "elementwise", 0.003)]
 
 
 @pytest.mark.gpu
@@ -125,3 +143,5 @@ def test_gpu_profile_counts_kernels_per_forward(tmp_path):
     assert counts.loc["convolution", "count_per_forward_deploy"] >= BLOCKS
     assert counts.loc["all", "count_per_forward_deploy"] < counts.loc["all", "count_per_forward_train"]
     assert list(tmp_path.glob("*/traces/repvgg_a0-deploy-b8-fp32/*.pt.trace.json"))
+    summary = pd.read_csv(next(tmp_path.glob("*/traces/repvgg_a0-deploy-b8-fp32/kernel_summary.csv")))
+    assert not summary["name"].isin(["forward", "ProfilerStep*"]).any(), summary["name"].tolist()

@@ -155,3 +155,17 @@ def test_resume_after_a_killed_sweep(tmp_path):
     before = killed_rows.set_index(list(AXES))["started_at"]
     after = final.set_index(list(AXES))["started_at"]
     assert (after.loc[before.index] == before).all(), "finished cells were run again"
+
+
+@pytest.mark.parametrize("message,status", [
+    ("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`", "oom"),
+    ("cuDNN error: CUDNN_STATUS_ALLOC_FAILED", "oom"),
+    ("CUDA error: out of memory", "oom"),
+    ("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED", "error"),
+])
+def test_library_allocation_failures_are_oom(message, status):
+    """cuBLAS/cuDNN report their own failed cudaMalloc as a RuntimeError, not torch.OutOfMemoryError; a
+    --max-batch probe that dies so near the limit must read as 'does not fit', not stop the search."""
+    from bench.sweep.cell import classify
+
+    assert classify(RuntimeError(message)) == status
