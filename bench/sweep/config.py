@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,13 +84,17 @@ class SweepConfig:
         return tuple(self.axes[axis])
 
     def digest(self, device: str) -> str:
-        """Short hash of what decides the measurements (not the timeout, not the output folder).
+        """Short hash of what decides the measurements (not the timeout, not the output folder), and of
+        the machine.
 
-        The run id is `<name>-<digest>`, so the same command maps to the same results folder and a
-        re-run resumes it, while a changed axis or timing setting starts a new folder.
+        The run id is `<name>-<digest>`, so the same command on the same machine maps to the same results
+        folder and a re-run resumes it, while a changed axis or timing setting starts a new folder. The
+        machine is in the hash so that a fresh clone on another machine measures anew instead of
+        "resuming" runs committed from elsewhere.
         """
         payload = {
             "name": self.name,
+            "machine": machine_id(),
             "axes": {axis: list(self.axes[axis]) for axis in AXES},
             "device": device,
             "seed": self.seed,
@@ -102,6 +107,18 @@ class SweepConfig:
 
     def run_id(self, device: str) -> str:
         return f"{self.name}-{self.digest(device)}"
+
+
+def machine_id() -> str:
+    """This machine's identity: /etc/machine-id where readable, else the host name."""
+    try:
+        with open("/etc/machine-id") as fh:
+            value = fh.read().strip()
+            if value:
+                return value
+    except OSError:
+        pass
+    return socket.gethostname()
 
 
 def _reject_unknown(where: str, given: Mapping[str, Any], valid: Sequence[str]) -> None:

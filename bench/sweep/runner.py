@@ -146,6 +146,9 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
         counts[row.status] += 1
         progress.finish(row, ran=True)
 
+    if not pending:
+        print(f"nothing to run: all {len(plan_.cells)} cells are already in {plan_.run_dir} (a resumed "
+              "run); pass --run-id NAME to measure them again")
     executor.run([plan_.spec(c) for c in to_run], on_start, on_done)
     progress.end(dict(counts))
     summary.counts = dict(counts)

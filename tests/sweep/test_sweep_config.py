@@ -138,3 +138,14 @@ def test_cli_dry_run_lists_cells_and_skip_reasons(tmp_path, capsys):
     assert "fp16 not timed on CPU" in text
     assert "20 cells: 10 to run, 10 skipped" in text
     assert not out.exists()
+
+
+def test_the_run_id_depends_on_the_machine(monkeypatch):
+    """Another machine gets its own folder: it must not 'resume' runs committed from elsewhere."""
+    import bench.sweep.config as config_module
+
+    config = load_preset("smoke")
+    here = config.run_id("cpu")
+    monkeypatch.setattr(config_module, "machine_id", lambda: "another-machine")
+    assert config.run_id("cpu") != here
+    assert config.run_id("cpu").startswith("smoke-")
