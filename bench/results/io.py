@@ -6,10 +6,14 @@ Layout of `results/<hardware>/<run_id>/`:
   raw samples. Each is written to a temporary file, fsynced, then `os.replace`d over its final name, and
   the folder is fsynced: a reader sees the old file or the new one, never half of one. Appending a cell
   whose key is already there replaces it (a retried cell).
-- `samples.parquet`, `summary.parquet`, `summary.csv`: regenerated from the cell files after every append,
-  each through the same temp + fsync + replace, in that order, so a summary row always has its samples.
-  A kill between the cell file and the tables leaves tables one cell behind; the next `RunWriter` on the
-  folder regenerates them.
+- `pairs/<pairhash>.json`: one file per train/deploy pair timed side by side (a `Speedup` row), written
+  the same way, after the two cell files of the pair (`write_unit`).
+- `samples.parquet`, `summary.parquet`, `summary.csv`, `speedups.parquet`, `speedups.csv`: generated from
+  the cell and pair files, each through the same temp + fsync + replace, in that order, so a summary row
+  always has its samples. A sweep writes them when it ends and at most every `FLUSH_EVERY_S` while it runs
+  (`write_unit` + `flush`), never after every cell (that rewrite grew with the run: quadratic); `append`
+  and `extend` write them at once. A kill leaves the tables behind the cell files; the next `RunWriter`
+  on the folder regenerates them.
 - `env.json`: the environment fingerprint.
 
 The cell hash is the first 16 hex digits of sha256 over the JSON list of the cell's AXES values.
@@ -35,7 +39,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from bench.results.schema import AXES, COLUMNS, SAMPLE_COLUMNS, STATUSES, Result
+from bench.results.schema import AXES, COLUMNS, PAIR_AXES, SAMPLE_COLUMNS, SPEEDUP_COLUMNS, STATUSES, Result, Speedup
 
 try:
     import fcntl
@@ -45,6 +49,10 @@ except ImportError:  # pragma: no cover - not a POSIX system: writers of one fol
 SUMMARY_PARQUET = "summary.parquet"
 SUMMARY_CSV = "summary.csv"
 SAMPLES_PARQUET = "samples.parquet"
+SPEEDUPS_PARQUET = "speedups.parquet"
+SPEEDUPS_CSV = "speedups.csv"
+PAIRS_DIR = "pairs"
+FLUSH_EVERY_S = 30.0
 ENV_JSON = "env.json"
 CELLS_DIR = "cells"
 CELL_FORMAT = 1
@@ -68,6 +76,12 @@ def summary_schema() -> pa.Schema:
     """Arrow schema of the summary: one typed column per `Result` field, so all-None columns keep a type."""
     hints = typing.get_type_hints(Result)
     return pa.schema([pa.field(name, _arrow_type(hints[name])) for name in COLUMNS])
+
+
+def speedups_schema() -> pa.Schema:
+    """Arrow schema of `speedups.parquet`: one typed column per `Speedup` field."""
+    hints = typing.get_type_hints(Speedup)
+    return pa.schema([pa.field(name, _arrow_type(hints[name])) for name in SPEEDUP_COLUMNS])
 
 
 def samples_schema() -> pa.Schema:
@@ -132,7 +146,10 @@ class RunWriter:
         self.run_dir = Path(run_dir)
         self.cells_dir = self.run_dir / CELLS_DIR
         self.cells_dir.mkdir(parents=True, exist_ok=True)
+        self.pairs_dir = self.run_dir / PAIRS_DIR
         self._cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._pairs: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._flushed = time.monotonic()
         with self._locked():
             self._remove_stale_temps()
             if not any(self.cells_dir.glob("*.json")):
@@ -158,6 +175,34 @@ class RunWriter:
             _fsync_dir(self.cells_dir)
             self._refresh()
             self._write_tables()
+
+    def write_unit(self, cells: Sequence[tuple[Result, Sequence[float] | None]],
+                   pair: Speedup | None = None) -> None:
+        """Write the cell files of one unit of work (a cell or a pair) and its pair file, each atomically;
+        the tables follow at the next `flush` (at most `FLUSH_EVERY_S` later, see `flush(force=False)`)."""
+        encoded = [(result, self._encode(result, samples)) for result, samples in cells]
+        with self._locked():
+            self._refresh()
+            for result, data in encoded:
+                self._check_same_run(result, encoded[0][0])
+                atomic_write_bytes(self.cells_dir / f"{cell_hash(result.cell_key())}.json", data, sync_dir=False)
+            _fsync_dir(self.cells_dir)
+            if pair is not None:
+                self.pairs_dir.mkdir(exist_ok=True)
+                record = {"format": CELL_FORMAT, "written_ns": time.time_ns(), "row": pair.to_dict()}
+                atomic_write_bytes(self.pairs_dir / f"{cell_hash(pair.pair_key())}.json",
+                                   json.dumps(record, allow_nan=True).encode())
+        self.flush(force=False)
+
+    def flush(self, force: bool = True) -> None:
+        """Regenerate the tables from the cell and pair files (with `force=False`: only if the last flush
+        is `FLUSH_EVERY_S` old)."""
+        if not force and time.monotonic() - self._flushed < FLUSH_EVERY_S:
+            return
+        with self._locked():
+            self._refresh()
+            self._write_tables()
+        self._flushed = time.monotonic()
 
     def _encode(self, result: Result, samples_ms: Sequence[float] | None) -> bytes:
         if not isinstance(result, Result):
@@ -198,7 +243,7 @@ class RunWriter:
 
     def _remove_stale_temps(self) -> None:
         """Temp files left by a killed writer (only ever created under the lock we now hold)."""
-        for folder in (self.run_dir, self.cells_dir):
+        for folder in (self.run_dir, self.cells_dir, self.pairs_dir):
             for path in folder.glob(".*.tmp-*"):
                 path.unlink(missing_ok=True)
 
@@ -226,6 +271,15 @@ class RunWriter:
             atomic_write_bytes(self.cells_dir / f"{cell_hash(result.cell_key())}.json",
                                json.dumps(record, allow_nan=True).encode(), sync_dir=False)
         _fsync_dir(self.cells_dir)
+        speedups_file = self.run_dir / SPEEDUPS_PARQUET
+        if rows and speedups_file.is_file():
+            self.pairs_dir.mkdir(exist_ok=True)
+            for i, row in enumerate(pq.read_table(speedups_file).to_pylist()):
+                pair = Speedup(**{k: _clean_number(v) for k, v in row.items() if k in SPEEDUP_COLUMNS})
+                record = {"format": CELL_FORMAT, "written_ns": start + i, "row": pair.to_dict()}
+                atomic_write_bytes(self.pairs_dir / f"{cell_hash(pair.pair_key())}.json",
+                                   json.dumps(record, allow_nan=True).encode(), sync_dir=False)
+            _fsync_dir(self.pairs_dir)
 
     def _refresh(self) -> None:
         """Read cell files that are new or changed since the last look; forget the ones that are gone."""
@@ -239,6 +293,19 @@ class RunWriter:
                 self._cache[path.name] = (stamp, _read_cell(path))
         for name in set(self._cache) - seen:
             del self._cache[name]
+        self._refresh_pairs()
+
+    def _refresh_pairs(self) -> None:
+        seen: set[str] = set()
+        for path in self.pairs_dir.glob("*.json") if self.pairs_dir.is_dir() else ():
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            seen.add(path.name)
+            cached = self._pairs.get(path.name)
+            if cached is None or cached[0] != stamp:
+                self._pairs[path.name] = (stamp, json.loads(path.read_bytes()))
+        for name in set(self._pairs) - seen:
+            del self._pairs[name]
 
     def _check_same_run(self, result: Result, first: Result) -> None:
         """Every row of a folder belongs to one run on one hardware (results/<hardware>/<run_id>/)."""
@@ -267,7 +334,21 @@ class RunWriter:
         atomic_write_table(self.run_dir / SAMPLES_PARQUET, _samples_table(records), sync_dir=False)
         atomic_write_table(self.run_dir / SUMMARY_PARQUET, summary, sync_dir=False)
         atomic_write_table(self.run_dir / SUMMARY_CSV, summary, sync_dir=False)
+        speedups = self._speedups_table()
+        atomic_write_table(self.run_dir / SPEEDUPS_PARQUET, speedups, sync_dir=False)
+        atomic_write_table(self.run_dir / SPEEDUPS_CSV, speedups, sync_dir=False)
         _fsync_dir(self.run_dir)
+
+    def _speedups_table(self) -> pa.Table:
+        """Pairs whose two cells are still in the run (a cell retried alone drops its old pair)."""
+        cells = {tuple(rec["row"][a] for a in AXES) for _, rec in self._cache.values()}
+        rows = []
+        for _, rec in sorted(self._pairs.values(), key=lambda item: item[1]["written_ns"]):
+            row = rec["row"]
+            axes = {a: row[a] for a in PAIR_AXES}
+            if all(tuple({**axes, "form": form}[a] for a in AXES) in cells for form in ("train", "deploy")):
+                rows.append({name: _clean_number(row.get(name)) for name in SPEEDUP_COLUMNS})
+        return pa.Table.from_pylist(rows, schema=speedups_schema())
 
 
 def _read_cell(path: Path) -> dict[str, Any]:

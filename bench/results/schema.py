@@ -49,6 +49,8 @@ class Result:
     # timing (per call of the whole batch)
     timing_regime: Optional[str] = None
     latency_ms_median: Optional[float] = None
+    latency_ms_median_ci_low: Optional[float] = None
+    latency_ms_median_ci_high: Optional[float] = None
     latency_ms_mean: Optional[float] = None
     latency_ms_min: Optional[float] = None
     latency_ms_p5: Optional[float] = None
@@ -62,6 +64,8 @@ class Result:
     warmup_iters: Optional[int] = None
     first_call_ms: Optional[float] = None
     host_enqueue_ms_median: Optional[float] = None
+    host_bound: Optional[bool] = None
+    compile_cache_cold: Optional[bool] = None
     throughput_samples_s: Optional[float] = None
     # memory
     peak_allocated_mib: Optional[float] = None
@@ -87,6 +91,10 @@ class Result:
     max_abs_err: Optional[float] = None
     max_rel_err: Optional[float] = None
     tolerance: Optional[float] = None
+    # the pair this row was timed in (copied from its speedups.parquet row; None: timed alone)
+    speedup_median: Optional[float] = None
+    speedup_ci_low: Optional[float] = None
+    speedup_ci_high: Optional[float] = None
     # environment and reproducibility
     torch_version: Optional[str] = None
     cuda_version: Optional[str] = None
@@ -118,3 +126,59 @@ REQUIRED: tuple[str, ...] = tuple(
 
 SAMPLE_COLUMNS: tuple[str, ...] = ("run_id", *AXES, "sample_index", "latency_ms")
 """`samples.parquet`: every raw timing sample of every cell, keyed by the cell's axes."""
+
+PAIR_AXES: tuple[str, ...] = tuple(a for a in AXES if a != "form")
+"""The axes of a train/deploy pair: every axis but `form`."""
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """One train/deploy pair timed side by side in one process: a row of `speedups.parquet`/`.csv`.
+
+    speedup_median = median train latency / median deploy latency (> 1: the deploy form is faster);
+    speedup_ci_low/high: its 95% interval from the paired blocks (`bench.measure.paired`). The speedup
+    columns are None unless `status` is 'ok', which needs both form rows ok and the correctness gate
+    passed: a mismatched deploy form never yields a speedup. `paired` is False for speedups derived from
+    the summary of an older run whose forms were timed in separate processes (no interval).
+    """
+
+    run_id: str
+    hardware: str
+    device: str
+    model: str
+    mode: str
+    batch_size: int
+    precision: str
+    memory_format: str
+    runtime: str
+    resolution: int
+    status: str
+    schema_version: int = SCHEMA_VERSION
+    error: Optional[str] = None
+    paired: bool = True
+    speedup_median: Optional[float] = None
+    speedup_ci_low: Optional[float] = None
+    speedup_ci_high: Optional[float] = None
+    n_blocks: Optional[int] = None
+    stop_reason: Optional[str] = None
+    latency_ms_median_train: Optional[float] = None
+    latency_ms_median_deploy: Optional[float] = None
+    max_rel_err: Optional[float] = None
+    tolerance: Optional[float] = None
+    started_at: Optional[str] = None
+    duration_s: Optional[float] = None
+    timed_s: Optional[float] = None
+    git_sha: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status '{self.status}' is unknown; known: {', '.join(STATUSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def pair_key(self) -> tuple:
+        return tuple(getattr(self, axis) for axis in PAIR_AXES)
+
+
+SPEEDUP_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Speedup))

@@ -19,7 +19,8 @@ from typing import Any, Optional
 import torch
 
 TIMING_FIELDS: dict[str, str] = {
-    "latency_ms_median": "median_ms", "latency_ms_mean": "mean_ms", "latency_ms_min": "min_ms",
+    "latency_ms_median": "median_ms", "latency_ms_median_ci_low": "median_ci_low_ms",
+    "latency_ms_median_ci_high": "median_ci_high_ms", "latency_ms_mean": "mean_ms", "latency_ms_min": "min_ms",
     "latency_ms_p5": "p5_ms", "latency_ms_p90": "p90_ms", "latency_ms_p95": "p95_ms",
     "latency_ms_p99": "p99_ms", "latency_ms_iqr": "iqr_ms", "latency_cv": "cv", "n_samples": "n",
     "stop_reason": "stop_reason", "warmup_iters": "warmup_iters", "first_call_ms": "first_call_ms",
@@ -33,6 +34,9 @@ TELEMETRY_FIELDS: tuple[str, ...] = (
     "power_w_mean", "sm_clock_mhz_mean", "mem_clock_mhz_mean", "temperature_c_max", "throttled",
 )
 TRAIN_STEP_FLOP_FACTOR = 3
+HOST_BOUND_FRACTION = 0.9
+"""A pipelined cell is host-bound when issuing a call takes at least this fraction of the call's latency:
+its latency is then the host's enqueue time, not GPU time (time such cells with runtime `cudagraph`)."""
 
 
 def _plain(value: Any) -> Any:
@@ -49,6 +53,14 @@ def timing_fields(stats: Any, batch_size: int) -> dict[str, Any]:
     median = out["latency_ms_median"]
     out["throughput_samples_s"] = batch_size * 1000.0 / median if median else None
     return out
+
+
+def host_bound(regime: str, host_enqueue_ms: Optional[float], median_ms: Optional[float]) -> Optional[bool]:
+    """host_enqueue_ms_median >= HOST_BOUND_FRACTION x latency_ms_median, for the pipelined regime only
+    (elsewhere the latency is not a max of host and GPU time: None)."""
+    if regime != "pipelined" or host_enqueue_ms is None or not median_ms:
+        return None
+    return bool(host_enqueue_ms >= HOST_BOUND_FRACTION * median_ms)
 
 
 def memory_fields(stats: Any) -> dict[str, Any]:

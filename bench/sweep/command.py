@@ -17,6 +17,7 @@ import sys
 from typing import Any, Optional
 
 from bench.sweep.axes import CHOICES, ConfigError
+from bench.sweep.executor import ISOLATIONS
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
 
 AXIS_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -51,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="binary-search the largest batch that fits per model/form (CUDA only)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="when resuming, run cells that ended as error or timeout again")
+    parser.add_argument("--isolation", choices=ISOLATIONS, default="model",
+                        help="model (default): one worker process per model and runtime serves all its "
+                             "cells and pairs, replaced after a failure; cell: a fresh process per pair or "
+                             "lone cell")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any cell ended as mismatch, error or timeout")
 
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {plan.run_id} on {plan.device} ({plan.hardware}): {len(plan.cells)} cells -> {plan.run_dir}",
           flush=True)
     try:
-        summary = run_sweep(plan, retry_failed=args.retry_failed)
+        summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are in {plan.run_dir}; run the same command again to resume",
               file=sys.stderr)

@@ -1,11 +1,16 @@
-"""Executors: where cells run. Today a local pool of subprocesses; the interface is two callbacks wide.
+"""Executors: where units of work run. Today local worker processes; the interface is two callbacks wide.
 
-`Executor.run(specs, on_start, on_done)` runs every spec and reports each one; nothing about cells, rows or
-files leaks into it, so a Slurm (submitit) or Ray executor only has to run `python -m bench.sweep.cell
-SPEC OUT` somewhere and hand back the outcome file.
+`Executor.run(specs, on_start, on_done)` runs every `UnitSpec` (a cell or a train/deploy pair) and reports
+each one's `UnitOutcome`; nothing about rows or files leaks into it, so a Ray or Slurm executor only has
+to feed `python -m bench.sweep.worker` unit lines somewhere (or call `bench.sweep.unit.run_unit` in a
+process of its own) and hand back the outcomes. Units with the same `worker_key()` (model, runtime) may
+share a process.
 
-`LocalExecutor`: one worker per visible GPU (each pinned with CUDA_VISIBLE_DEVICES, so a cell owns its
-GPU), one worker on the CPU (parallel CPU cells would steal each other's cores and time nothing useful).
+`LocalExecutor`: one slot per visible GPU (each pinned with CUDA_VISIBLE_DEVICES, so a unit owns its
+GPU), one slot on the CPU (parallel CPU cells would steal each other's cores and time nothing useful).
+In a slot one worker serves a model's units in a row (`isolation="model"`) and is replaced after a
+failure, a timeout or a crash; `isolation="cell"` starts a fresh process for every unit.
+`run_cell_subprocess` runs one `CellSpec` in `python -m bench.sweep.cell` (the `--max-batch` probes).
 """
 
 from __future__ import annotations
@@ -18,21 +23,22 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import bench
-from bench.sweep.protocol import CellOutcome, CellSpec
+from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec
 
-OnStart = Callable[[CellSpec, int], None]
-OnDone = Callable[[CellSpec, CellOutcome, float, float], None]
+OnStart = Callable[[UnitSpec, int], None]
+OnDone = Callable[[UnitSpec, UnitOutcome, float, float], None]
 """on_done(spec, outcome, started_unix_s, duration_s); called from one thread at a time."""
 
 OUTPUT_TAIL_CHARS = 2000
 
 
 class Executor(Protocol):
-    def run(self, specs: Iterable[CellSpec], on_start: OnStart, on_done: OnDone) -> None: ...
+    def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None: ...
 
 
 def _child_env(extra: dict[str, str]) -> dict[str, str]:
@@ -104,52 +110,159 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-class LocalExecutor:
-    """Subprocess per cell; `slots` are env overrides, one worker thread per slot."""
+ISOLATIONS: tuple[str, ...] = ("model", "cell")
+"""`model`: one persistent worker per model and runtime serves all its units, replaced after a failure;
+`cell`: a fresh process for every unit of work (a pair or a lone cell), as before workers existed."""
+POLL_S = 0.01
 
-    def __init__(self, slots: Sequence[dict[str, str]], timeout_s: float) -> None:
+
+class Worker:
+    """One `python -m bench.sweep.worker` process, its log file and the (model, runtime) it serves."""
+
+    def __init__(self, key: tuple, env: dict[str, str], folder: Path) -> None:
+        self.key = key
+        self.log_path = folder / f"worker-{len(list(folder.glob('worker-*')))}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.worker"], stdin=subprocess.PIPE,
+                                     stdout=self._log, stderr=subprocess.STDOUT, text=True,
+                                     env=_child_env(env), start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, spec: UnitSpec, last: bool) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(spec.to_json() + "\n")
+        self.proc.stdin.flush()
+        if last:
+            self.proc.stdin.close()
+
+    def wait(self, spec: UnitSpec, timeout_s: float) -> UnitOutcome:
+        """The unit's outcome file, or a timeout / died outcome (the worker is killed then)."""
+        path = Path(str(spec.outcome_path))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if path.is_file():
+                return UnitOutcome.from_json(path.read_text())
+            if not self.alive():
+                if path.is_file():
+                    continue
+                died = _died(self.proc, self.output())
+                return UnitOutcome.failed(len(spec.cells), died.status, str(died.error))
+            if time.monotonic() > deadline:
+                self.kill()
+                per_cell = timeout_s / len(spec.cells)
+                return UnitOutcome.failed(len(spec.cells), "timeout", f"cell exceeded the {per_cell:g} s "
+                                          f"timeout ({len(spec.cells)} cell(s) in the unit: {timeout_s:g} s); killed")
+            time.sleep(POLL_S)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        _kill_group(self.proc)
+        self.proc.wait()
+        self._log.close()
+
+    def close(self) -> None:
+        """Let the worker leave on its own (end of its stdin), then make sure its group is gone."""
+        try:
+            if self.proc.stdin is not None and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (subprocess.TimeoutExpired, OSError):
+            pass
+        self.kill()
+
+
+class LocalExecutor:
+    """Workers on this machine; `slots` are env overrides (one slot per GPU), one thread per slot."""
+
+    def __init__(self, slots: Sequence[dict[str, str]], timeout_s: float, isolation: str = "model") -> None:
         if not slots:
             raise ValueError("LocalExecutor needs at least one slot")
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation '{isolation}' is unknown; valid: {', '.join(ISOLATIONS)}")
         self.slots = list(slots)
         self.timeout_s = timeout_s
+        self.isolation = isolation
 
     @classmethod
-    def for_device(cls, device_type: str, timeout_s: float) -> "LocalExecutor":
+    def for_device(cls, device_type: str, timeout_s: float, isolation: str = "model",
+                   env: Optional[dict[str, str]] = None) -> "LocalExecutor":
         gpus = visible_gpus() if device_type == "cuda" else []
-        slots = [{"CUDA_VISIBLE_DEVICES": g} for g in gpus] or [{}]
-        return cls(slots, timeout_s)
+        slots = [{"CUDA_VISIBLE_DEVICES": g, **(env or {})} for g in gpus] or [dict(env or {})]
+        return cls(slots, timeout_s, isolation)
 
-    def run(self, specs: Iterable[CellSpec], on_start: OnStart, on_done: OnDone) -> None:
-        todo: queue.Queue = queue.Queue()
+    def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:
+        """Run every unit; units of one (model, runtime) go to one slot in a row, so a worker serves them."""
+        groups: dict[tuple, list[UnitSpec]] = {}
         for spec in specs:
-            todo.put(spec)
+            groups.setdefault(spec.worker_key(), []).append(spec)
+        todo: queue.Queue = queue.Queue()
+        for group in groups.values():
+            todo.put(group)
         lock = threading.Lock()
         errors: list[BaseException] = []
 
-        def worker(slot_index: int) -> None:
-            while not errors:
-                try:
-                    spec = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    with lock:
-                        on_start(spec, slot_index)
-                    started = time.time()
-                    outcome = run_cell_subprocess(spec, self.timeout_s, self.slots[slot_index])
-                    with lock:
-                        on_done(spec, outcome, started, time.time() - started)
-                except BaseException as exc:  # surfaced in the main thread below
-                    errors.append(exc)
-                    return
+        def next_group() -> list[UnitSpec]:
+            try:
+                return todo.get_nowait()
+            except queue.Empty:
+                return []
 
-        if len(self.slots) == 1:
-            worker(0)
-        else:
-            threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(self.slots))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+        def work(slot_index: int, folder: Path) -> None:
+            worker: Optional[Worker] = None
+            spare: Optional[Worker] = None
+            try:
+                group = next_group()
+                while group and not errors:
+                    following = next_group()
+                    for index, spec in enumerate(group):
+                        spec = replace(spec, outcome_path=str(folder / f"outcome-{slot_index}-{index}-"
+                                                          f"{time.time_ns()}.json"))
+                        if worker is not None and (not worker.alive() or worker.key != spec.worker_key()):
+                            worker.close()
+                            worker = None
+                        if worker is None:
+                            usable = spare is not None and spare.alive() and spare.key == spec.worker_key()
+                            worker = spare if usable else Worker(spec.worker_key(), self.slots[slot_index], folder)
+                            spare = spare if not usable else None
+                        if index == 0 and following and spare is None and self.isolation == "model":
+                            # the next model's worker imports torch while this one builds and measures
+                            spare = Worker(following[0].worker_key(), self.slots[slot_index], folder)
+                        with lock:
+                            on_start(spec, slot_index)
+                        started = time.time()
+                        last = self.isolation == "cell" or index == len(group) - 1
+                        worker.send(spec, last)
+                        outcome = worker.wait(spec, self.timeout_s * len(spec.cells))
+                        if last or outcome.failed_any:
+                            worker.close()
+                            worker = None
+                        with lock:
+                            on_done(spec, outcome, started, time.time() - started)
+                    group = following
+            except BaseException as exc:  # surfaced in the main thread below
+                errors.append(exc)
+            finally:
+                for left in (worker, spare):
+                    if left is not None:
+                        left.kill()
+
+        with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+            folders = [Path(tmp, str(i)) for i in range(len(self.slots))]
+            for folder in folders:
+                folder.mkdir()
+            if len(self.slots) == 1:
+                work(0, folders[0])
+            else:
+                threads = [threading.Thread(target=work, args=(i, folders[i]), daemon=True)
+                           for i in range(len(self.slots))]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
         if errors:
             raise errors[0]

@@ -66,9 +66,9 @@ class Progress:
         self.done += 1
         self._print(f"[{self.done}/{self.total}] {cell.label()}  already in results: skipped (resume)")
 
-    def start(self, cell: Cell) -> None:
+    def start(self, cell: Cell, label: Optional[str] = None) -> None:
         left = self.total - self.done
-        self._print(f"[{self.done + 1}/{self.total}] {cell.label()}  "
+        self._print(f"[{self.done + 1}/{self.total}] {label or cell.label()}  "
                     f"(done {self.done}, left {left}, ETA {format_duration(self.eta_s())})")
 
     def finish(self, result: Result, ran: bool) -> None:

@@ -1,4 +1,8 @@
-"""What the parent hands a cell subprocess and what it gets back: two JSON files.
+"""What the parent hands a cell subprocess or a worker and what it gets back: JSON files.
+
+`CellSpec` -> `CellOutcome`: one cell in `python -m bench.sweep.cell` (the `--max-batch` probes).
+`UnitSpec` -> `UnitOutcome`: one unit of work (a cell, or a train/deploy pair timed side by side) sent to
+a persistent worker, `python -m bench.sweep.worker`, as one line on its stdin.
 
 Files rather than stdout because torch, cuDNN and inductor print to stdout/stderr at will; a result file
 written atomically (temp name + rename) at the very end is either complete or absent, and an absent file
@@ -11,7 +15,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from bench.sweep.cells import Cell
 
@@ -76,3 +80,104 @@ def write_atomic(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    """One unit of work: one cell, or the (train, deploy) cells of a pair, with how to run them.
+
+    `faults[i]` are the injected faults of `cells[i]`. `outcome_path` is where the worker writes the
+    `UnitOutcome` (set by the executor).
+    """
+
+    cells: tuple[Cell, ...]
+    device: str
+    seed: int = 0
+    num_threads: Optional[int] = None
+    timing: dict = field(default_factory=dict)
+    faults: tuple[tuple[str, ...], ...] = ()
+    outcome_path: Optional[str] = None
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.cells) == 2
+
+    def worker_key(self) -> tuple[str, str]:
+        """Units with the same key may share a worker process: one per model and runtime."""
+        return (self.cells[0].model, self.cells[0].runtime)
+
+    def label(self) -> str:
+        first = self.cells[0]
+        return first.label().replace(f" {first.form} ", " train+deploy ") if self.is_pair else first.label()
+
+    def cell_spec(self, index: int) -> CellSpec:
+        faults = self.faults[index] if index < len(self.faults) else ()
+        return CellSpec(cell=self.cells[index], device=self.device, seed=self.seed,
+                        num_threads=self.num_threads, timing=dict(self.timing), faults=tuple(faults))
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["cells"] = [asdict(c) for c in self.cells]
+        data["faults"] = [list(f) for f in self.faults]
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "UnitSpec":
+        data = json.loads(text)
+        data["cells"] = tuple(Cell(**c) for c in data["cells"])
+        data["faults"] = tuple(tuple(f) for f in data.get("faults", ()))
+        return cls(**data)
+
+
+@dataclass
+class UnitOutcome:
+    """How a unit ended: one `CellOutcome` per cell (same order as the spec) and, for a pair, the
+    measurement of the pair (`Speedup` fields: speedup_median, speedup_ci_low, ..., timed_s)."""
+
+    cells: list[CellOutcome]
+    pair: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"cells": [asdict(c) for c in self.cells], "pair": self.pair}, default=_jsonable)
+
+    @classmethod
+    def from_json(cls, text: str) -> "UnitOutcome":
+        data = json.loads(text)
+        return cls(cells=[CellOutcome(**c) for c in data["cells"]], pair=data.get("pair") or {})
+
+    @classmethod
+    def failed(cls, n_cells: int, status: str, error: str) -> "UnitOutcome":
+        """Every cell of the unit ended the same way (timeout, a crashed worker)."""
+        return cls(cells=[CellOutcome(status=status, error=error) for _ in range(n_cells)])
+
+    @property
+    def failed_any(self) -> bool:
+        return any(c.status not in ("ok", "mismatch") for c in self.cells)
+
+
+def group_units(cells: Sequence[Cell]) -> list[tuple[Cell, ...]]:
+    """Cells -> units of work: the train and deploy cells of one inference setting (all axes but `form`
+    equal, mode `infer`, neither skipped) become a pair; every other cell is a unit of its own. Units
+    keep the cells' order, stably grouped by (model, runtime) so one worker serves them in a row."""
+    by_key: dict[tuple, dict[str, Cell]] = {}
+    for cell in cells:
+        if cell.mode == "infer" and not cell.skip_reason:
+            key = tuple(v for k, v in cell.axes().items() if k != "form")
+            by_key.setdefault(key, {})[cell.form] = cell
+    units: list[tuple[Cell, ...]] = []
+    placed: set[Cell] = set()
+    for cell in cells:
+        if cell in placed:
+            continue
+        key = tuple(v for k, v in cell.axes().items() if k != "form")
+        forms = by_key.get(key, {}) if cell.mode == "infer" and not cell.skip_reason else {}
+        if {"train", "deploy"} <= set(forms):
+            unit: tuple[Cell, ...] = (forms["train"], forms["deploy"])
+        else:
+            unit = (cell,)
+        placed.update(unit)
+        units.append(unit)
+    order = {}
+    for unit in units:
+        order.setdefault((unit[0].model, unit[0].runtime), len(order))
+    return sorted(units, key=lambda u: order[(u[0].model, u[0].runtime)])

@@ -1,28 +1,32 @@
-"""Run a sweep: config -> cells -> executor -> one `Result` row per cell, appended as each cell ends.
+"""Run a sweep: config -> cells -> units of work -> executor -> one `Result` row per cell and one
+`Speedup` row per train/deploy pair, written as each unit ends.
 
-Resume: rows go through `bench.results.io.RunWriter`, which appends atomically after every cell; the
-run id is derived from the config (`SweepConfig.run_id`), so re-running the same command opens the same
-`results/<hardware>/<run_id>/` folder, and every cell whose key is already there (whatever its status) is
-not run again (`retry_failed` re-runs 'error' and 'timeout' cells). A killed sweep loses at most the cell
-in flight. Pass another `run_id` to start afresh.
+A unit is the pair of one inference setting (both forms timed side by side in one process) or a lone
+cell (`bench.sweep.protocol.group_units`). Resume: rows go through `bench.results.io.RunWriter`, which
+writes every unit's files atomically; the run id is derived from the config (`SweepConfig.run_id`), so
+re-running the same command opens the same `results/<hardware>/<run_id>/` folder, and every cell whose
+key is already there (whatever its status) is not run again (`retry_failed` re-runs 'error' and 'timeout'
+cells, and a pair as a whole). A killed sweep loses at most the unit in flight. Pass another `run_id` to
+start afresh.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from bench.results.schema import COLUMNS, Result
+from bench.results.schema import COLUMNS, PAIR_AXES, Result, Speedup
 from bench.sweep.axes import ConfigError
 from bench.sweep.cells import Cell, expand
 from bench.sweep.config import SweepConfig, validate
 from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
-from bench.sweep.protocol import CellOutcome, CellSpec
+from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec, group_units
 
+INDUCTOR_CACHE = ".inductor-cache"
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
             "duration_s")
 
@@ -59,6 +63,11 @@ class SweepPlan:
         kinds = tuple(f.kind for f in self.config.faults if f.applies(cell.axes()))
         return CellSpec(cell=cell, device=self.device, seed=self.config.seed,
                         num_threads=self.config.num_threads, timing=dict(self.config.timing), faults=kinds)
+
+    def unit_spec(self, cells: Sequence[Cell]) -> UnitSpec:
+        faults = tuple(tuple(f.kind for f in self.config.faults if f.applies(c.axes())) for c in cells)
+        return UnitSpec(cells=tuple(cells), device=self.device, seed=self.config.seed,
+                        num_threads=self.config.num_threads, timing=dict(self.config.timing), faults=faults)
 
 
 def hardware_slug(device: str) -> str:
@@ -112,44 +121,90 @@ def _open_writer(plan_: SweepPlan) -> Any:
     return writer
 
 
+def speedup_row(plan_: SweepPlan, rows: Sequence[Result], outcome: UnitOutcome,
+                started: Optional[float], duration_s: Optional[float]) -> Speedup:
+    """The pair's row of speedups.parquet: status ok only if both rows are ok (the gate passed), and
+    no speedup otherwise (a mismatched deploy form computes something else)."""
+    train, deploy = (next(r for r in rows if r.form == form) for form in ("train", "deploy"))
+    bad = [r for r in (deploy, train) if r.status != "ok"]
+    status = bad[0].status if bad else "ok"
+    pair = outcome.pair if status == "ok" else {}
+    stamp = rows[0].started_at
+    return Speedup(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=status,
+                   error=bad[0].error if bad else None, git_sha=plan_.git_sha, started_at=stamp,
+                   duration_s=duration_s, paired=True,
+                   **{a: getattr(train, a) for a in PAIR_AXES},
+                   **{k: outcome.pair.get(k) for k in ("n_blocks", "stop_reason", "timed_s")},
+                   **{k: pair.get(k) for k in ("speedup_median", "speedup_ci_low", "speedup_ci_high")},
+                   latency_ms_median_train=train.latency_ms_median, latency_ms_median_deploy=deploy.latency_ms_median,
+                   max_rel_err=deploy.max_rel_err, tolerance=deploy.tolerance)
+
+
+def _pending_units(plan_: SweepPlan, finished: set) -> list[tuple[Cell, ...]]:
+    """Units with at least one unfinished cell: a pair runs again as a whole (both rows replaced), since
+    its speedup needs both forms timed side by side."""
+    runnable = [c for c in plan_.cells if not c.skip_reason]
+    return [u for u in group_units(runnable) if any(c.key() not in finished for c in u)]
+
+
 def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
-              retry_failed: bool = False) -> SweepSummary:
-    """Run every unfinished cell of the plan, appending one row per cell; returns counts by status.
+              retry_failed: bool = False, isolation: str = "model") -> SweepSummary:
+    """Run every unfinished unit of the plan (a pair or a lone cell), writing its rows (and the pair's
+    speedup row) as each unit ends; returns counts by status.
 
     `retry_failed`: cells that ended as 'error' or 'timeout' count as unfinished and run again (their new
-    row replaces the old one); 'oom' stays finished, it would not fit the next time either.
+    row replaces the old one; a pair runs again as a whole); 'oom' stays finished, it would not fit the
+    next time either. `isolation`: see `bench.sweep.executor.ISOLATIONS`.
     """
     writer = _open_writer(plan_)
     finished = {tuple(k) for k in writer.finished_keys(retry_failed=retry_failed)}
-    pending = [c for c in plan_.cells if c.key() not in finished]
-    to_run = [c for c in pending if not c.skip_reason]
-    executor = executor or LocalExecutor.for_device(plan_.device, plan_.config.cell_timeout_s)
-    progress = Progress(len(plan_.cells), len(to_run), len(getattr(executor, "slots", [None])))
-    summary = SweepSummary(run_dir=plan_.run_dir, resumed=len(plan_.cells) - len(pending))
+    units = _pending_units(plan_, finished)
+    rerun = {c.key() for u in units for c in u}
+    executor = executor or LocalExecutor.for_device(plan_.device, plan_.config.cell_timeout_s, isolation,
+                                                    env=_worker_env(plan_, units))
+    progress = Progress(len(plan_.cells), len(rerun), len(getattr(executor, "slots", [None])))
+    summary = SweepSummary(run_dir=plan_.run_dir, resumed=sum(1 for c in plan_.cells if c.key() in finished))
     counts: Counter = Counter()
     for cell in plan_.cells:
-        if cell.key() in finished:
+        if cell.key() in finished and cell.key() not in rerun:
             progress.already_done(cell)
-    for cell in pending:
-        if cell.skip_reason:
+    for cell in plan_.cells:
+        if cell.skip_reason and cell.key() not in finished:
             row = make_row(plan_, cell, CellOutcome(status="skipped"), None, None)
-            writer.append(row, [])
+            writer.write_unit([(row, [])])
             counts[row.status] += 1
             progress.finish(row, ran=False)
 
-    def on_start(spec: CellSpec, slot: int) -> None:
-        progress.start(spec.cell)
+    def on_start(spec: UnitSpec, slot: int) -> None:
+        progress.start(spec.cells[0], label=spec.label())
 
-    def on_done(spec: CellSpec, outcome: CellOutcome, started: float, duration: float) -> None:
-        row = make_row(plan_, spec.cell, outcome, started, duration)
-        writer.append(row, outcome.samples_ms)
-        counts[row.status] += 1
-        progress.finish(row, ran=True)
+    def on_done(spec: UnitSpec, outcome: UnitOutcome, started: float, duration: float) -> None:
+        share = duration / len(spec.cells)
+        rows = [make_row(plan_, cell, out, started, share) for cell, out in zip(spec.cells, outcome.cells)]
+        pair = speedup_row(plan_, rows, outcome, started, duration) if spec.is_pair else None
+        if pair is not None and pair.status == "ok":
+            rows = [replace(r, speedup_median=pair.speedup_median, speedup_ci_low=pair.speedup_ci_low,
+                            speedup_ci_high=pair.speedup_ci_high) for r in rows]
+        writer.write_unit([(row, out.samples_ms) for row, out in zip(rows, outcome.cells)], pair)
+        for row in rows:
+            counts[row.status] += 1
+            progress.finish(row, ran=True)
 
-    if not pending:
+    if not units and not any(c.skip_reason and c.key() not in finished for c in plan_.cells):
         print(f"nothing to run: all {len(plan_.cells)} cells are already in {plan_.run_dir} (a resumed "
               "run); pass --run-id NAME to measure them again")
-    executor.run([plan_.spec(c) for c in to_run], on_start, on_done)
+    try:
+        executor.run([plan_.unit_spec(u) for u in units], on_start, on_done)
+    finally:
+        writer.flush()
     progress.end(dict(counts))
     summary.counts = dict(counts)
     return summary
+
+
+def _worker_env(plan_: SweepPlan, units: Sequence[tuple[Cell, ...]]) -> dict[str, str]:
+    """torch.compile units get an inductor cache of their own run (`<run_dir>/.inductor-cache`), so no
+    compile is warmed by another run's cache and `compile_cache_cold` means what it says."""
+    if not any(u[0].runtime == "compile" for u in units):
+        return {}
+    return {"TORCHINDUCTOR_CACHE_DIR": str((plan_.run_dir / INDUCTOR_CACHE).resolve())}

@@ -1,7 +1,8 @@
-"""Real sweeps on the CPU: every column filled, failures as rows (oom, timeout, error, mismatch), resume.
+"""Real sweeps on the CPU: every column filled, a speedup row per pair, failures as rows (oom, timeout,
+error, mismatch), resume and retry per pair, both isolation modes.
 
-Cells are tiny (RepVGG-A0 at 32x32, batch 1-2, short timing windows) but run for real, each in its own
-subprocess, exactly as `bench run` does.
+Cells are tiny (RepVGG-A0 at 32x32, batch 1-3, short timing windows) but run for real, in worker
+processes, exactly as `bench run` does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 
 from bench.results import load
+from bench.results.io import RunWriter
 from bench.results.schema import AXES, COLUMNS
 from bench.sweep.config import from_dict
 from bench.sweep.runner import plan, run_sweep
@@ -48,9 +50,18 @@ def _config(name: str, timeout_s: float = 120.0, faults: list | None = None, **a
     }
 
 
-def _run(raw: dict, out: Path) -> pd.DataFrame:
-    summary = run_sweep(plan(from_dict(raw), out=out))
+def _run(raw: dict, out: Path, isolation: str = "model", **kwargs) -> pd.DataFrame:
+    summary = run_sweep(plan(from_dict(raw), out=out, run_id=kwargs.pop("run_id", None)),
+                        isolation=isolation, **kwargs)
     return load(summary.run_dir)
+
+
+def _speedups(out: Path) -> pd.DataFrame:
+    run_dir = next(p for p in out.glob("*/*") if (p / "speedups.parquet").is_file())
+    csv = pd.read_csv(run_dir / "speedups.csv")
+    table = pd.read_parquet(run_dir / "speedups.parquet")
+    assert list(csv.columns) == list(table.columns) and len(csv) == len(table)
+    return table
 
 
 def _row(df: pd.DataFrame, **axes) -> pd.Series:
@@ -61,8 +72,9 @@ def _row(df: pd.DataFrame, **axes) -> pd.Series:
     return df[mask].iloc[0]
 
 
-def test_tiny_sweep_fills_every_column(tmp_path):
-    df = _run(_config("tiny", precision=["fp32", "fp16"]), tmp_path)
+@pytest.mark.parametrize("isolation", ["model", "cell"])
+def test_tiny_sweep_fills_every_column(tmp_path, isolation):
+    df = _run(_config("tiny", precision=["fp32", "fp16"]), tmp_path, isolation=isolation)
     assert set(COLUMNS) <= set(df.columns)
     assert len(df) == 4
     for form in ("train", "deploy"):
@@ -83,35 +95,69 @@ def test_tiny_sweep_fills_every_column(tmp_path):
     assert (run_dir / "env.json").is_file()
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert len(samples) == int(df.loc[df["status"] == "ok", "n_samples"].sum())
+    pairs = _speedups(tmp_path)
+    assert len(pairs) == 1, "one pair: fp16 cells are skipped on the CPU"
+    pair = pairs.iloc[0]
+    assert pair["status"] == "ok" and pair["precision"] == "fp32" and pair["paired"]
+    train = _row(df, form="train", precision="fp32")
+    assert pair["latency_ms_median_train"] == train["latency_ms_median"]
+    assert pair["latency_ms_median_deploy"] == deploy["latency_ms_median"]
+    assert pair["speedup_median"] > 0 and pd.notna(pair["stop_reason"])
+    assert train["speedup_median"] == deploy["speedup_median"] == pair["speedup_median"]
 
 
 def test_failures_become_rows_and_the_sweep_goes_on(tmp_path):
     faults = [
         {"kind": "oom", "match": {"batch_size": 2, "form": "train"}},
         {"kind": "perturb_deploy", "match": {"batch_size": 1}},
-        {"kind": "error", "match": {"batch_size": 2, "form": "deploy"}},
+        {"kind": "error", "match": {"batch_size": 3, "form": "deploy"}},
     ]
-    df = _run(_config("faults", faults=faults, batch_size=[1, 2]), tmp_path)
-    assert len(df) == 4
+    df = _run(_config("faults", faults=faults, batch_size=[1, 2, 3]), tmp_path)
+    assert len(df) == 6
     assert _row(df, batch_size=1, form="train")["status"] == "ok"
     oom = _row(df, batch_size=2, form="train")
     assert oom["status"] == "oom" and "can't allocate memory" in oom["error"]
+    partner = _row(df, batch_size=2, form="deploy")
+    assert partner["status"] == "oom" and "pair's train form failed" in partner["error"]
     mismatch = _row(df, batch_size=1, form="deploy")
     assert mismatch["status"] == "mismatch" and mismatch["max_rel_err"] > mismatch["tolerance"]
     assert pd.notna(mismatch["latency_ms_median"]), "a mismatch is still measured"
-    error = _row(df, batch_size=2, form="deploy")
+    assert pd.isna(mismatch["speedup_median"])
+    error = _row(df, batch_size=3, form="deploy")
     assert error["status"] == "error" and "RuntimeError" in error["error"]
+    pairs = _speedups(tmp_path).set_index("batch_size")
+    assert pairs.loc[1, "status"] == "mismatch" and pd.isna(pairs.loc[1, "speedup_median"])
+    assert pairs.loc[2, "status"] == "oom" and pairs.loc[3, "status"] == "error"
+    assert pairs["speedup_median"].isna().all(), "no speedup from a failed or mismatched pair"
 
 
 def test_timeout_and_crash_become_rows(tmp_path):
-    faults = [{"kind": "hang", "match": {"form": "train"}}, {"kind": "crash", "match": {"form": "deploy"}}]
+    faults = [{"kind": "hang", "match": {"form": "train", "batch_size": 1}},
+              {"kind": "crash", "match": {"form": "deploy", "batch_size": 2}}]
     start = time.monotonic()
-    df = _run(_config("hang", timeout_s=4.0, faults=faults), tmp_path)
+    df = _run(_config("hang", timeout_s=8.0, faults=faults, batch_size=[1, 2, 3]), tmp_path)
     assert time.monotonic() - start < 60
-    hang = _row(df, form="train")
-    assert hang["status"] == "timeout" and "4 s timeout" in hang["error"]
-    crash = _row(df, form="deploy")
-    assert crash["status"] == "error" and "SIGABRT" in crash["error"]
+    for form in ("train", "deploy"):
+        hang = _row(df, form=form, batch_size=1)
+        assert hang["status"] == "timeout" and "8 s timeout" in hang["error"]
+        crash = _row(df, form=form, batch_size=2)
+        assert crash["status"] == "error" and "SIGABRT" in crash["error"]
+        assert _row(df, form=form, batch_size=3)["status"] == "ok", "a fresh worker after the crash"
+
+
+def test_retry_failed_runs_a_pair_again_as_a_whole(tmp_path):
+    faults = [{"kind": "error", "match": {"form": "deploy", "batch_size": 2}}]
+    first = _run(_config("retry", faults=faults, batch_size=[1, 2]), tmp_path, run_id="retry")
+    assert _row(first, batch_size=2, form="deploy")["status"] == "error"
+    again = _run(_config("retry", batch_size=[1, 2]), tmp_path, run_id="retry", retry_failed=True)
+    assert set(again["status"]) == {"ok"}
+    for form in ("train", "deploy"):
+        kept = _row(first, batch_size=1, form=form)["started_at"] == _row(again, batch_size=1, form=form)["started_at"]
+        assert kept, "a finished pair is not run again"
+    redone = _row(again, batch_size=2, form="train")["latency_ms_median"]
+    assert redone != _row(first, batch_size=2, form="train")["latency_ms_median"], "the pair ran as a whole"
+    pairs = _speedups(tmp_path)
+    assert len(pairs) == 2 and set(pairs["status"]) == {"ok"}
 
 
 def _bench_run(config_path: Path, out: Path) -> subprocess.Popen:
@@ -122,14 +168,14 @@ def _bench_run(config_path: Path, out: Path) -> subprocess.Popen:
 
 
 def _rows_written(out: Path) -> int:
-    files = list(out.glob("*/*/summary.parquet"))
-    return len(pd.read_parquet(files[0])) if files else 0
+    """Cell files: the source of truth (the tables follow when the sweep ends or a writer opens the run)."""
+    return len(list(out.glob("*/*/cells/*.json")))
 
 
 def test_resume_after_a_killed_sweep(tmp_path):
     config_path = tmp_path / "resume.toml"
     config_path.write_text(
-        '[axes]\nmodel = ["repvgg_a0"]\nbatch_size = [1]\nresolution = [32]\n'
+        '[axes]\nmodel = ["repvgg_a0"]\nbatch_size = [1, 2]\nresolution = [32]\n'
         '[run]\ndevice = "cpu"\nnum_threads = 1\n'
         '[timing]\nmin_samples = 5\nmin_time_s = 0.05\ntimeout_s = 0.3\nwarmup_max_s = 0.2\n'
     )
@@ -142,15 +188,15 @@ def test_resume_after_a_killed_sweep(tmp_path):
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    killed_rows = load(next(out.glob("*/*")))
-    assert len(killed_rows) == 1
+    killed_rows = load(RunWriter(next(out.glob("*/*"))).run_dir)
+    assert len(killed_rows) == 2, "the first pair's two rows"
     second = _bench_run(config_path, out)
     text, _ = second.communicate(timeout=120)
     assert second.returncode == 0, text
     assert text.count("already in results") == len(killed_rows)
     final = load(next(out.glob("*/*")))
     keys = [tuple(r) for r in final[list(AXES)].itertuples(index=False)]
-    assert len(keys) == len(set(keys)) == 2
+    assert len(keys) == len(set(keys)) == 4
     assert set(final["status"]) == {"ok"}
     before = killed_rows.set_index(list(AXES))["started_at"]
     after = final.set_index(list(AXES))["started_at"]

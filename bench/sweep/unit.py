@@ -1,0 +1,262 @@
+"""One unit of work inside a worker: a lone cell, or the train/deploy pair of one setting.
+
+Steps: seed, threads and precision switches -> memory baseline -> the model's training form (random BN
+statistics, built once per worker) and its deploy form (converted once per worker), copied and prepared
+(device, dtype, memory format) for this unit -> the correctness gate FIRST (deploy vs training form on
+the same input, cuDNN autotuning off so the gate's batch costs no extra autotune) -> MACs (once per
+model, form and resolution, on the CPU copy) -> timing: a pair in alternating blocks inside one NVML
+window that covers only the timed phase, a lone cell alone -> a memory pass per form -> rows.
+
+Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `cell.classify`);
+the other cell of a pair gets the same status, its error naming the form that failed.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import torch
+
+from bench.sweep import collect, faults, workload
+from bench.sweep.cell import GATE_MAX_BATCH, _host_enqueue_ms, _peak_tflops, _time_first_call, classify, describe
+from bench.sweep.gate import GateResult, run_gate
+from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
+from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
+
+
+@dataclass
+class ModelCache:
+    """What a worker keeps between units: each model's training form (eval mode, random BN statistics from
+    the sweep's seed), its deploy form (`to_deploy`, once) and MACs per (model, form, resolution), all on
+    the CPU in fp32. Units prepare copies, so nothing a unit does (casts, formats, faults) leaks."""
+
+    seed: int
+    forms: dict[tuple[str, str], torch.nn.Module] = field(default_factory=dict)
+    macs: dict[tuple[str, str, int], Optional[int]] = field(default_factory=dict)
+
+    def form(self, model: str, form: str) -> torch.nn.Module:
+        key = (model, form)
+        if key not in self.forms:
+            if form == "train":
+                from bench.models import create, randomize_bn_
+
+                module = create(model, deploy=False)
+                randomize_bn_(module, generator=torch.Generator().manual_seed(self.seed))
+                self.forms[key] = module.eval()
+            else:
+                from bench.reparam import to_deploy
+
+                self.forms[key] = to_deploy(self.form(model, "train")).eval()
+        return self.forms[key]
+
+    def macs_of(self, model: str, form: str, resolution: int) -> Optional[int]:
+        """MACs of one sample's forward: the same in every dtype and memory format, so counted once."""
+        key = (model, form, resolution)
+        if key not in self.macs:
+            from bench.measure.flops import count_macs
+
+            x1 = torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(self.seed))
+            with torch.inference_mode():
+                self.macs[key] = int(count_macs(self.form(model, form), x1))
+        return self.macs[key]
+
+
+@contextmanager
+def no_autotune() -> Iterator[None]:
+    """cudnn.benchmark off for a block: the gate's batch (and any other side shape) costs no autotune."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _inductor_misses() -> Optional[int]:
+    """FX-graph cache misses so far (inductor's counter), or None where torch does not keep it."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:
+        return None
+    return int(counters["inductor"].get("fxgraph_cache_miss", 0))
+
+
+class _Unit:
+    """The state of one unit while it runs; `current` is the cell being worked on (for attribution)."""
+
+    def __init__(self, spec: UnitSpec, cache: ModelCache) -> None:
+        self.spec, self.cache = spec, cache
+        self.cells = spec.cells
+        self.out: list[dict[str, Any]] = [{} for _ in self.cells]
+        self.current = 0
+        self.device = torch.device("cuda:0" if spec.device == "cuda" else "cpu")
+        self.gate: Optional[GateResult] = None
+        self.macs: list[Optional[int]] = [None for _ in self.cells]
+
+    def faults(self, i: int) -> list[str]:
+        return list(self.spec.faults[i]) if i < len(self.spec.faults) else []
+
+    def setup(self) -> Any:
+        from bench.measure.memory import take_baseline
+        from bench.measure.repro import apply_precision_settings, reproducibility_flags
+
+        torch.manual_seed(self.spec.seed)
+        if self.spec.num_threads:
+            torch.set_num_threads(self.spec.num_threads)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("the unit asks for CUDA but torch.cuda.is_available() is False")
+        for i in range(len(self.cells)):
+            self.current = i
+            faults.trigger(self.faults(i), "start")
+        apply_precision_settings(self.cells[0].precision)
+        env = collect.env_fields(self.spec.seed, reproducibility_flags())
+        for out in self.out:
+            out.update(env)
+        return take_baseline(self.device)
+
+    def prepare(self) -> list[torch.nn.Module]:
+        modules = []
+        for i, cell in enumerate(self.cells):
+            self.current = i
+            module = copy.deepcopy(self.cache.form(cell.model, cell.form))
+            if cell.form == "deploy":
+                faults.trigger(self.faults(i), "deploy", module)
+            modules.append(workload.prepare_model(module, cell, self.device))
+        return modules
+
+    def run_gate(self, modules: list[torch.nn.Module]) -> None:
+        """Deploy vs training form on GATE_MAX_BATCH samples, before anything is timed."""
+        forms = [c.form for c in self.cells]
+        if "deploy" not in forms:
+            return
+        d = forms.index("deploy")
+        self.current = d
+        cell = self.cells[d]
+        train = (modules[forms.index("train")] if "train" in forms else
+                 workload.prepare_model(copy.deepcopy(self.cache.form(cell.model, "train")), cell, self.device))
+        x = workload.make_input(cell, self.device, batch_size=min(cell.batch_size, GATE_MAX_BATCH),
+                                seed=self.spec.seed + 1)
+        with no_autotune():
+            self.gate = run_gate(train, modules[d], x, cell.precision)
+        self.out[d].update(max_abs_err=self.gate.max_abs_err, max_rel_err=self.gate.max_rel_err,
+                           tolerance=self.gate.tolerance)
+        del train, x
+        _free(self.device)
+
+    def make_fns(self, modules: list[torch.nn.Module]) -> list[Any]:
+        fns = []
+        for i, (cell, module) in enumerate(zip(self.cells, modules)):
+            self.current = i
+            self.macs[i] = self.cache.macs_of(cell.model, cell.form, cell.resolution)
+            self.out[i].update(collect.model_fields(module, self.macs[i]))
+            x = workload.make_input(cell, self.device, seed=self.spec.seed)
+            fn = workload.make_fn(module, x, cell, self.device)
+            faults.trigger(self.faults(i), "workload", self.device)
+            if cell.runtime == "compile":
+                misses = _inductor_misses()
+                self.out[i]["first_call_ms"] = _time_first_call(fn, self.device)
+                after = _inductor_misses()
+                self.out[i]["compile_cache_cold"] = None if misses is None else bool(after > misses)
+            fns.append(fn)
+        return fns
+
+    def time(self, fns: list[Any]) -> Timed:
+        from bench.measure.nvml import TelemetrySampler
+
+        cell = self.cells[0]
+        config, regime = timing_config(self.spec.timing), workload.regime_for(cell, self.device)
+        samplers: list[Any] = []
+
+        def window() -> Any:
+            samplers.append(TelemetrySampler(self.device))
+            return samplers[-1]
+
+        start = time.perf_counter()
+        if self.spec.is_pair:
+            self.current = 0
+            timed = time_pair({c.form: fn for c, fn in zip(self.cells, fns)}, self.device, regime, config,
+                              window, self.spec.seed)
+        else:
+            timed = time_alone(cell.form, fns[0], self.device, regime, config, window)
+        window_s = time.perf_counter() - start
+        telemetry = samplers[-1].result if samplers else None
+        window_s = getattr(telemetry, "duration_s", None) or timed.pair.get("timed_s") or window_s
+        for i, (c, fn) in enumerate(zip(self.cells, fns)):
+            self.current = i
+            stats = timed.stats[c.form]
+            fields = collect.timing_fields(stats, c.batch_size)
+            fields.update({k: v for k, v in self.out[i].items() if k == "first_call_ms"})
+            if regime == "pipelined" and fields.get("host_enqueue_ms_median") is None:
+                fields["host_enqueue_ms_median"] = _host_enqueue_ms(fn, self.device, config)
+            fields["host_bound"] = collect.host_bound(regime, fields.get("host_enqueue_ms_median"),
+                                                      stats.median_ms)
+            self.out[i].update(fields)
+            self.out[i].update(collect.telemetry_fields(telemetry, window_s, stats.median_ms, c.batch_size))
+            self.out[i].update(collect.compute_fields(self.macs[i], stats.median_ms, c.batch_size, c.mode,
+                                                      _peak_tflops(self.device, c.precision)))
+        return timed
+
+    def memory(self, fns: list[Any], modules: list[torch.nn.Module], baseline: Any) -> None:
+        """One pass per form. On CUDA the other form's model waits on the host meanwhile, so each peak is
+        that form's own; on the CPU the peak RSS is the process's (see `collect.MEMORY_FIELDS`)."""
+        from bench.measure.memory import measure_memory
+
+        for i, fn in enumerate(fns):
+            self.current = i
+            others = [m for j, m in enumerate(modules) if j != i]
+            if self.device.type == "cuda":
+                for other in others:
+                    other.to("cpu")
+                modules[i].to(self.device)
+            _free(self.device)
+            self.out[i].update(collect.memory_fields(measure_memory(fn, self.device, baseline)))
+
+    def outcome(self, timed: Timed) -> UnitOutcome:
+        outcomes = []
+        for i, cell in enumerate(self.cells):
+            stats = timed.stats[cell.form]
+            mismatch = cell.form == "deploy" and self.gate is not None and not self.gate.passed
+            outcomes.append(CellOutcome(status="mismatch" if mismatch else "ok",
+                                        error=self.gate.describe() if mismatch else None,
+                                        fields=self.out[i], samples_ms=[float(s) for s in stats.samples_ms]))
+        return UnitOutcome(cells=outcomes, pair=dict(timed.pair))
+
+    def failure(self, exc: BaseException) -> UnitOutcome:
+        status, text = classify(exc), describe(exc)
+        failed = self.cells[self.current]
+        outcomes = []
+        for i, cell in enumerate(self.cells):
+            error = text if i == self.current else f"not measured: its pair's {failed.form} form failed: {text}"
+            outcomes.append(CellOutcome(status=status, error=error[: len(text) + 60], fields=self.out[i]))
+        return UnitOutcome(cells=outcomes)
+
+
+def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
+    """Run one unit; never raises for a failure of the unit (it becomes the cells' status)."""
+    import traceback
+
+    unit = _Unit(spec, cache)
+    try:
+        baseline = unit.setup()
+        modules = unit.prepare()
+        unit.run_gate(modules)
+        fns = unit.make_fns(modules)
+        timed = unit.time(fns)
+        unit.memory(fns, modules, baseline)
+        return unit.outcome(timed)
+    except Exception as exc:  # noqa: BLE001 - every failure is data
+        traceback.print_exc()
+        return unit.failure(exc)
+    finally:
+        _free(unit.device)
