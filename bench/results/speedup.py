@@ -1,11 +1,18 @@
-"""Deploy/train speedup inside a run, and how it changed between two runs.
+"""Deploy/train speedup inside a run, and how it changed between two runs: the project's one reading of
+"speedup".
 
 speedup = median(train latency) / median(deploy latency) for one configuration (every axis but `form`
-equal), from one run: both forms ran minutes apart on the same machine, so the ratio carries less machine
-drift than either latency and transfers across machines better than absolute times.
+equal), from one run. Since runs time the two forms side by side (`bench.measure.paired`), the worker
+writes it with its 95% interval from the paired blocks to the run's `speedups.parquet` and onto both
+form rows (`speedup_median`, `speedup_ci_low`, `speedup_ci_high`); `pair_values` reads it from there.
+Older runs timed the forms in separate processes minutes apart: their speedup is derived here from the
+two rows' medians and marked `paired = False` (no paired interval; slow drift lands in such ratios).
 Only pairs whose two cells have status `ok` count (a `mismatch` deploy form computes something else).
 
-Intervals: percentile bootstrap with both medians resampled (a change between runs resamples all four).
+Intervals of a change between runs: percentile bootstrap. Unpaired speedups resample both medians from
+the raw samples; a paired speedup's replicates are drawn log-normal from its own interval
+(sd of log = (ln hi - ln lo) / (2 * 1.96)), since the paired blocks, not the pooled samples, carry its
+uncertainty.
 The change c = speedup_new / speedup_base gets verdicts like a cell's, named for a speedup: SMALLER
 (c < 1 / (1 + t)), LARGER (c > 1 + t), SAME, AMBIGUOUS, MISSING, NEW; its p-value is the bootstrap-normal
 one of `verdicts.log_normal_p_values`, with Benjamini-Hochberg over the speedup family.
@@ -22,6 +29,27 @@ from bench.results.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings, log_
 
 SMALLER, LARGER = "SMALLER", "LARGER"
 PAIR_AXES: tuple[str, ...] = tuple(a for a in AXES if a != "form")
+Z95 = 1.959963984540054
+
+
+def _num(df: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in df.columns:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(float)
+
+
+def pair_values(train: pd.DataFrame, deploy: pd.DataFrame) -> pd.DataFrame:
+    """Speedup of aligned train/deploy rows (same index order): `speedup`, `speedup_lo`, `speedup_hi`,
+    `paired`. The paired value the run wrote where the train row carries one, else (older runs) the
+    ratio of the two rows' medians, unpaired and without an interval."""
+    paired = _num(train, "speedup_median")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unpaired = _num(train, "latency_ms_median") / _num(deploy, "latency_ms_median")
+    is_paired = ~np.isnan(paired)
+    return pd.DataFrame({"speedup": np.where(is_paired, paired, unpaired),
+                         "speedup_lo": np.where(is_paired, _num(train, "speedup_ci_low"), np.nan),
+                         "speedup_hi": np.where(is_paired, _num(train, "speedup_ci_high"), np.nan),
+                         "paired": is_paired}, index=train.index)
 
 
 def pairs(summary: pd.DataFrame) -> pd.DataFrame:
@@ -44,6 +72,17 @@ def speedups_of(summary: pd.DataFrame, medians: np.ndarray, boot: np.ndarray,
         table["speedup"] = medians[t] / medians[d]
         replicates = boot[:, t] / boot[:, d]
     table["speedup_lo"], table["speedup_hi"] = percentile_interval(replicates, settings.level)
+    values = pair_values(summary.iloc[t].reset_index(drop=True), summary.iloc[d].reset_index(drop=True))
+    paired = values["paired"].to_numpy(bool)
+    if paired.any():
+        lo, hi = values["speedup_lo"].to_numpy(float), values["speedup_hi"].to_numpy(float)
+        sd = np.where(np.isnan(lo) | np.isnan(hi), 0.0, (np.log(hi) - np.log(lo)) / (2 * Z95))
+        rng = np.random.default_rng(settings.seed + 1)
+        drawn = values["speedup"].to_numpy(float) * np.exp(rng.standard_normal(replicates.shape) * sd)
+        replicates = np.where(paired, drawn, replicates)
+        for name in ("speedup", "speedup_lo", "speedup_hi"):
+            table[name] = np.where(paired, values[name].to_numpy(float), table[name].to_numpy(float))
+    table["paired"] = paired
     return table.drop(columns=["col_train", "col_deploy"]), replicates
 
 

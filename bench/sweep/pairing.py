@@ -28,12 +28,7 @@ def timing_config(timing: Mapping[str, Any]) -> Any:
 def time_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device, regime: str, config: Any,
               timed_window: Optional[Callable[[], Any]], seed: int) -> Timed:
     """Both forms in alternating blocks (order and stop rule: `bench.measure.paired`)."""
-    try:
-        from bench.measure.paired import measure_pair
-    except ImportError:  # TEMPORARY until bench.measure.paired lands
-        stats = {form: time_alone(form, fn, device, regime, config, None).stats[form] for form, fn in fns.items()}
-        ratio = stats["train"].median_ms / stats["deploy"].median_ms
-        return Timed(stats=stats, pair={"speedup_median": ratio, "stop_reason": "unpaired"})
+    from bench.measure.paired import measure_pair
 
     m = measure_pair(fns, device, regime, config, timed_window=timed_window, seed=seed)
     pair = {"speedup_median": m.speedup_median, "speedup_ci_low": m.speedup_ci_low,
@@ -44,11 +39,7 @@ def time_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device, regime
 
 def time_alone(form: str, fn: Callable[[], Any], device: torch.device, regime: str, config: Any,
                timed_window: Optional[Callable[[], Any]]) -> Timed:
-    """One form; the telemetry window spans its timing."""
-    import contextlib
-
+    """One form; the telemetry window spans its timed phase only."""
     from bench.measure.timing import measure_latency
 
-    with (timed_window() if timed_window is not None else contextlib.nullcontext()):
-        stats = measure_latency(fn, device, regime, config)
-    return Timed(stats={form: stats})
+    return Timed(stats={form: measure_latency(fn, device, regime, config, timed_window=timed_window)})
