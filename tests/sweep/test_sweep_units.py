@@ -1,0 +1,84 @@
+"""Units of work: which cells pair up, and the speedup row a pair gets (no processes, no timing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.results.io import RunWriter
+from bench.sweep.cells import expand
+from bench.sweep.config import from_dict
+from bench.sweep.protocol import UnitOutcome, UnitSpec, group_units
+from bench.sweep.runner import make_row, plan, speedup_row
+
+
+def _cells(**axes):
+    return expand(from_dict({"axes": {"model": ["repvgg_a0", "resnet18"], **axes}}), "cpu")
+
+
+def test_pairs_are_the_two_forms_of_one_inference_setting_and_a_worker_serves_a_model_in_a_row():
+    cells = _cells(mode=["infer", "train_step"], batch_size=[1, 8], runtime=["eager", "compile"])
+    units = group_units([c for c in cells if not c.skip_reason])
+    pairs = [u for u in units if len(u) == 2]
+    assert len(pairs) == 2 * 2 * 2, "model x batch x runtime, mode infer"
+    for train, deploy in pairs:
+        assert (train.form, deploy.form) == ("train", "deploy") and train.mode == "infer"
+        assert {k: v for k, v in train.axes().items() if k != "form"} == \
+            {k: v for k, v in deploy.axes().items() if k != "form"}
+    lone = [u[0] for u in units if len(u) == 1]
+    assert lone and all(c.mode == "train_step" for c in lone)
+    keys = [(u[0].model, u[0].runtime) for u in units]
+    runs = [k for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+    assert len(runs) == len(set(keys)), "units of one (model, runtime) are contiguous"
+    assert sorted(c.label() for u in units for c in u) == sorted(c.label() for c in cells if not c.skip_reason)
+
+
+def test_a_lone_form_is_its_own_unit():
+    units = group_units(_cells(form=["deploy"]))
+    assert [len(u) for u in units] == [1, 1]
+
+
+def test_unit_spec_round_trips_through_json():
+    cells = _cells()
+    spec = UnitSpec(cells=tuple(cells[:2]), device="cpu", seed=3, timing={"timeout_s": 1.0},
+                    faults=(("oom",), ()), outcome_path="/tmp/x.json")
+    back = UnitSpec.from_json(spec.to_json())
+    assert back == spec and back.is_pair and back.worker_key() == ("repvgg_a0", "eager")
+    assert "train+deploy" in back.label()
+
+
+def _pair_rows(tmp_path: Path, statuses: tuple[str, str]):
+    p = plan(from_dict({"axes": {"model": ["repvgg_a0"]}, "run": {"device": "cpu"}}), out=tmp_path)
+    outcome = UnitOutcome.failed(2, "ok", "")
+    for cell_outcome, status in zip(outcome.cells, statuses):
+        cell_outcome.status, cell_outcome.error = status, None if status == "ok" else f"{status}!"
+        cell_outcome.fields = {"latency_ms_median": 2.0 if cell_outcome is outcome.cells[0] else 1.0}
+    outcome.pair = {"speedup_median": 2.0, "speedup_ci_low": 1.9, "speedup_ci_high": 2.1, "n_blocks": 20,
+                    "stop_reason": "converged", "timed_s": 1.5}
+    rows = [make_row(p, c, o, 0.0, 1.0) for c, o in zip(p.cells, outcome.cells)]
+    return p, rows, speedup_row(p, rows, outcome, 0.0, 2.0)
+
+
+def test_a_speedup_only_from_an_ok_pair(tmp_path):
+    _, _, ok = _pair_rows(tmp_path, ("ok", "ok"))
+    assert ok.status == "ok" and (ok.speedup_median, ok.speedup_ci_low, ok.speedup_ci_high) == (2.0, 1.9, 2.1)
+    assert (ok.latency_ms_median_train, ok.latency_ms_median_deploy, ok.n_blocks) == (2.0, 1.0, 20)
+    for statuses, expected in ((("ok", "mismatch"), "mismatch"), (("oom", "oom"), "oom"),
+                               (("ok", "error"), "error")):
+        _, _, bad = _pair_rows(tmp_path, statuses)
+        assert bad.status == expected and bad.speedup_median is None and bad.speedup_ci_low is None
+        assert bad.error == f"{expected}!"
+
+
+def test_speedups_table_follows_its_cells_and_tables_wait_for_flush(tmp_path):
+    p, rows, pair = _pair_rows(tmp_path, ("ok", "ok"))
+    writer = RunWriter(p.run_dir)
+    writer.write_unit([(r, [1.0, 2.0]) for r in rows], pair)
+    assert len(writer) == 2
+    writer.flush()
+    table = pd.read_parquet(p.run_dir / "speedups.parquet")
+    assert list(table["speedup_median"]) == [2.0] and (p.run_dir / "speedups.csv").is_file()
+    assert len(pd.read_parquet(p.run_dir / "summary.parquet")) == 2
+    reopened = RunWriter(p.run_dir)
+    assert len(pd.read_parquet(reopened.run_dir / "speedups.parquet")) == 1
