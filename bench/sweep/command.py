@@ -94,12 +94,16 @@ def _print_plan(plan: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.sweep.executor import Worker
     from bench.sweep.maxbatch import run_max_batch
     from bench.sweep.runner import DeviceError, plan as make_plan, run_sweep
 
+    prestarted = None if args.dry_run or args.max_batch else Worker.prestart()
     try:
         plan = make_plan(build_config(args), out=args.out, run_id=args.run_id)
     except (ConfigError, DeviceError) as exc:
+        if prestarted is not None:
+            prestarted.kill()
         print(f"bench run: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {plan.run_id} on {plan.device} ({plan.hardware}): {len(plan.cells)} cells -> {plan.run_dir}",
           flush=True)
     try:
-        summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation)
+        summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation,
+                            prestarted=prestarted)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished cells are in {plan.run_dir}; run the same command again to resume",
               file=sys.stderr)

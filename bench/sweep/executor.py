@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,13 +120,22 @@ POLL_S = 0.01
 class Worker:
     """One `python -m bench.sweep.worker` process, its log file and the (model, runtime) it serves."""
 
-    def __init__(self, key: tuple, env: dict[str, str], folder: Path) -> None:
-        self.key = key
+    def __init__(self, key: Optional[tuple], env: dict[str, str], folder: Path) -> None:
+        self.key, self.env = key, dict(env)
         self.log_path = folder / f"worker-{len(list(folder.glob('worker-*')))}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.worker"], stdin=subprocess.PIPE,
                                      stdout=self._log, stderr=subprocess.STDOUT, text=True,
                                      env=_child_env(env), start_new_session=True)
+
+    @classmethod
+    def prestart(cls) -> "Worker":
+        """A worker for no model yet, started before the sweep is planned, so its torch import overlaps
+        the parent's; a `LocalExecutor` slot without env overrides (the CPU) adopts it for its first unit."""
+        return cls(None, {}, Path(tempfile.mkdtemp(prefix="bench-prestart-")))
+
+    def serves(self, key: tuple, env: dict[str, str]) -> bool:
+        return self.alive() and self.key in (None, key) and self.env == env
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -164,6 +174,8 @@ class Worker:
         _kill_group(self.proc)
         self.proc.wait()
         self._log.close()
+        if self.log_path.parent.name.startswith("bench-prestart-"):
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
 
     def close(self) -> None:
         """Let the worker leave on its own (end of its stdin), then make sure its group is gone."""
@@ -179,7 +191,8 @@ class Worker:
 class LocalExecutor:
     """Workers on this machine; `slots` are env overrides (one slot per GPU), one thread per slot."""
 
-    def __init__(self, slots: Sequence[dict[str, str]], timeout_s: float, isolation: str = "model") -> None:
+    def __init__(self, slots: Sequence[dict[str, str]], timeout_s: float, isolation: str = "model",
+                 prestarted: Optional[Worker] = None) -> None:
         if not slots:
             raise ValueError("LocalExecutor needs at least one slot")
         if isolation not in ISOLATIONS:
@@ -187,13 +200,14 @@ class LocalExecutor:
         self.slots = list(slots)
         self.timeout_s = timeout_s
         self.isolation = isolation
+        self.prestarted = prestarted
 
     @classmethod
     def for_device(cls, device_type: str, timeout_s: float, isolation: str = "model",
-                   env: Optional[dict[str, str]] = None) -> "LocalExecutor":
+                   env: Optional[dict[str, str]] = None, prestarted: Optional[Worker] = None) -> "LocalExecutor":
         gpus = visible_gpus() if device_type == "cuda" else []
         slots = [{"CUDA_VISIBLE_DEVICES": g, **(env or {})} for g in gpus] or [dict(env or {})]
-        return cls(slots, timeout_s, isolation)
+        return cls(slots, timeout_s, isolation, prestarted)
 
     def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:
         """Run every unit; units of one (model, runtime) go to one slot in a row, so a worker serves them."""
@@ -205,6 +219,7 @@ class LocalExecutor:
             todo.put(group)
         lock = threading.Lock()
         errors: list[BaseException] = []
+        first_spare, self.prestarted = self.prestarted, None
 
         def next_group() -> list[UnitSpec]:
             try:
@@ -214,7 +229,7 @@ class LocalExecutor:
 
         def work(slot_index: int, folder: Path) -> None:
             worker: Optional[Worker] = None
-            spare: Optional[Worker] = None
+            spare = first_spare if slot_index == 0 else None
             try:
                 group = next_group()
                 while group and not errors:
@@ -226,9 +241,13 @@ class LocalExecutor:
                             worker.close()
                             worker = None
                         if worker is None:
-                            usable = spare is not None and spare.alive() and spare.key == spec.worker_key()
+                            usable = spare is not None and spare.serves(spec.worker_key(), self.slots[slot_index])
                             worker = spare if usable else Worker(spec.worker_key(), self.slots[slot_index], folder)
+                            worker.key = spec.worker_key()
                             spare = spare if not usable else None
+                            if spare is not None and spare.key is None:  # prestarted for another env
+                                spare.kill()
+                                spare = None
                         if index == 0 and following and spare is None and self.isolation == "model":
                             # the next model's worker imports torch while this one builds and measures
                             spare = Worker(following[0].worker_key(), self.slots[slot_index], folder)

@@ -148,20 +148,24 @@ def _pending_units(plan_: SweepPlan, finished: set) -> list[tuple[Cell, ...]]:
 
 
 def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
-              retry_failed: bool = False, isolation: str = "model") -> SweepSummary:
+              retry_failed: bool = False, isolation: str = "model", prestarted: Any = None) -> SweepSummary:
     """Run every unfinished unit of the plan (a pair or a lone cell), writing its rows (and the pair's
     speedup row) as each unit ends; returns counts by status.
 
     `retry_failed`: cells that ended as 'error' or 'timeout' count as unfinished and run again (their new
     row replaces the old one; a pair runs again as a whole); 'oom' stays finished, it would not fit the
-    next time either. `isolation`: see `bench.sweep.executor.ISOLATIONS`.
+    next time either. `isolation`: see `bench.sweep.executor.ISOLATIONS`. `prestarted`: a
+    `bench.sweep.executor.Worker.prestart()` for the default executor to adopt (killed if unused).
     """
     writer = _open_writer(plan_)
     finished = {tuple(k) for k in writer.finished_keys(retry_failed=retry_failed)}
     units = _pending_units(plan_, finished)
     rerun = {c.key() for u in units for c in u}
-    executor = executor or LocalExecutor.for_device(plan_.device, plan_.config.cell_timeout_s, isolation,
-                                                    env=_worker_env(plan_, units))
+    if executor is None:
+        executor = LocalExecutor.for_device(plan_.device, plan_.config.cell_timeout_s, isolation,
+                                            env=_worker_env(plan_, units), prestarted=prestarted)
+    elif prestarted is not None:
+        prestarted.kill()
     progress = Progress(len(plan_.cells), len(rerun), len(getattr(executor, "slots", [None])))
     summary = SweepSummary(run_dir=plan_.run_dir, resumed=sum(1 for c in plan_.cells if c.key() in finished))
     counts: Counter = Counter()
@@ -197,6 +201,8 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
         executor.run([plan_.unit_spec(u) for u in units], on_start, on_done)
     finally:
         writer.flush()
+        if prestarted is not None and prestarted.alive():
+            prestarted.kill()
     progress.end(dict(counts))
     summary.counts = dict(counts)
     return summary

@@ -220,7 +220,8 @@ class _Unit:
                     other.to("cpu")
                 modules[i].to(self.device)
             _free(self.device)
-            self.out[i].update(collect.memory_fields(measure_memory(fn, self.device, baseline)))
+            calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
+            self.out[i].update(collect.memory_fields(measure_memory(fn, self.device, baseline, calls=calls)))
 
     def outcome(self, timed: Timed) -> UnitOutcome:
         outcomes = []
