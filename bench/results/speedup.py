@@ -10,9 +10,9 @@ two rows' medians and marked `paired = False` (no paired interval; slow drift la
 Only pairs whose two cells have status `ok` count (a `mismatch` deploy form computes something else).
 
 Intervals of a change between runs: percentile bootstrap. Unpaired speedups resample both medians from
-the raw samples; a paired speedup's replicates are drawn log-normal from its own interval
+the raw samples; a paired speedup's replicates are log-normal around it with its own interval's width
 (sd of log = (ln hi - ln lo) / (2 * 1.96)), since the paired blocks, not the pooled samples, carry its
-uncertainty.
+uncertainty (the normal draws are the standardised unpaired replicates, so both runs stay independent).
 The change c = speedup_new / speedup_base gets verdicts like a cell's, named for a speedup: SMALLER
 (c < 1 / (1 + t)), LARGER (c > 1 + t), SAME, AMBIGUOUS, MISSING, NEW; its p-value is the bootstrap-normal
 one of `verdicts.log_normal_p_values`, with Benjamini-Hochberg over the speedup family.
@@ -63,6 +63,15 @@ def pairs(summary: pd.DataFrame) -> pd.DataFrame:
     return train.merge(deploy, on=list(PAIR_AXES), suffixes=("_train", "_deploy"))
 
 
+def _standard_normal(replicates: np.ndarray) -> np.ndarray:
+    """Standardised log replicates of the unpaired bootstrap, per column: draws that are about N(0, 1),
+    deterministic (the bootstrap's seed) and independent between the two runs of a comparison."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(replicates)
+        z = (logs - np.nanmean(logs, axis=0)) / np.nanstd(logs, axis=0)
+    return np.where(np.isfinite(z), z, 0.0)
+
+
 def speedups_of(summary: pd.DataFrame, medians: np.ndarray, boot: np.ndarray,
                 settings: Settings) -> tuple[pd.DataFrame, np.ndarray]:
     """Speedup per pair with its interval, and the (n_boot, n_pairs) bootstrap replicates."""
@@ -77,8 +86,7 @@ def speedups_of(summary: pd.DataFrame, medians: np.ndarray, boot: np.ndarray,
     if paired.any():
         lo, hi = values["speedup_lo"].to_numpy(float), values["speedup_hi"].to_numpy(float)
         sd = np.where(np.isnan(lo) | np.isnan(hi), 0.0, (np.log(hi) - np.log(lo)) / (2 * Z95))
-        rng = np.random.default_rng(settings.seed + 1)
-        drawn = values["speedup"].to_numpy(float) * np.exp(rng.standard_normal(replicates.shape) * sd)
+        drawn = values["speedup"].to_numpy(float) * np.exp(_standard_normal(replicates) * sd)
         replicates = np.where(paired, drawn, replicates)
         for name in ("speedup", "speedup_lo", "speedup_hi"):
             table[name] = np.where(paired, values[name].to_numpy(float), table[name].to_numpy(float))

@@ -100,13 +100,15 @@ def test_flags_that_do_not_apply_are_refused(base: Path, capsys) -> None:
 
 
 def test_the_committed_cpu_baseline_covers_the_ci_sweep() -> None:
-    """`.ci/run` compares a run of ci-sweep.toml with this file: every pair must be there, deploy clearly faster."""
+    """`.ci/run` compares a run of ci-sweep.toml with this file: every pair must be there, timed as a pair
+    (a paired speedup with its interval), deploy clearly faster."""
     from bench.sweep.config import load_file
 
-    baseline = load_run(REPO / "results" / "baselines" / "amd-epyc.parquet")
+    baseline = load_run(REPO / "results" / "baselines" / "intel-xeon.parquet")
     result = compare_speedups_only(baseline, baseline, CI)
     config = load_file(REPO / "results" / "baselines" / "ci-sweep.toml")
     assert sorted(result.speedups["model"]) == sorted(config.values("model")), (
-        "results/baselines/amd-epyc.parquet must be a run of results/baselines/ci-sweep.toml: "
+        "results/baselines/intel-xeon.parquet must be a run of results/baselines/ci-sweep.toml: "
         "bench run --config results/baselines/ci-sweep.toml, then bench baseline update RUN_DIR")
+    assert result.speedups["paired_base"].all(), "the baseline's speedups must come from paired timing"
     assert (result.speedups["speedup_lo_base"] > 1.2).all() and result.exit_code() == 0
