@@ -13,8 +13,9 @@ Interface (kept stable; fields are only ever added):
   `target_rel_ci`, `min_samples` (per form), `min_time_s`, `timeout_s` (the whole timed phase),
   `max_samples` (per form) and the warm-up fields.
 - `timed_window`: zero-argument callable returning a context manager entered once around the whole
-  interleaved timed phase (not the first calls, not warm-up), e.g.
-  `lambda: TelemetrySampler(device)`.
+  interleaved timed phase (not the first calls, not warm-up). To read the NVML sampler afterwards keep
+  it: `sampler = TelemetrySampler(device); measure_pair(..., timed_window=lambda: sampler)`, then
+  `sampler.result`; its window holds both forms' blocks (2 * pair_block_s per pair).
 - `seed`: drives the block order when `config.pair_order == "random"`.
 - Returns `PairMeasurement`: `stats[name]` is a `LatencyStats` per form, filled as `measure_latency`
   fills it (so row columns work unchanged); `speedup_median`, `speedup_ci_low`, `speedup_ci_high` (95%),
