@@ -13,8 +13,9 @@ Interface (kept stable; fields are only ever added):
   `target_rel_ci`, `min_samples` (per form), `min_time_s`, `timeout_s` (the whole timed phase),
   `max_samples` (per form) and the warm-up fields.
 - `timed_window`: zero-argument callable returning a context manager entered once around the whole
-  interleaved timed phase (not the first calls, not warm-up), e.g.
-  `lambda: TelemetrySampler(device)`.
+  interleaved timed phase (not the first calls, not warm-up). To read the NVML sampler afterwards keep
+  it: `sampler = TelemetrySampler(device); measure_pair(..., timed_window=lambda: sampler)`, then
+  `sampler.result`; its window holds both forms' blocks (2 * pair_block_s per pair).
 - `seed`: drives the block order when `config.pair_order == "random"`.
 - Returns `PairMeasurement`: `stats[name]` is a `LatencyStats` per form, filled as `measure_latency`
   fills it (so row columns work unchanged); `speedup_median`, `speedup_ci_low`, `speedup_ci_high` (95%),
@@ -26,7 +27,10 @@ each (so both forms' blocks see the machine for about as long), in the order of 
 each pair the stop rule (`pair_stop_reason`) is checked. The speedup is median(all first-form samples)
 / median(all second-form samples); its interval is `bench.measure.stats.speedup_interval` over the
 log-ratios of the block medians of each pair: drift slower than a pair is common to both blocks and
-cancels, which is why pairing gives a stable ratio on a machine whose speed wanders.
+cancels, which is why pairing gives a stable ratio on a machine whose speed wanders. Simulated
+(tests/measure/test_measure_intervals.py: a known ratio, AR(1) noise with rho = 0.7 and a random-walk
+drift of the machine, 12 pairs of 10-sample blocks): the interval covers the ratio in 96% of runs, and
+the point's error (sd of log) is 0.037 paired against 0.185 when each form is timed in one go.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional, Sequence
 
+import numpy as np
+
 NOISY_REL_IQR = 0.1
 """Relative IQR above which a measurement calls itself noisy (as torch.utils.benchmark's Measurement does)."""
 
@@ -94,10 +96,14 @@ def order_statistic_interval(values: Sequence[float],
 
 
 def batch_medians(samples: Sequence[float], batches: int) -> list[float]:
-    """Medians of `batches` contiguous, near-equal batches (boundaries round(i n / batches)), in order."""
-    n = len(samples)
+    """Medians of `batches` contiguous, near-equal batches (boundaries round(i n / batches)), in order.
+
+    numpy's median (the same definition as `median`): the stop rules call this after every block.
+    """
+    values = np.asarray(samples, dtype=float)
+    n = len(values)
     edges = [round(i * n / batches) for i in range(batches + 1)]
-    return [median(samples[edges[i]:edges[i + 1]]) for i in range(batches)]
+    return [float(np.median(values[edges[i]:edges[i + 1]])) for i in range(batches)]
 
 
 def median_interval(samples_ms: Sequence[float], confidence: float = CONFIDENCE,
@@ -116,7 +122,7 @@ def median_interval(samples_ms: Sequence[float], confidence: float = CONFIDENCE,
     interval = order_statistic_interval(batch_medians(samples_ms, b), confidence)
     if interval is None:
         return None
-    point = median(samples_ms)
+    point = float(np.median(np.asarray(samples_ms, dtype=float)))
     return min(interval[0], point), max(interval[1], point)
 
 
@@ -137,8 +143,9 @@ def speedup_interval(first_samples_ms: Sequence[float], second_samples_ms: Seque
     independent even where samples are not. The interval is the order-statistic interval of those
     log-ratios (module docstring), exponentiated and widened where needed to contain the point.
     """
-    second = median(second_samples_ms)
-    point = median(first_samples_ms) / second if second > 0 else math.inf
+    second = float(np.median(np.asarray(second_samples_ms, dtype=float)))
+    first = float(np.median(np.asarray(first_samples_ms, dtype=float)))
+    point = first / second if second > 0 else math.inf
     logs = order_statistic_interval(block_log_ratios, confidence)
     if logs is None:
         return point, None

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Callable, ContextManager, Optional
 
+import numpy as np
 import torch
 
 from bench.measure.regimes import Timer, get_regime
@@ -192,7 +193,8 @@ def stop_reason(samples_ms: list[float], elapsed_s: float, config: TimingConfig)
 
 def median_precision(samples_ms: list[float]) -> float:
     """Relative half-width of the median's 95% interval (inf while there are too few samples)."""
-    return relative_half_width(median_interval(samples_ms), median(samples_ms))
+    values = np.asarray(samples_ms, dtype=float)
+    return relative_half_width(median_interval(values), float(np.median(values)))
 
 
 def _sample(timer: Timer, config: TimingConfig, sample_ms: float) -> _Timed:
