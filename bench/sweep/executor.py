@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import bench
+from bench.sweep.orphans import die_with_parent
 from bench.sweep.protocol import CellOutcome, CellSpec
 
 OnStart = Callable[[CellSpec, int], None]
@@ -75,7 +76,8 @@ def run_cell_subprocess(spec: CellSpec, timeout_s: float,
         spec_path.write_text(spec.to_json())
         cmd = [sys.executable, "-m", "bench.sweep.cell", str(spec_path), str(out_path)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=_child_env(env or {}), start_new_session=True)
+                                env=_child_env(env or {}), start_new_session=True,
+                                preexec_fn=die_with_parent())
         try:
             output, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:

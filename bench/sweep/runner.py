@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 from bench.results.schema import COLUMNS, Result
 from bench.sweep.axes import ConfigError
 from bench.sweep.cells import Cell, expand
-from bench.sweep.config import SweepConfig, validate
+from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, CellSpec
@@ -75,9 +75,8 @@ def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str]
     validate(config, known_models)
     device = resolve_device(config.device)
     hardware = hardware_slug(device)
-    rid = run_id or config.run_id(device)
-    if "/" in rid or not rid.strip():
-        raise ConfigError(f"run id '{rid}' must be non-empty and contain no '/'")
+    rid = config.run_id(device) if run_id is None else check_run_id(run_id)
+    check_results_root(out)
     return SweepPlan(config=config, device=device, hardware=hardware, run_id=rid,
                      run_dir=Path(out) / hardware / rid, cells=expand(config, device))
 
