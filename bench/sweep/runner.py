@@ -81,10 +81,17 @@ def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str]
                      run_dir=Path(out) / hardware / rid, cells=expand(config, device))
 
 
+def cell_load() -> dict[str, Any]:
+    from bench.measure.env import machine_load
+
+    return machine_load()
+
+
 def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Optional[float],
              duration_s: Optional[float]) -> Result:
     """Identity and axes from the parent (authoritative), measured fields from the cell."""
     measured = {k: v for k, v in outcome.fields.items() if k in COLUMNS and k not in IDENTITY}
+    measured.update(cell_load() if started is not None else {})
     stamp = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).isoformat(timespec="seconds")
              if started is not None else None)
     return Result(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=outcome.status,
@@ -100,11 +107,11 @@ class SweepSummary:
 
 
 def _open_writer(plan_: SweepPlan) -> Any:
-    from bench.measure.env import fingerprint
+    from bench.measure.env import run_environment
     from bench.results.io import RunWriter
 
     writer = RunWriter(plan_.run_dir)
-    env = fingerprint()
+    env = run_environment()
     if not (plan_.run_dir / "env.json").exists():
         writer.write_env(env)
     plan_.git_sha = plan_.git_sha or env.get("git_sha")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.results import load
 from bench.results.io import RunWriter
 from bench.results.runlock import run_lock
 from bench.sweep import command
@@ -67,6 +69,11 @@ def test_a_sweep_in_which_every_cell_fails_exits_non_zero(tmp_path, capsys):
     config_path.write_text(text)
     assert command.main(["--config", str(config_path), "--out", str(tmp_path / "results")]) == 1
     assert "nothing was measured" in capsys.readouterr().err
+    run_dir = next((tmp_path / "results").glob("*/*"))
+    row = load(run_dir).iloc[0]
+    assert row["status"] == "error" and row["load_avg_1m"] >= 0, "the machine's load is in every run row"
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["preflight"] and {"name", "verdict", "detail"} == set(env["preflight"][0])
 
 
 def test_a_second_sweep_on_a_locked_folder_refuses_naming_the_holder(tmp_path, capsys):
