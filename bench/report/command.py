@@ -71,6 +71,7 @@ def _print_summary(output, out: Path) -> None:
     drawn = sum(len(r.rendered.paths) for r in reports)
     skipped = {name: reason for r in reports for name, reason in r.rendered.skipped.items()}
     print(f"report: {output.report_md}")
-    print(f"figures: {drawn} drawn of {len(figure_names())} kinds, in {out}")
+    pages = f" over {len(reports)} report pages" if len(reports) > 1 else ""
+    print(f"figures: {drawn} drawn{pages} (each page draws up to {len(figure_names())} kinds), in {out}")
     for name, reason in skipped.items():
         print(f"  not drawn: {name}: {reason}")

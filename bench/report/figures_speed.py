@@ -166,7 +166,7 @@ def speedup_heatmap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     norm = TwoSlopeNorm(vcenter=1.0, vmin=min(0.5, finite.min()), vmax=max(1.5, finite.max()))
     image = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", norm=norm, aspect="auto")
     ax.set_facecolor("#eeeeee")
-    throttled = _annotate_heatmap(ax, pairs, sel.rows, models, batches)
+    seen = _annotate_heatmap(ax, pairs, sel.rows, models, batches)
     ax.set_xticks(range(len(batches)), [str(b) for b in batches])
     ax.set_yticks(range(len(models)), models)
     ax.set_xlabel("batch size")
@@ -175,16 +175,17 @@ def speedup_heatmap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.colorbar(image, ax=ax, label="speedup = deploy / train throughput (x)")
     ax.set_title(style.title("Deploy-form speedup (ok pairs only; [p5-p90 bounds])", sel.hardware,
                              sel.setting))
-    if throttled:
-        style.bottom_legend(fig, style.flag_handles({"throttled"}, bars=True))
+    if seen:
+        style.bottom_legend(fig, style.flag_handles(seen, bars=True))
     note = "grey: no valid pair (mismatch: deploy output wrong; n/a: a form not measured ok). " + sel.note
     return style.save(fig, out_dir, "speedup_heatmap", note=note)
 
 
 def _annotate_heatmap(ax, pairs: pd.DataFrame, rows: pd.DataFrame, models: list[str],
-                      batches: list[int]) -> bool:
-    """Text in each cell: ratio and bounds, or why there is none; hatch throttled pairs."""
-    throttled = False
+                      batches: list[int]) -> set[str]:
+    """Text in each cell: ratio and bounds, or why there is none; flagged pairs drawn with their own
+    flag's style (`style.bar_style`); returns the flags seen, for the legend."""
+    seen: set[str] = set()
     for i, model in enumerate(models):
         for j, batch in enumerate(batches):
             pair = pairs[pairs["model"].eq(model) & pairs["batch_size"].eq(batch)]
@@ -193,11 +194,13 @@ def _annotate_heatmap(ax, pairs: pd.DataFrame, rows: pd.DataFrame, models: list[
                 ax.text(j, i, f"{p['speedup']:.2f}x\n[{p['speedup_lo']:.2f}-{p['speedup_hi']:.2f}]",
                         ha="center", va="center", fontsize=7)
                 if p["flag"]:
-                    throttled = True
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=0,
-                                               hatch=style.THROTTLE_HATCH, edgecolor=style.THROTTLE_EDGE))
+                    seen.update(p["flag"].split("+"))
+                    look = style.bar_style(p["flag"], "none")
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                               lw=look.get("linewidth", 0), hatch=look.get("hatch"),
+                                               edgecolor=look.get("edgecolor")))
                 continue
             cell = rows[rows["model"].eq(model) & rows["batch_size"].eq(batch)]
             reason = "mismatch" if cell["status"].eq("mismatch").any() else "n/a"
             ax.text(j, i, reason, ha="center", va="center", fontsize=7, color="#555555")
-    return throttled
+    return seen

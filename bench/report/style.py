@@ -119,10 +119,11 @@ def flag_handles(seen: set[str], bars: bool) -> list:
 
 
 def title(what: str, hardware: str, setting: dict[str, object]) -> str:
-    """'<what>\\n<hardware> | fp32 | contiguous | eager | batch 128' (hardware and precision always shown)."""
+    """'<what>\\n<hardware> | fp32 | contiguous | eager | batch 128 | 224x224' (hardware and precision always
+    shown; the input resolution whenever the selection knows it)."""
     parts = [hardware]
-    for key in ("precision", "memory_format", "runtime", "mode", "batch_size"):
-        if key in setting:
+    for key in ("precision", "memory_format", "runtime", "mode", "batch_size", "input_size"):
+        if setting.get(key) not in (None, ""):
             value = setting[key]
             parts.append(f"batch {value}" if key == "batch_size" else str(value))
     return f"{what}\n{' | '.join(parts)}"
