@@ -17,6 +17,7 @@ import sys
 from typing import Any, Optional
 
 from bench.sweep.axes import CHOICES, ConfigError
+from bench.results.guard import RunFolderError
 from bench.results.runlock import RunLockedError, run_lock
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
 from bench.sweep.signals import Terminated, sigterm_raises
@@ -116,8 +117,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         with sigterm_raises(), run_lock(plan.run_dir):
             summary = run_sweep(plan, retry_failed=args.retry_failed)
-    except RunLockedError as exc:
+    except (RunLockedError, RunFolderError) as exc:
         print(f"bench run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # read-only folder, full disk: say where and why, not a traceback
+        print(f"bench run: cannot write the run folder {plan.run_dir}: {exc.strerror or exc}"
+              f"{f' ({exc.filename})' if exc.filename else ''}; free space or fix permissions, or pass "
+              "--out DIR to write elsewhere (finished runs are read by bench report and bench compare "
+              "without writing)", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as exc:
         why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"

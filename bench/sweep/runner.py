@@ -108,8 +108,10 @@ class SweepSummary:
 
 def _open_writer(plan_: SweepPlan) -> Any:
     from bench.measure.env import run_environment
+    from bench.results.guard import check_run_folder
     from bench.results.io import RunWriter
 
+    check_run_folder(plan_.run_dir)
     writer = RunWriter(plan_.run_dir)
     env = run_environment()
     if not (plan_.run_dir / "env.json").exists():

@@ -163,3 +163,46 @@ def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path):
     finally:
         if _alive(cell):
             os.kill(cell, signal.SIGKILL)
+
+
+def test_tables_that_cannot_be_rebuilt_are_never_overwritten(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    (run_dir / "summary.parquet").unlink()
+    for cell in (run_dir / "cells").glob("*"):
+        cell.unlink()
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name[0] != "."}
+    assert command.main(_argv(config_path, out)) == 2
+    err = capsys.readouterr().err
+    assert "cannot be rebuilt" in err and "--run-id NAME" in err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name[0] != "."} == before
+
+
+@pytest.mark.parametrize("damage", ["cell", "parquet"])
+def test_a_damaged_run_folder_is_a_message_not_a_traceback(tmp_path, capsys, damage):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    if damage == "cell":
+        cell = next((run_dir / "cells").glob("*.json"))
+        cell.write_bytes(cell.read_bytes()[:20])
+    else:
+        for cell in (run_dir / "cells").glob("*"):
+            cell.unlink()
+        (run_dir / "summary.parquet").write_bytes(b"PAR1 truncated")
+    assert command.main(_argv(config_path, out)) == 2
+    err = capsys.readouterr().err
+    assert ("truncated or not a cell file" if damage == "cell" else "cannot be read as Parquet") in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_results_folder_is_a_message(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    for path in (run_dir / "cells", run_dir):
+        path.chmod(0o555)
+    try:
+        assert command.main(_argv(config_path, out)) == 2
+        assert "cannot write the run folder" in capsys.readouterr().err
+    finally:
+        for path in (run_dir, run_dir / "cells"):
+            path.chmod(0o755)
