@@ -38,12 +38,31 @@ def _scatter_forms(ax, rows: pd.DataFrame, x: str, y: str, xerr: bool) -> set[st
                     fmt="o", ms=7, capsize=3, color=style.form_color(form), label=style.form_label(form),
                     mfc="white" if form == "train" else style.form_color(form))
         seen |= style.mark_points(ax, group[x], group[y], group["flag"])
+    anchors = []
     for model, group in rows.groupby("model"):
         ordered = group.sort_values("form", key=lambda s: s.map({"train": 0, "deploy": 1}))
         ax.plot(ordered[x], ordered[y], color="#999999", lw=0.8, zorder=0)
         top = ordered.iloc[-1]
-        ax.annotate(str(model), (top[x], top[y]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        anchors.append((str(model), float(top[x]), float(top[y])))
+    for (model, px, py), offset in zip(anchors, label_offsets([(px, py) for _, px, py in anchors])):
+        ax.annotate(model, (px, py), textcoords="offset points", xytext=(5, offset), fontsize=7)
     return seen
+
+
+def label_offsets(points: list[tuple[float, float]], near: float = 0.06, step: float = 9.0) -> list[float]:
+    """Vertical offsets (points) for labels at `points`, so labels of nearby points (three models at
+    11.7M parameters) stack instead of overprinting: a point within `near` (relative, in x and in y) of an
+    already placed one goes `step` points higher than the highest of them."""
+    placed: list[tuple[float, float, float]] = []
+    offsets = []
+    for px, py in points:
+        close = [o for qx, qy, o in placed
+                 if abs(px - qx) <= near * max(abs(px), abs(qx), 1e-12)
+                 and abs(py - qy) <= near * max(abs(py), abs(qy), 1e-12)]
+        offset = max(close) + step if close else 4.0
+        placed.append((px, py, offset))
+        offsets.append(offset)
+    return offsets
 
 
 @register_figure("speed_vs_params")
@@ -64,9 +83,12 @@ def speed_vs_top1(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Measured throughput here against the paper's ImageNet top-1 (RepVGG paper, Fig. 1)."""
     sel = _at_reference_batch(select(df))
     rows = with_paper(sel.rows)
+    unpublished = sorted(set(rows.loc[rows["paper_top1"].isna(), "model"].astype(str)))
     rows = rows[rows["paper_top1"].notna()]
     if rows.empty:
         raise FigureSkipped("no measured model has a published top-1 (bench/models/paper.py)")
+    if unpublished:
+        sel.note = " ".join(n for n in (f"Not drawn (no published top-1): {', '.join(unpublished)}.", sel.note) if n)
     fig, ax = plt.subplots(figsize=(7.5, 5))
     seen = _scatter_forms(ax, rows, "throughput", "paper_top1", xerr=True)
     ax.set_xlabel("throughput measured here (samples/s), median, bars: p5-p90")

@@ -82,3 +82,28 @@ def test_the_figure_count_over_two_hardware_is_per_page(tmp_path, capsys):
     assert main(["report", str(tmp_path / "cpu-a"), str(tmp_path / "cpu-b"), "--out", str(tmp_path / "o")]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("figures:"))
     assert "over 3 report pages" in line and "each page draws up to" in line
+
+
+def test_the_memory_caption_matches_what_rss_measures(tmp_path):
+    render_figures(frame(sweep_rows()), tmp_path, ["memory_forms"])
+    svg = (tmp_path / "memory_forms.svg").read_text(encoding="utf-8")
+    assert "cannot read lower" not in svg
+    assert "import torch" in svg and "own y-axis" in svg
+
+
+def test_labels_of_models_with_equal_parameters_do_not_overprint():
+    from bench.report.figures_speed import label_offsets
+
+    offsets = label_offsets([(11.7, 100.0), (11.7, 102.0), (11.69, 98.0), (50.0, 100.0)])
+    assert len(set(offsets[:3])) == 3 and offsets[3] == offsets[0]
+
+
+def test_speed_vs_top1_names_the_models_it_leaves_out(tmp_path):
+    rows = [row(m, f, 8) for m in ("repvgg_a0", "resnet18") for f in ("train", "deploy")]
+    df = frame(rows)
+    df.loc[df["model"].eq("resnet18"), "model"] = "resnet18_custom"
+    df = pd.concat([frame([row("repvgg_a0", "train", 8), row("repvgg_a0", "deploy", 8)]),
+                    df[df["model"].eq("resnet18_custom")]], ignore_index=True)
+    render_figures(df, tmp_path, ["speed_vs_top1"])
+    svg = (tmp_path / "speed_vs_top1.svg").read_text(encoding="utf-8")
+    assert "no published top-1" in svg and "resnet18_custom" in svg
