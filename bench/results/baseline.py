@@ -19,7 +19,6 @@ package must not import, so the action runs `python -m bench.sweep.invariants` i
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from bench.results.flags import NOISY_CV, noisy_mask
+from bench.results.guard import read_env_json
 from bench.results.io import ENV_JSON, atomic_write, atomic_write_table, samples_schema, summary_schema
 from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, load, load_samples
 from bench.results.schema import COLUMNS, SAMPLE_COLUMNS
@@ -56,22 +56,6 @@ def unfit_cells(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def read_env(run_dir: Path) -> dict | None:
-    """The run's env.json as a dict, None when absent; a corrupt or empty file is an error, never copied."""
-    env = run_dir / ENV_JSON
-    if not env.is_file():
-        return None
-    try:
-        data = json.loads(env.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{env}: not valid JSON ({exc}); move it away to promote the run without an "
-                         "environment record") from None
-    if not isinstance(data, dict) or not data:
-        raise ValueError(f"{env}: holds no environment fingerprint (an empty or non-object JSON value); "
-                         "move it away to promote the run without an environment record")
-    return data
-
-
 def promote(run_dir: Path | str, results_root: Path | str = "results", force: bool = False) -> Path:
     """Copy one run (summary, samples, env) to the baseline of its hardware; returns the summary path.
 
@@ -93,7 +77,7 @@ def promote(run_dir: Path | str, results_root: Path | str = "results", force: bo
             f"{run_dir}: {len(unfit)} of {len(summary)} cells would be promoted failed or noisy:\n  {shown}\n"
             "re-run them (bench run ... --retry-failed, on a quieter machine) or pass --force to promote "
             "the run as it is")
-    read_env(run_dir)
+    read_env_json(run_dir)
     samples = load_samples(run_dir)
     target = baseline_path(results_root, hardware[0])
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.results.io import CELLS_DIR, SAMPLES_PARQUET, SUMMARY_CSV, SUMMARY_PARQUET
+from bench.results.io import CELLS_DIR, ENV_JSON, SAMPLES_PARQUET, SUMMARY_CSV, SUMMARY_PARQUET
 
 WAY_OUT = ("move the folder away (or restore the file, e.g. `git checkout -- {path}`), or pass --run-id NAME "
            "to measure into a new folder")
@@ -26,11 +26,29 @@ class RunFolderError(ValueError):
     """The run folder holds files a sweep must not overwrite or cannot read; the message says what to do."""
 
 
+def read_env_json(run_dir: Path | str) -> dict | None:
+    """The run's env.json as a dict, None when absent; a corrupt or empty file is a RunFolderError (it
+    would otherwise be kept by a resumed sweep and copied into baselines)."""
+    env = Path(run_dir) / ENV_JSON
+    if not env.is_file():
+        return None
+    way_out = "move it away (a resumed sweep then writes a fresh one; a baseline is promoted without it)"
+    try:
+        data = json.loads(env.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{env}: not valid JSON ({exc}); {way_out}") from None
+    if not isinstance(data, dict) or not data:
+        raise RunFolderError(f"{env}: holds no environment fingerprint (an empty or non-object JSON value); "
+                             f"{way_out}")
+    return data
+
+
 def check_run_folder(run_dir: Path | str) -> None:
     """Raise RunFolderError if a sweep into `run_dir` would overwrite unrebuildable files or cannot read it."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return
+    read_env_json(run_dir)
     cells = sorted((run_dir / CELLS_DIR).glob("*.json")) if (run_dir / CELLS_DIR).is_dir() else []
     for cell in cells:
         try:

@@ -206,3 +206,11 @@ def test_a_read_only_results_folder_is_a_message(tmp_path, capsys):
     finally:
         for path in (run_dir, run_dir / "cells"):
             path.chmod(0o755)
+
+
+def test_a_corrupt_env_json_is_detected_when_resuming(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    (run_dir / "env.json").write_text("")
+    assert command.main(_argv(config_path, out)) == 2
+    assert "env.json: not valid JSON" in capsys.readouterr().err
