@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench.measure.env import GPU_KEYS, fingerprint, hardware_slug, slugify
@@ -85,3 +86,12 @@ def test_machine_load_reads_load_average_and_cpu_pressure():
     assert load["load_avg_1m"] is not None and load["load_avg_1m"] >= 0
     if Path("/proc/pressure/cpu").is_file():
         assert 0 <= load["cpu_pressure_avg10"] <= 100
+
+
+@pytest.mark.gpu
+def test_the_gpu_hardware_id_carries_its_memory_size():
+    props = torch.cuda.get_device_properties(0)
+    slug = hardware_slug("cuda")
+    assert slug.startswith(slugify(props.name)[:8])
+    assert re.search(r"\d+gb", slug), slug
+    assert hardware_slug("cpu") != slug and hardware_slug("cpu").endswith("c")
