@@ -16,9 +16,9 @@ import argparse
 import sys
 from typing import Any, Optional
 
-from bench.sweep.axes import CHOICES, ConfigError
 from bench.results.guard import RunFolderError
 from bench.results.runlock import RunLockedError, run_lock
+from bench.sweep.axes import CHOICES, ConfigError
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
 from bench.sweep.signals import Terminated, sigterm_raises
 from bench.sweep.verdict import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, judge_run

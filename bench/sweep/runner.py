@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from bench.results.schema import COLUMNS, Result
-from bench.sweep.axes import ConfigError
 from bench.sweep.cells import Cell, expand
 from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.executor import Executor, LocalExecutor
