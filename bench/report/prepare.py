@@ -15,6 +15,19 @@ TITLE_ONLY_RESOLUTION = "input_size"
 resolution for titles: '224x224', or the resolution of each model when they differ."""
 
 
+TITLE_ONLY_RUNS = "runs_drawn"
+"""Setting key (not a column) naming the runs drawn when there are several."""
+
+
+def runs_label(rows: pd.DataFrame) -> str:
+    """'' for one run; 'runs a, b (newest per cell; repeated.csv lists every run)' for several."""
+    runs = sorted({str(r) for r in rows["run_id"].dropna()}) if "run_id" in rows.columns else []
+    if len(runs) < 2:
+        return ""
+    shown = ", ".join(runs[:3]) + (f", +{len(runs) - 3} more" if len(runs) > 3 else "")
+    return f"runs {shown} (newest per cell; see repeated.csv)"
+
+
 @dataclass
 class Selection:
     """Rows to draw and how they were chosen (for the title and the footnote)."""
@@ -67,7 +80,7 @@ def select(df: pd.DataFrame, vary: tuple[str, ...] = (), need: str | None = None
     rows = one_resolution_per_model(rows)
     if rows.empty:
         raise FigureSkipped("no cell with status ok or mismatch to draw")
-    setting = {**setting, TITLE_ONLY_RESOLUTION: resolution_label(rows)}
+    setting = {**setting, TITLE_ONLY_RESOLUTION: resolution_label(rows), TITLE_ONLY_RUNS: runs_label(rows)}
     return Selection(rows, setting, hardware or hardware_label(rows), excluded_note(df))
 
 

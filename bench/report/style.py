@@ -126,7 +126,8 @@ def title(what: str, hardware: str, setting: dict[str, object]) -> str:
         if setting.get(key) not in (None, ""):
             value = setting[key]
             parts.append(f"batch {value}" if key == "batch_size" else str(value))
-    return f"{what}\n{' | '.join(parts)}"
+    runs = f"\n{setting['runs_drawn']}" if setting.get("runs_drawn") else ""
+    return f"{what}\n{' | '.join(parts)}{runs}"
 
 
 def layout_bottom(fig: Figure, note: str) -> None:

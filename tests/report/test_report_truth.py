@@ -107,3 +107,11 @@ def test_speed_vs_top1_names_the_models_it_leaves_out(tmp_path):
     render_figures(df, tmp_path, ["speed_vs_top1"])
     svg = (tmp_path / "speed_vs_top1.svg").read_text(encoding="utf-8")
     assert "no published top-1" in svg and "resnet18_custom" in svg
+
+
+def test_titles_name_the_runs_when_several_are_drawn(tmp_path):
+    rows = [row("repvgg_a0", f, 8, run_id="run-1", started_at="2026-01-01T00:00:00+00:00") for f in ("train", "deploy")]
+    rows += [row("resnet18", f, 8, run_id="run-2", started_at="2026-01-02T00:00:00+00:00") for f in ("train", "deploy")]
+    render_figures(frame(rows), tmp_path, ["throughput_forms"])
+    svg = (tmp_path / "throughput_forms.svg").read_text(encoding="utf-8")
+    assert "runs run-1, run-2 (newest per cell" in svg
