@@ -20,12 +20,12 @@ TITLE_ONLY_RUNS = "runs_drawn"
 
 
 def runs_label(rows: pd.DataFrame) -> str:
-    """'' for one run; 'runs a, b (newest per cell; repeated.csv lists every run)' for several."""
+    """'' for one run; 'runs a, b (newest run per cell)' for several (report.md lists repeated cells)."""
     runs = sorted({str(r) for r in rows["run_id"].dropna()}) if "run_id" in rows.columns else []
     if len(runs) < 2:
         return ""
     shown = ", ".join(runs[:3]) + (f", +{len(runs) - 3} more" if len(runs) > 3 else "")
-    return f"runs {shown} (newest per cell; see repeated.csv)"
+    return f"runs {shown} (newest run per cell)"
 
 
 @dataclass
@@ -64,7 +64,7 @@ def resolution_label(rows: pd.DataFrame) -> str:
     if len(values) == 1:
         return f"{values[0]}x{values[0]}"
     if len(per_model) > 3:
-        return "resolutions " + ", ".join(f"{v}x{v}" for v in values) + " (per model: see the tables)"
+        return "resolutions " + ", ".join(f"{v}x{v}" for v in values) + " (per model)"
     return "resolution per model: " + ", ".join(f"{m} {int(r)}x{int(r)}" for m, r in per_model.items())
 
 

@@ -37,6 +37,8 @@ NOISY_LABEL = "noisy: latency CV > 5% (interference)"
 OVER_PEAK_COLOR = "#9467bd"
 OVER_PEAK_LABEL = "over-peak: above the device's peak FLOP/s (a timing bug)"
 FORMATS: tuple[str, ...] = ("png", "svg")
+TITLE_WIDTH = 80
+"""Characters per title line: longer settings wrap instead of running off the figure."""
 
 RC: dict[str, object] = {
     "figure.dpi": 120, "savefig.dpi": "figure", "axes.grid": True, "grid.alpha": 0.3,
@@ -127,7 +129,8 @@ def title(what: str, hardware: str, setting: dict[str, object]) -> str:
             value = setting[key]
             parts.append(f"batch {value}" if key == "batch_size" else str(value))
     runs = f"\n{setting['runs_drawn']}" if setting.get("runs_drawn") else ""
-    return f"{what}\n{' | '.join(parts)}{runs}"
+    setting_line = textwrap.fill(" | ".join(parts), width=TITLE_WIDTH, break_long_words=False)
+    return f"{what}\n{setting_line}{runs}"
 
 
 def layout_bottom(fig: Figure, note: str) -> None:

@@ -114,4 +114,4 @@ def test_titles_name_the_runs_when_several_are_drawn(tmp_path):
     rows += [row("resnet18", f, 8, run_id="run-2", started_at="2026-01-02T00:00:00+00:00") for f in ("train", "deploy")]
     render_figures(frame(rows), tmp_path, ["throughput_forms"])
     svg = (tmp_path / "throughput_forms.svg").read_text(encoding="utf-8")
-    assert "runs run-1, run-2 (newest per cell" in svg
+    assert "runs run-1, run-2 (newest run per cell)" in svg
