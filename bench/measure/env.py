@@ -22,7 +22,8 @@ import torch
 from bench.measure import nvml_lib
 from bench.measure.preflight import Check, preflight
 
-__all__ = ["Check", "add_arguments", "fingerprint", "hardware_slug", "preflight", "run"]
+__all__ = ["Check", "add_arguments", "fingerprint", "hardware_slug", "machine_load", "preflight", "run",
+           "run_environment"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GPU_KEYS: tuple[str, ...] = (
@@ -49,19 +50,60 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def hardware_slug(device: Optional[torch.device | str] = None) -> str:
-    """Folder name of the hardware: the GPU name (cuda:0, or `device`), else the CPU model.
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: a container's or taskset's share), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-    "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3"; "AMD EPYC 7B13 64-Core Processor" ->
-    "amd-epyc-7b13"; a CPU `device` gives the CPU slug even where a GPU is present.
+
+def _cpu_ids() -> str:
+    """'f25m1' from /proc/cpuinfo's `cpu family` and `model`: tells CPU generations apart when a virtual
+    machine hides the model number ("AMD EPYC Processor")."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip().lower(), value.strip())
+    except OSError:
+        return ""
+    family, model = fields.get("cpu family"), fields.get("model")
+    return f"f{family}m{model}" if family and model and family.isdigit() and model.isdigit() else ""
+
+
+def cpu_slug(model_name: str, cpus: int, ids: str = "") -> str:
+    """'<model>-<cpus>c': "AMD EPYC 7B13 64-Core Processor" with 2 usable CPUs -> "amd-epyc-7b13-2c". A
+    name without a model number gets the family/model ids: "AMD EPYC Processor" -> "amd-epyc-f25m1-2c"."""
+    model = model_name.lower()
+    for pattern in CPU_NOISE:
+        model = re.sub(pattern, " ", model)
+    base = slugify(model) or "unknown-cpu"
+    if ids and not re.search(r"\d", base):
+        base = f"{base}-{ids}"
+    return f"{base}-{cpus}c"
+
+
+def gpu_slug(name: str, memory_bytes: Optional[int]) -> str:
+    """The GPU name, plus its memory in GiB where the name does not say it: "NVIDIA H200" with 141 GiB ->
+    "nvidia-h200-141gb"; "NVIDIA H100 80GB HBM3" stays "nvidia-h100-80gb-hbm3"."""
+    base = slugify(name)
+    if memory_bytes and not re.search(r"\d+gb", base):
+        base = f"{base}-{round(memory_bytes / 2**30)}gb"
+    return base
+
+
+def hardware_slug(device: Optional[torch.device | str] = None) -> str:
+    """Folder name of the hardware, which tells apart machines whose timings cannot be compared: the GPU's
+    name and memory size (cuda:0, or `device`), else the CPU model and the CPUs usable by this process.
+
+    Ids before this rule held only the name ("amd-epyc" for every EPYC of any core count); such runs stay
+    readable, and `bench compare` explains the difference when it meets both forms (see
+    `bench.results.compare.legacy_id_note`). A CPU `device` gives the CPU slug even where a GPU is present.
     """
     dev = torch.device(device) if device is not None else None
     if (dev is None or dev.type == "cuda") and torch.cuda.is_available():
-        return slugify(torch.cuda.get_device_name(nvml_lib.torch_index(dev or torch.device("cuda", 0))))
-    model = cpu_model().lower()
-    for pattern in CPU_NOISE:
-        model = re.sub(pattern, " ", model)
-    return slugify(model) or "unknown-cpu"
+        index = nvml_lib.torch_index(dev or torch.device("cuda", 0))
+        props = torch.cuda.get_device_properties(index)
+        return gpu_slug(torch.cuda.get_device_name(index), props.total_memory)
+    return cpu_slug(cpu_model(), usable_cpus(), _cpu_ids())
 
 
 def _git(*args: str) -> Optional[str]:
@@ -134,7 +176,7 @@ def _gpu() -> dict[str, Any]:
 def fingerprint() -> dict[str, Any]:
     """Everything that decides what a measurement means on this machine (flat, JSON-ready)."""
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cpus()
     return {
         "hardware": hardware_slug(),
         "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
@@ -150,6 +192,32 @@ def fingerprint() -> dict[str, Any]:
         "torch_num_threads": torch.get_num_threads(),
         **git_state(),
     }
+
+
+def run_environment() -> dict[str, Any]:
+    """What a run's `env.json` holds: the fingerprint, plus the preflight checks taken as the run began
+    (`preflight`: a list of {name, verdict, detail}), so a report can show the state of the machine (load,
+    other GPU processes, clocks, temperature) beside a noisy or throttled cell."""
+    return {**fingerprint(), "preflight": [check.to_dict() for check in preflight()]}
+
+
+def cpu_pressure_avg10() -> Optional[float]:
+    """`some avg10` of /proc/pressure/cpu (Linux PSI): % of the last 10 s in which a runnable task waited
+    for a CPU; None where the kernel has no PSI."""
+    try:
+        for line in Path("/proc/pressure/cpu").read_text().splitlines():
+            if line.startswith("some"):
+                return float(dict(f.split("=") for f in line.split()[1:])["avg10"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
+def machine_load() -> dict[str, Optional[float]]:
+    """The machine's load now, for the row of the cell that just ended: 1-minute load average and CPU
+    pressure (`Result.load_avg_1m`, `Result.cpu_pressure_avg10`)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"load_avg_1m": load, "cpu_pressure_avg10": cpu_pressure_avg10()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

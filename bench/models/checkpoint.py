@@ -35,8 +35,24 @@ def _is_tensor_like(value: Any) -> bool:
 
 
 def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint '{path}' is empty (0 bytes): an interrupted download? fetch it again")
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip archive (or, legacy, a pickle)
+        raise ValueError(f"checkpoint '{path}' is not a torch checkpoint (a .pth/.pt file written by "
+                         f"torch.save starts with a zip or pickle header; this starts with {head!r}): "
+                         "an HTML page or text saved instead of the file?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, KeyError, RuntimeError) as exc:
+        # torch.load on text or a truncated file: EOFError, KeyError (a stray opcode byte), RuntimeError
+        raise ValueError(
+            f"checkpoint '{path}' is not a torch checkpoint (a .pth/.pt file written by torch.save): "
+            f"{type(exc).__name__}: {exc}; is it truncated, or an HTML page saved instead of the file?"
+        ) from exc
     except pickle.UnpicklingError as exc:
         raise ValueError(
             f"checkpoint '{path}' holds objects other than tensors and plain containers, so it was not "

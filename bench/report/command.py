@@ -61,7 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench report: no result rows under {', '.join(map(str, args.run_dirs))}", file=sys.stderr)
         return 1
     out = args.out if args.out is not None else args.run_dirs[0] / "report"
-    output = write_report(df, out, hardware_dirs(list(args.run_dirs)))
+    try:
+        output = write_report(df, out, hardware_dirs(list(args.run_dirs)))
+    except OSError as exc:  # a read-only run folder, a full disk
+        print(f"bench report: cannot write the report into {out}: {exc.strerror or exc}; pass --out DIR "
+              "(the results themselves are only read)", file=sys.stderr)
+        return 2
     _print_summary(output, out)
     return 0
 
@@ -71,6 +76,7 @@ def _print_summary(output, out: Path) -> None:
     drawn = sum(len(r.rendered.paths) for r in reports)
     skipped = {name: reason for r in reports for name, reason in r.rendered.skipped.items()}
     print(f"report: {output.report_md}")
-    print(f"figures: {drawn} drawn of {len(figure_names())} kinds, in {out}")
+    pages = f" over {len(reports)} report pages" if len(reports) > 1 else ""
+    print(f"figures: {drawn} drawn{pages} (each page draws up to {len(figure_names())} kinds), in {out}")
     for name, reason in skipped.items():
         print(f"  not drawn: {name}: {reason}")

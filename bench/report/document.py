@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
 from bench.report.tables import (excluded_table, flagged_table, kernel_count_files, kernel_count_table,
-                                 markdown_table, paper_table, speedup_table)
+                                 markdown_table, paper_table, repeated_cells, speedup_table)
 
 SINGLE_HARDWARE_FIGURES_EXCLUDE = ("hardware_comparison",)
 
@@ -107,17 +107,22 @@ def _write_tables(df: pd.DataFrame, out_dir: Path, hardware_dirs: list[Path], li
     """Write each table as CSV (+ Markdown for Table 4) and append its section to `lines`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = {
-        "paper_table4": ("The paper's Table 4, measured here (ratio = measured / paper 1080 Ti speed)",
+        "paper_table4": ("The paper's Table 4, measured here (ratio = measured / paper 1080 Ti speed, only at "
+                         "the paper's setting: batch 128, 224x224, fp32; other rows show their own setting)",
                          paper_table(df)),
-        "speedups": ("Speedups: deploy / train throughput, pairs with both cells ok", speedup_table(df)),
+        "speedups": ("Speedups: deploy / train throughput, pairs with both cells ok (speedup_lo / speedup_hi: "
+                     "bounds from the p5-p90 latency spread of both cells, not a confidence interval)",
+                     speedup_table(df)),
         "flagged": ("Flagged cells (drawn hatched or marked, never mixed in)", flagged_table(df)),
         "excluded": ("Excluded cells (not drawn; status other than ok or mismatch)", excluded_table(df)),
+        "repeated": ("Cells measured in several runs (every measurement; `used` = the newest, drawn above)",
+                     repeated_cells(df)),
         "kernel_counts": ("Kernel / operator counts per forward (bench profile --compare-forms)",
-                          kernel_count_table(kernel_count_files(hardware_dirs))),
+                          kernel_count_table(kernel_count_files(hardware_dirs), df)),
     }
     written: dict[str, Path] = {}
     for name, (heading, table) in sections.items():
-        if name == "kernel_counts" and table.empty:
+        if name in ("kernel_counts", "repeated") and table.empty:
             continue
         csv = out_dir / f"{name}.csv"
         table.to_csv(csv, index=False)

@@ -18,8 +18,11 @@ from bench.report.frame import drawable, error_bars, excluded_note, fix_axes, sp
 from bench.report.prepare import model_order, one_resolution_per_model, select
 from bench.report.registry import FigureSkipped, register_figure
 
-RSS_CAVEAT = ("peak_rss_mib is the cell process's lifetime high-water mark: a deploy cell also built its "
-              "training form for the correctness gate, so it cannot read lower than the training form's.")
+RSS_CAVEAT = ("peak_rss_mib is the peak resident set of the cell's memory pass (its peak mark is reset "
+              "before the pass, so a deploy cell does not carry the training form it was converted from). It "
+              "includes the Python interpreter and torch itself (about 220 MiB for `import torch` alone, "
+              "measured on the CPU build): compare forms, not absolute values. Each panel has its own y-axis "
+              "because models differ by up to an order of magnitude; read differences within a panel.")
 MEMORY_DEFINITIONS: dict[str, str] = {
     "peak_allocated_mib": "peak allocated by tensors (MiB)\ntorch.cuda.max_memory_allocated",
     "peak_rss_mib": "peak resident set size (MiB)\nwhole process, incl. interpreter",

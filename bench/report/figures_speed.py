@@ -38,12 +38,31 @@ def _scatter_forms(ax, rows: pd.DataFrame, x: str, y: str, xerr: bool) -> set[st
                     fmt="o", ms=7, capsize=3, color=style.form_color(form), label=style.form_label(form),
                     mfc="white" if form == "train" else style.form_color(form))
         seen |= style.mark_points(ax, group[x], group[y], group["flag"])
+    anchors = []
     for model, group in rows.groupby("model"):
         ordered = group.sort_values("form", key=lambda s: s.map({"train": 0, "deploy": 1}))
         ax.plot(ordered[x], ordered[y], color="#999999", lw=0.8, zorder=0)
         top = ordered.iloc[-1]
-        ax.annotate(str(model), (top[x], top[y]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        anchors.append((str(model), float(top[x]), float(top[y])))
+    for (model, px, py), offset in zip(anchors, label_offsets([(px, py) for _, px, py in anchors])):
+        ax.annotate(model, (px, py), textcoords="offset points", xytext=(5, offset), fontsize=7)
     return seen
+
+
+def label_offsets(points: list[tuple[float, float]], near: float = 0.06, step: float = 9.0) -> list[float]:
+    """Vertical offsets (points) for labels at `points`, so labels of nearby points (three models at
+    11.7M parameters) stack instead of overprinting: a point within `near` (relative, in x and in y) of an
+    already placed one goes `step` points higher than the highest of them."""
+    placed: list[tuple[float, float, float]] = []
+    offsets = []
+    for px, py in points:
+        close = [o for qx, qy, o in placed
+                 if abs(px - qx) <= near * max(abs(px), abs(qx), 1e-12)
+                 and abs(py - qy) <= near * max(abs(py), abs(qy), 1e-12)]
+        offset = max(close) + step if close else 4.0
+        placed.append((px, py, offset))
+        offsets.append(offset)
+    return offsets
 
 
 @register_figure("speed_vs_params")
@@ -64,9 +83,12 @@ def speed_vs_top1(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Measured throughput here against the paper's ImageNet top-1 (RepVGG paper, Fig. 1)."""
     sel = _at_reference_batch(select(df))
     rows = with_paper(sel.rows)
+    unpublished = sorted(set(rows.loc[rows["paper_top1"].isna(), "model"].astype(str)))
     rows = rows[rows["paper_top1"].notna()]
     if rows.empty:
         raise FigureSkipped("no measured model has a published top-1 (bench/models/paper.py)")
+    if unpublished:
+        sel.note = " ".join(n for n in (f"Not drawn (no published top-1): {', '.join(unpublished)}.", sel.note) if n)
     fig, ax = plt.subplots(figsize=(7.5, 5))
     seen = _scatter_forms(ax, rows, "throughput", "paper_top1", xerr=True)
     ax.set_xlabel("throughput measured here (samples/s), median, bars: p5-p90")
@@ -166,7 +188,7 @@ def speedup_heatmap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     norm = TwoSlopeNorm(vcenter=1.0, vmin=min(0.5, finite.min()), vmax=max(1.5, finite.max()))
     image = ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", norm=norm, aspect="auto")
     ax.set_facecolor("#eeeeee")
-    throttled = _annotate_heatmap(ax, pairs, sel.rows, models, batches)
+    seen = _annotate_heatmap(ax, pairs, sel.rows, models, batches)
     ax.set_xticks(range(len(batches)), [str(b) for b in batches])
     ax.set_yticks(range(len(models)), models)
     ax.set_xlabel("batch size")
@@ -175,16 +197,17 @@ def speedup_heatmap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     fig.colorbar(image, ax=ax, label="speedup = deploy / train throughput (x)")
     ax.set_title(style.title("Deploy-form speedup (ok pairs only; [p5-p90 bounds])", sel.hardware,
                              sel.setting))
-    if throttled:
-        style.bottom_legend(fig, style.flag_handles({"throttled"}, bars=True))
+    if seen:
+        style.bottom_legend(fig, style.flag_handles(seen, bars=True))
     note = "grey: no valid pair (mismatch: deploy output wrong; n/a: a form not measured ok). " + sel.note
     return style.save(fig, out_dir, "speedup_heatmap", note=note)
 
 
 def _annotate_heatmap(ax, pairs: pd.DataFrame, rows: pd.DataFrame, models: list[str],
-                      batches: list[int]) -> bool:
-    """Text in each cell: ratio and bounds, or why there is none; hatch throttled pairs."""
-    throttled = False
+                      batches: list[int]) -> set[str]:
+    """Text in each cell: ratio and bounds, or why there is none; flagged pairs drawn with their own
+    flag's style (`style.bar_style`); returns the flags seen, for the legend."""
+    seen: set[str] = set()
     for i, model in enumerate(models):
         for j, batch in enumerate(batches):
             pair = pairs[pairs["model"].eq(model) & pairs["batch_size"].eq(batch)]
@@ -193,11 +216,13 @@ def _annotate_heatmap(ax, pairs: pd.DataFrame, rows: pd.DataFrame, models: list[
                 ax.text(j, i, f"{p['speedup']:.2f}x\n[{p['speedup_lo']:.2f}-{p['speedup_hi']:.2f}]",
                         ha="center", va="center", fontsize=7)
                 if p["flag"]:
-                    throttled = True
-                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=0,
-                                               hatch=style.THROTTLE_HATCH, edgecolor=style.THROTTLE_EDGE))
+                    seen.update(p["flag"].split("+"))
+                    look = style.bar_style(p["flag"], "none")
+                    ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                               lw=look.get("linewidth", 0), hatch=look.get("hatch"),
+                                               edgecolor=look.get("edgecolor")))
                 continue
             cell = rows[rows["model"].eq(model) & rows["batch_size"].eq(batch)]
             reason = "mismatch" if cell["status"].eq("mismatch").any() else "n/a"
             ax.text(j, i, reason, ha="center", va="center", fontsize=7, color="#555555")
-    return throttled
+    return seen

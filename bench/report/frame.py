@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from bench.results.flags import NOISY_CV, noisy_mask  # noqa: F401 - re-exported: figures read them here
 from bench.results.schema import AXES
 
 DRAWN_STATUSES: tuple[str, ...] = ("ok", "mismatch")
@@ -30,9 +31,6 @@ FLAG_NOISY = "noisy"
 FLAG_OVER_PEAK = "over-peak"
 """Achieved FLOP/s above the device's dense peak for the precision: impossible, so the timing (or the
 MAC count) of that cell is wrong and it must be investigated, not published."""
-NOISY_CV = 0.05
-"""Latency coefficient of variation above which a cell is flagged noisy: its median is still reported,
-but a spread this wide on a steady workload means interference (other processes, clock changes)."""
 PAIR_KEYS: tuple[str, ...] = ("hardware", *(a for a in AXES if a != "form"))
 
 
@@ -41,13 +39,6 @@ def throttled_mask(df: pd.DataFrame) -> pd.Series:
     if "throttled" not in df.columns:
         return pd.Series(False, index=df.index)
     return df["throttled"].map(lambda v: bool(v) if v is not None and v == v else False).astype(bool)
-
-
-def noisy_mask(df: pd.DataFrame) -> pd.Series:
-    """True where the latency CV exceeds NOISY_CV."""
-    if "latency_cv" not in df.columns:
-        return pd.Series(False, index=df.index)
-    return pd.to_numeric(df["latency_cv"], errors="coerce").gt(NOISY_CV)
 
 
 def over_peak_mask(df: pd.DataFrame) -> pd.Series:

@@ -10,6 +10,24 @@ from bench.report.frame import drawable, excluded_note, fix_axes, hardware_label
 from bench.report.registry import FigureSkipped
 
 
+TITLE_ONLY_RESOLUTION = "input_size"
+"""Setting key (not a column, so filters keyed on the setting ignore it) holding the selection's input
+resolution for titles: '224x224', or the resolution of each model when they differ."""
+
+
+TITLE_ONLY_RUNS = "runs_drawn"
+"""Setting key (not a column) naming the runs drawn when there are several."""
+
+
+def runs_label(rows: pd.DataFrame) -> str:
+    """'' for one run; 'runs a, b (newest run per cell)' for several (report.md lists repeated cells)."""
+    runs = sorted({str(r) for r in rows["run_id"].dropna()}) if "run_id" in rows.columns else []
+    if len(runs) < 2:
+        return ""
+    shown = ", ".join(runs[:3]) + (f", +{len(runs) - 3} more" if len(runs) > 3 else "")
+    return f"runs {shown} (newest run per cell)"
+
+
 @dataclass
 class Selection:
     """Rows to draw and how they were chosen (for the title and the footnote)."""
@@ -37,6 +55,19 @@ def one_resolution_per_model(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["resolution"].eq(df["model"].map(common))]
 
 
+def resolution_label(rows: pd.DataFrame) -> str:
+    """'224x224', or 'resolution per model: blog_repvgg 64x64, repvgg_a0 224x224' when models differ."""
+    if "resolution" not in rows.columns or rows.empty:
+        return ""
+    per_model = rows.groupby("model")["resolution"].first()
+    values = sorted(set(int(v) for v in per_model))
+    if len(values) == 1:
+        return f"{values[0]}x{values[0]}"
+    if len(per_model) > 3:
+        return "resolutions " + ", ".join(f"{v}x{v}" for v in values) + " (per model)"
+    return "resolution per model: " + ", ".join(f"{m} {int(r)}x{int(r)}" for m, r in per_model.items())
+
+
 def select(df: pd.DataFrame, vary: tuple[str, ...] = (), need: str | None = None) -> Selection:
     """Drawable rows of one hardware with the non-varied axes fixed; `need`: a column that must have data."""
     hardware = one_hardware(df)
@@ -49,6 +80,7 @@ def select(df: pd.DataFrame, vary: tuple[str, ...] = (), need: str | None = None
     rows = one_resolution_per_model(rows)
     if rows.empty:
         raise FigureSkipped("no cell with status ok or mismatch to draw")
+    setting = {**setting, TITLE_ONLY_RESOLUTION: resolution_label(rows), TITLE_ONLY_RUNS: runs_label(rows)}
     return Selection(rows, setting, hardware or hardware_label(rows), excluded_note(df))
 
 

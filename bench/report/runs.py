@@ -17,9 +17,16 @@ RUN_COLUMNS: tuple[str, ...] = ("hardware", "run_id", "preset", "path", "modifie
 
 
 def results_root() -> Path:
-    """$REPBENCH_RESULTS when set, else the repository's `results/` folder."""
+    """$REPBENCH_RESULTS when set; else the checkout's `results/` when this package runs from a source
+    checkout (a `pyproject.toml` beside the package); else `results/` in the working directory, as
+    `bench run --out` defaults to (an installed package must never look inside site-packages)."""
     value = os.environ.get(ENV_VAR)
-    return Path(value) if value else Path(__file__).resolve().parents[2] / "results"
+    if value:
+        return Path(value)
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "bench").is_dir():
+        return checkout / "results"
+    return Path.cwd() / "results"
 
 
 def preset_of(run_id: str) -> str:

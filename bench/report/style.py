@@ -37,6 +37,8 @@ NOISY_LABEL = "noisy: latency CV > 5% (interference)"
 OVER_PEAK_COLOR = "#9467bd"
 OVER_PEAK_LABEL = "over-peak: above the device's peak FLOP/s (a timing bug)"
 FORMATS: tuple[str, ...] = ("png", "svg")
+TITLE_WIDTH = 80
+"""Characters per title line: longer settings wrap instead of running off the figure."""
 
 RC: dict[str, object] = {
     "figure.dpi": 120, "savefig.dpi": "figure", "axes.grid": True, "grid.alpha": 0.3,
@@ -119,13 +121,16 @@ def flag_handles(seen: set[str], bars: bool) -> list:
 
 
 def title(what: str, hardware: str, setting: dict[str, object]) -> str:
-    """'<what>\\n<hardware> | fp32 | contiguous | eager | batch 128' (hardware and precision always shown)."""
+    """'<what>\\n<hardware> | fp32 | contiguous | eager | batch 128 | 224x224' (hardware and precision always
+    shown; the input resolution whenever the selection knows it)."""
     parts = [hardware]
-    for key in ("precision", "memory_format", "runtime", "mode", "batch_size"):
-        if key in setting:
+    for key in ("precision", "memory_format", "runtime", "mode", "batch_size", "input_size"):
+        if setting.get(key) not in (None, ""):
             value = setting[key]
             parts.append(f"batch {value}" if key == "batch_size" else str(value))
-    return f"{what}\n{' | '.join(parts)}"
+    runs = f"\n{setting['runs_drawn']}" if setting.get("runs_drawn") else ""
+    setting_line = textwrap.fill(" | ".join(parts), width=TITLE_WIDTH, break_long_words=False)
+    return f"{what}\n{setting_line}{runs}"
 
 
 def layout_bottom(fig: Figure, note: str) -> None:

@@ -27,6 +27,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from bench.results.flags import NOISY_CV, noisy_mask
+from bench.results.guard import read_env_json
 from bench.results.io import ENV_JSON, atomic_write, atomic_write_table, samples_schema, summary_schema
 from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, load, load_samples
 from bench.results.schema import COLUMNS, SAMPLE_COLUMNS
@@ -37,8 +39,28 @@ def baseline_path(results_root: Path | str, hardware: str) -> Path:
     return Path(results_root) / BASELINES_DIR / f"{hardware}.parquet"
 
 
-def promote(run_dir: Path | str, results_root: Path | str = "results") -> Path:
-    """Copy one run (summary, samples, env) to the baseline of its hardware; returns the summary path."""
+class BaselineRefused(ValueError):
+    """The run would make a misleading baseline (failed or noisy cells) and --force was not given."""
+
+
+def unfit_cells(summary: pd.DataFrame) -> list[str]:
+    """Why each cell of a run should not become a regression baseline: a failed status (mismatch, error,
+    timeout) or a noisy timing (latency CV above `bench.results.flags.NOISY_CV`)."""
+    failed = summary["status"].isin(("mismatch", "error", "timeout"))
+    noisy = noisy_mask(summary) & summary["status"].eq("ok")
+    out = []
+    for row, is_failed in zip(summary[failed | noisy].itertuples(index=False), failed[failed | noisy]):
+        why = row.status if is_failed else f"noisy (latency CV {float(row.latency_cv):.1%} > {NOISY_CV:.0%})"
+        out.append(f"{row.model} {row.form} b{row.batch_size} {row.precision} {row.runtime} "
+                   f"{row.resolution}px: {why}")
+    return out
+
+
+def promote(run_dir: Path | str, results_root: Path | str = "results", force: bool = False) -> Path:
+    """Copy one run (summary, samples, env) to the baseline of its hardware; returns the summary path.
+
+    A run with failed or noisy cells is refused (BaselineRefused, listing them) unless `force`.
+    """
     run_dir = Path(run_dir)
     summary = load(run_dir)
     runs = sorted(summary["run_id"].astype(str).unique())
@@ -48,6 +70,14 @@ def promote(run_dir: Path | str, results_root: Path | str = "results") -> Path:
                          "a baseline is one run: pass results/<hardware>/<run_id>")
     if not summary["status"].eq("ok").any():
         raise ValueError(f"{run_dir}: no cell has status ok; a baseline needs measured cells")
+    unfit = unfit_cells(summary)
+    if unfit and not force:
+        shown = "\n  ".join(unfit[:20]) + (f"\n  ... {len(unfit) - 20} more" if len(unfit) > 20 else "")
+        raise BaselineRefused(
+            f"{run_dir}: {len(unfit)} of {len(summary)} cells would be promoted failed or noisy:\n  {shown}\n"
+            "re-run them (bench run ... --retry-failed, on a quieter machine) or pass --force to promote "
+            "the run as it is")
+    read_env_json(run_dir)
     samples = load_samples(run_dir)
     target = baseline_path(results_root, hardware[0])
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +115,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     update.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="results/<hardware>/<run_id>")
     update.add_argument("--results-root", type=Path, default=Path("results"),
                         help="folder holding baselines/ (default: results)")
+    update.add_argument("--force", action="store_true",
+                        help="promote a run even if cells failed (mismatch, error, timeout) or are noisy")
     show = sub.add_parser("show", help="list the baselines and the runs they come from")
     show.add_argument("hardware", nargs="?", default=None, help="only this hardware slug")
     show.add_argument("--results-root", type=Path, default=Path("results"),
@@ -111,7 +143,7 @@ def _update(args: argparse.Namespace) -> int:
     hardware = sorted(load(args.run_dir)["hardware"].astype(str).unique())
     old = baseline_path(args.results_root, hardware[0]) if len(hardware) == 1 else None
     previous = describe(old)["run_id"] if old is not None and old.is_file() else None
-    target = promote(args.run_dir, args.results_root)
+    target = promote(args.run_dir, args.results_root, force=args.force)
     info = describe(target)
     replaced = f"; replaced run {previous}" if previous else ""
     print(f"baseline {target}: run {info['run_id']} ({info['cells']} cells: {info['status']}){replaced}")

@@ -153,6 +153,18 @@ class Comparison:
 FAIL_ON_CHOICES: tuple[str, ...] = ("speedup", "memory", "missing")
 
 
+def legacy_id_note(a: str, b: str) -> str:
+    """When one hardware id extends the other ('amd-epyc' vs 'amd-epyc-f25m1-2c'), the shorter is an id of
+    the older form, which held only the device name; say so, since the two may be the same machine."""
+    if a == b or not (b.startswith(a + "-") or a.startswith(b + "-")):
+        return ""
+    old, new = sorted((a, b), key=len)
+    return (f". Note: '{old}' is a hardware id of the older form (the device name only); ids now add what "
+            f"changes timings (CPU family/model and usable CPU count; GPU memory), as in '{new}'. If both "
+            "runs come from the same machine, promote a new baseline (bench baseline update) or compare "
+            "--speedups-only, which may cross machines")
+
+
 def compare(base: RunData, new: RunData, settings: Settings | None = None, across_hardware: bool = False,
             fail_on: tuple[str, ...] = ()) -> Comparison:
     """Compare two runs; raises HardwareMismatchError for different hardware unless `across_hardware`."""
@@ -166,7 +178,7 @@ def compare(base: RunData, new: RunData, settings: Settings | None = None, acros
             f"baseline {base.label} was measured on '{base.hardware}' and new run {new.label} on "
             f"'{new.hardware}'; timings from different hardware are not comparable cell by cell. Compare with "
             f"results/baselines/{new.hardware}.parquet, or pass --across-hardware for a side-by-side "
-            "throughput table")
+            "throughput table" + legacy_id_note(base.hardware, new.hardware))
     rng = np.random.default_rng(settings.seed)
     boot_base = _bootstrap(base, settings, rng)
     boot_new = _bootstrap(new, settings, rng)

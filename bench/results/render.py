@@ -66,7 +66,7 @@ def _status(base: Any, new: Any) -> str:
 
 
 def _ci(cmp: Comparison) -> str:
-    return f"{cmp.settings.level:.0%} CI"
+    return f"{cmp.settings.level:.0%} bootstrap CI"
 
 
 def cell_sections(cmp: Comparison, show_all: bool) -> list[Section]:

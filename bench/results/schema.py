@@ -87,6 +87,10 @@ class Result:
     temperature_c_max: Optional[float] = None
     throttled: Optional[bool] = None
     throttle_reasons: Optional[str] = None
+    # machine load as the cell ended (recorded by the sweep's parent): 1-minute load average, and the
+    # share of the last 10 s in which a runnable task waited for a CPU (/proc/pressure/cpu, Linux PSI)
+    load_avg_1m: Optional[float] = None
+    cpu_pressure_avg10: Optional[float] = None
     # correctness gate (deploy vs train form on the same input)
     max_abs_err: Optional[float] = None
     max_rel_err: Optional[float] = None

@@ -7,7 +7,10 @@ all spell an axis the same way. `model` is checked against `bench.models.names()
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import difflib
+import importlib
+from types import ModuleType
+from typing import Callable, Iterable, Optional, Sequence
 
 from bench.results.schema import AXES
 
@@ -36,23 +39,39 @@ def known_models() -> list[str]:
     return list(names())
 
 
-def _resolves(name: str) -> bool:
-    """External names (`torchvision:resnet50`, `timm:repvgg_a2`) are open-ended: ask the registry."""
-    if ":" not in name:
-        return False
-    from bench.models import info
+EXTERNAL_CATALOGUES: dict[str, Callable[[ModuleType], Iterable[str]]] = {
+    "timm": lambda timm: timm.list_models(),
+    "torchvision": lambda torchvision: torchvision.models.list_models(),
+}
+"""Library prefix -> the names it can build, so `timm:<name>` is checked when the sweep is planned (and by
+`--dry-run`), not discovered missing in every cell."""
 
+
+def external_problem(name: str) -> Optional[str]:
+    """Why the external model `prefix:name` cannot be built here (library missing, name unknown), or None."""
+    prefix, _, model = name.partition(":")
+    if prefix not in EXTERNAL_CATALOGUES:
+        return f"model '{name}': prefix '{prefix}' is unknown; external prefixes: {', '.join(EXTERNAL_CATALOGUES)}"
     try:
-        info(name)
-    except (ValueError, ImportError, KeyError):
-        return False
-    return True
+        library = importlib.import_module(prefix)
+    except ImportError:
+        return f"model '{name}' needs the '{prefix}' package, which is not installed (pip install {prefix})"
+    known = set(EXTERNAL_CATALOGUES[prefix](library))
+    if model not in known:
+        close = difflib.get_close_matches(model, sorted(known), n=5)
+        hint = f"; close: {', '.join(close)}" if close else ""
+        return f"model '{name}' is unknown to {prefix}{hint}"
+    return None
 
 
 def check_models(values: Sequence[str], known: Iterable[str] | None = None) -> tuple[str, ...]:
-    """Reject unknown models, naming every known one."""
+    """Reject unknown models, naming every known one; external names must resolve in their library."""
     known_list = list(known) if known is not None else known_models()
-    unknown = [v for v in values if v not in known_list and not (known is None and _resolves(v))]
+    if known is None:
+        problems = [p for v in values if ":" in v and v not in known_list and (p := external_problem(v))]
+        if problems:
+            raise ConfigError("; ".join(problems))
+    unknown = [v for v in values if v not in known_list and not (known is None and ":" in v)]
     if unknown:
         raise ConfigError(
             f"model {', '.join(repr(u) for u in unknown)} is unknown; known: {', '.join(known_list)}"

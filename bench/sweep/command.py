@@ -16,9 +16,13 @@ import argparse
 import sys
 from typing import Any, Optional
 
+from bench.results.guard import RunFolderError
+from bench.results.runlock import RunLockedError, run_lock
 from bench.sweep.axes import CHOICES, ConfigError
 from bench.sweep.executor import ISOLATIONS
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
+from bench.sweep.signals import Terminated, sigterm_raises
+from bench.sweep.verdict import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, judge_run
 
 AXIS_OPTIONS: dict[str, tuple[str, ...]] = {
     "model": ("--models", "--model"),
@@ -57,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cells and pairs, replaced after a failure; cell: a fresh process per pair or "
                              "lone cell")
     parser.add_argument("--strict", action="store_true",
-                        help="exit 1 if any cell ended as mismatch, error or timeout")
+                        help="exit 1 if any cell of the run (resumed ones included) is mismatch, error or timeout")
 
 
 def _split(axis: str, text: str) -> list[Any]:
@@ -120,15 +124,30 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {plan.run_id} on {plan.device} ({plan.hardware}): {len(plan.cells)} cells -> {plan.run_dir}",
           flush=True)
     try:
-        summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation,
-                            prestarted=prestarted)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished cells are in {plan.run_dir}; run the same command again to resume",
+        with sigterm_raises(), run_lock(plan.run_dir):
+            summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation,
+                                prestarted=prestarted)
+    except (RunLockedError, RunFolderError) as exc:
+        if prestarted is not None:
+            prestarted.kill()
+        print(f"bench run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # read-only folder, full disk: say where and why, not a traceback
+        print(f"bench run: cannot write the run folder {plan.run_dir}: {exc.strerror or exc}"
+              f"{f' ({exc.filename})' if exc.filename else ''}; free space or fix permissions, or pass "
+              "--out DIR to write elsewhere (finished runs are read by bench report and bench compare "
+              "without writing)", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, Terminated) as exc:
+        why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"\n{why}: finished cells are in {plan.run_dir}; run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     print(f"results: {summary.run_dir}")
-    bad = {s: n for s, n in summary.counts.items() if s in ("mismatch", "error", "timeout")}
-    return 1 if args.strict and bad else 0
+    verdict = judge_run(summary.run_dir)
+    for line in verdict.lines(args.strict):
+        print(f"bench run: {line}", file=sys.stderr)
+    return verdict.exit_code(args.strict)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

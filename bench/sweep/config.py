@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import socket
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -154,10 +156,9 @@ def _parse_run(raw: Mapping[str, Any]) -> dict[str, Any]:
     if "cell_timeout_s" in raw:
         out["cell_timeout_s"] = check_timeout(raw["cell_timeout_s"])
     if "seed" in raw:
-        out["seed"] = int(raw["seed"])
+        out["seed"] = check_seed(raw["seed"])
     if "num_threads" in raw:
-        threads = int(raw["num_threads"])
-        out["num_threads"] = threads if threads > 0 else None
+        out["num_threads"] = check_threads(raw["num_threads"])
     return out
 
 
@@ -167,24 +168,98 @@ def check_device(device: Any) -> str:
     return str(device)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_timeout(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"cell_timeout_s must be a positive number of seconds; got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"cell_timeout_s must be a positive, finite number of seconds; got {value!r}")
     return float(value)
 
 
+def check_seed(value: Any) -> int:
+    """A whole number >= 0 (1.7 is refused rather than truncated to 1)."""
+    if not _is_int(value) or value < 0:
+        raise ConfigError(f"seed must be a whole number >= 0; got {value!r}")
+    return int(value)
+
+
+def check_threads(value: Any) -> int | None:
+    """CPU threads per cell: a whole number >= 1 (0 or a negative count is refused, never read as
+    "torch's default"; leave the key out for that)."""
+    if not _is_int(value) or value < 1:
+        raise ConfigError(f"num_threads must be a whole number >= 1 (omit it for torch's default); "
+                          f"got {value!r}")
+    return int(value)
+
+
+def check_run_id(run_id: Any) -> str:
+    """A run id names one folder under results/<hardware>/: a single plain name, not '', '.', '..' or a
+    path (those would write into the results root or beside it, and hide other runs from `load`)."""
+    text = run_id if isinstance(run_id, str) else ""
+    plain = bool(text.strip()) and text == text.strip() and text not in (".", "..") and not text.startswith(".")
+    if not plain or any(c in text for c in "/\\\0"):
+        raise ConfigError(f"run id {run_id!r} must be a single plain folder name (letters, digits, '-', '_', "
+                          "'.'; not empty, not starting with '.', no '/')")
+    return text
+
+
+def check_results_root(out: Any) -> Path:
+    """`--out` must be a folder (or not exist yet), never a file."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out '{path}' is a file; give a folder for the results (default: results)")
+    return path
+
+
+def _timing_type_error(name: str, hint: Any, value: Any) -> str | None:
+    """Why `value` does not fit the TimingConfig field type `hint` (int / float / bool / str), or None."""
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    if value is None and type(None) in typing.get_args(hint):
+        return None
+    if base is bool:
+        return None if isinstance(value, bool) else "must be true or false"
+    if base is int:
+        return None if _is_int(value) else "must be a whole number"
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        return None if math.isfinite(value) else "must be finite"
+    if base is str:
+        return None if isinstance(value, str) else "must be a string"
+    return None
+
+
 def check_timing(timing: Mapping[str, Any]) -> dict[str, Any]:
-    """Keys must be fields of bench.measure.timing.TimingConfig (checked against the real class)."""
+    """Keys must be fields of bench.measure.timing.TimingConfig and values of the field's type (both read
+    from the real class); then the class's own range checks run, so `timeout_s = -1` or `min_time_s`
+    above `timeout_s` is refused here, not in every cell."""
     from bench.measure.timing import TimingConfig
 
+    if not isinstance(timing, Mapping):
+        raise ConfigError(f"[timing] must be a table; got {timing!r}")
+    hints = typing.get_type_hints(TimingConfig)
     valid = [f.name for f in dataclasses.fields(TimingConfig)]
     _reject_unknown("[timing]", timing, valid)
+    problems = [f"[timing] {name} = {value!r} {why}" for name, value in timing.items()
+                if (why := _timing_type_error(name, hints[name], value)) is not None]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    try:
+        TimingConfig(**timing)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[timing]: {exc}") from None
     return dict(timing)
 
 
 def from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> SweepConfig:
     """Build a config from parsed TOML, rejecting unknown keys and values (models checked later)."""
     _reject_unknown("config", raw, TOP_KEYS)
+    for table in ("axes", "run", "timing"):
+        if not isinstance(raw.get(table, {}), Mapping):
+            raise ConfigError(f"[{table}] must be a table (a [{table}] section with key = value lines); "
+                              f"got {raw[table]!r}")
     axes_raw = raw.get("axes", {})
     _reject_unknown("[axes]", axes_raw, AXES)
     if "model" not in axes_raw:
@@ -212,7 +287,10 @@ def load_file(path: str | Path) -> SweepConfig:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "TOML files must be UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
     return from_dict(raw, default_name=path.stem)
@@ -237,6 +315,10 @@ def with_overrides(config: SweepConfig, axes: Mapping[str, Sequence[Any]] | None
         check_device(changes["device"])
     if "cell_timeout_s" in changes:
         changes["cell_timeout_s"] = check_timeout(changes["cell_timeout_s"])
+    if "seed" in changes:
+        changes["seed"] = check_seed(changes["seed"])
+    if "num_threads" in changes:
+        changes["num_threads"] = check_threads(changes["num_threads"])
     return dataclasses.replace(config, axes=new_axes, **changes)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import bench
+from bench.sweep.orphans import die_with_parent
 from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec
 
 OnStart = Callable[[UnitSpec, int], None]
@@ -82,7 +83,8 @@ def run_cell_subprocess(spec: CellSpec, timeout_s: float,
         spec_path.write_text(spec.to_json())
         cmd = [sys.executable, "-m", "bench.sweep.cell", str(spec_path), str(out_path)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=_child_env(env or {}), start_new_session=True)
+                                env=_child_env(env or {}), start_new_session=True,
+                                preexec_fn=die_with_parent())
         try:
             output, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -126,7 +128,8 @@ class Worker:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.worker"], stdin=subprocess.PIPE,
                                      stdout=self._log, stderr=subprocess.STDOUT, text=True,
-                                     env=_child_env(env), start_new_session=True)
+                                     env=_child_env(env), start_new_session=True,
+                                     preexec_fn=die_with_parent())
 
     @classmethod
     def prestart(cls) -> "Worker":

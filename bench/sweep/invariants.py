@@ -38,7 +38,7 @@ EXPECTATIONS = Path("results") / "baselines" / "cpu_invariants.json"
 """Default expectation file, relative to the repository root."""
 FORMAT_VERSION = 1
 FORMS: tuple[str, ...] = ("train", "deploy")
-REGENERATE = "python -m bench.sweep.invariants --write"
+REGENERATE = "python -m bench baseline invariants --write"
 
 
 @dataclass(frozen=True)

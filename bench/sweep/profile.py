@@ -62,6 +62,23 @@ class ProfileConfig:
     active: int = 3
     top: int = 20
     seed: int = 0
+    threads: int | None = None
+    """torch CPU threads, as a sweep cell sets them (`[run] num_threads`); None = CPU_THREADS on the CPU,
+    torch's default on CUDA. Recorded in kernel_summary.md and kernel_counts.csv."""
+
+
+CPU_THREADS = 1
+"""Default CPU threads: the committed CPU runs and the CI sweep use one thread; torch's default (every
+core) on a shared machine made the deploy form look 2.7x slower (2047 vs 764 ms) while one thread gave
+94 vs 150 ms. Pass --threads to profile another setting."""
+
+
+def pin_threads(config: ProfileConfig, device: torch.device) -> int:
+    """Apply the thread policy; returns the thread count in force."""
+    threads = config.threads if config.threads is not None else (CPU_THREADS if device.type == "cpu" else None)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -200,6 +217,8 @@ class ProfileResult:
     trace_dir: Path
     top: pd.DataFrame
     categories: pd.DataFrame
+    num_threads: int = 0
+    """torch CPU threads in force while profiling (ProfileConfig.threads)."""
 
     @property
     def unit(self) -> str:
@@ -219,12 +238,17 @@ def profile_cell(config: ProfileConfig, out: Path) -> ProfileResult:
     from bench.measure.repro import apply_precision_settings
 
     apply_precision_settings(config.cell.precision)
-    trace_dir = hardware_dir(out, device) / "traces" / trace_name(config.cell)
-    _model, fn = build(config.cell, device, config.seed)
-    prof = capture(fn, device, config, trace_dir)
-    top, categories = summarize(prof, config.active, device.type == "cuda", config.top)
-    result = ProfileResult(config.cell, str(device), trace_dir, top, categories)
-    write_summary(result)
+    previous = torch.get_num_threads()
+    try:
+        threads = pin_threads(config, device)
+        trace_dir = hardware_dir(out, device) / "traces" / trace_name(config.cell)
+        _model, fn = build(config.cell, device, config.seed)
+        prof = capture(fn, device, config, trace_dir)
+        top, categories = summarize(prof, config.active, device.type == "cuda", config.top)
+        result = ProfileResult(config.cell, str(device), trace_dir, top, categories, threads)
+        write_summary(result)
+    finally:
+        torch.set_num_threads(previous)
     return result
 
 
@@ -239,7 +263,7 @@ def _md(df: pd.DataFrame) -> str:
 def write_summary(result: ProfileResult) -> None:
     result.top.to_csv(result.trace_dir / "kernel_summary.csv", index=False)
     result.categories.to_csv(result.trace_dir / "categories.csv", index=False)
-    text = [f"# Profile: {result.cell.label()} on {result.device}", "",
+    text = [f"# Profile: {result.cell.label()} on {result.device}, {result.num_threads} torch CPU thread(s)", "",
             f"Counted per forward: {result.unit}. Times include profiler overhead; use `bench run` for "
             "timings.", "", "## By category", "", _md(result.categories), "## Top by time", "",
             _md(result.top)]
@@ -258,7 +282,8 @@ def compare_forms(config: ProfileConfig, out: Path) -> tuple[pd.DataFrame, Path]
     table.insert(0, "unit", train.unit)
     for position, (key, value) in enumerate((("model", cell.model), ("batch_size", cell.batch_size),
                                              ("precision", cell.precision), ("resolution", cell.resolution),
-                                             ("device", train.device))):
+                                             ("device", train.device),
+                                             ("num_threads", train.num_threads))):
         table.insert(position, key, value)
     name = trace_name(replace(cell, form="train")).replace("-train-", "-train-vs-deploy-", 1)
     folder = train.trace_dir.parent / name
@@ -267,7 +292,8 @@ def compare_forms(config: ProfileConfig, out: Path) -> tuple[pd.DataFrame, Path]
     (folder / "kernel_counts.md").write_text(
         f"# {cell.model}: {train.unit} per forward, training vs deploy form\n\n"
         f"batch {cell.batch_size}, {cell.precision}, {cell.resolution}x{cell.resolution}, {train.device}\n\n"
-        + _md(table.drop(columns=["model", "batch_size", "precision", "resolution", "device", "unit"])),
+        + _md(table.drop(columns=["model", "batch_size", "precision", "resolution", "device", "num_threads",
+                                  "unit"])),
         encoding="utf-8")
     return table, folder
 
@@ -287,6 +313,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="schedule: steps traced but discarded")
     parser.add_argument("--active", type=int, default=3, help="schedule: steps recorded and averaged")
     parser.add_argument("--top", type=int, default=20, help="rows in the top-by-time table")
+    parser.add_argument("--threads", type=int, default=None,
+                        help=f"torch CPU threads (default: {CPU_THREADS} on the CPU, as the committed CPU runs; "
+                             "torch's default on CUDA)")
     parser.add_argument("--compare-forms", action="store_true",
                         help="profile training and deploy form and write the kernel-count table")
 
@@ -296,9 +325,14 @@ def config_from_args(args: argparse.Namespace) -> ProfileConfig:
     from bench.sweep.axes import check_models
 
     check_models([args.model])
-    for name in ("batch", "resolution", "active"):
+    for name in ("batch", "resolution", "active", "top"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer; got {getattr(args, name)}")
+    for name in ("wait", "warmup"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be 0 or more steps; got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be a positive integer; got {args.threads}")
     if args.mode == "train_step" and (args.form == "deploy" or args.compare_forms):
         raise ValueError("--mode train_step profiles training forms only; use --form train "
                          "without --compare-forms")
@@ -306,7 +340,7 @@ def config_from_args(args: argparse.Namespace) -> ProfileConfig:
                 precision=args.precision, memory_format=args.memory_format, runtime=args.runtime,
                 resolution=args.resolution)
     return ProfileConfig(cell=cell, device=args.device, wait=args.wait, warmup=args.warmup,
-                         active=args.active, top=args.top)
+                         active=args.active, top=args.top, threads=args.threads)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -322,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.compare_forms:
         table, folder = compare_forms(config, args.out)
-        print(_md(table.drop(columns=["model", "batch_size", "precision", "resolution", "device"])))
+        print(_md(table.drop(columns=["model", "batch_size", "precision", "resolution", "device", "num_threads"])))
         print(f"kernel counts: {folder / 'kernel_counts.csv'}")
         return 0
     result = profile_cell(config, args.out)

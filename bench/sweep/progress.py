@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
+from bench.results.flags import NOISY_CV, is_noisy
 from bench.results.schema import AXES, Result
 from bench.sweep.cells import Cell
 
@@ -27,10 +28,13 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 def summary_line(result: Result) -> str:
-    """e.g. 'ok  3.21 ms  2492 samples/s  gate 2.1e-07 <= 1e-04  (4.2 s)'."""
+    """e.g. 'ok  3.21 ms (p5-p90 3.1-3.4)  2492 samples/s  gate 2.1e-07 <= 1e-04  (4.2 s)'; a cell whose
+    latency CV is above `bench.results.flags.NOISY_CV` is marked NOISY as it finishes."""
     parts = [f"{result.status:<8}"]
     if result.latency_ms_median is not None:
-        parts.append(f"{result.latency_ms_median:.4g} ms")
+        parts.append(f"{result.latency_ms_median:.4g} ms{_spread(result)}")
+    if is_noisy(result.latency_cv):
+        parts.append(f"NOISY (CV {result.latency_cv:.0%} > {NOISY_CV:.0%})")
     if result.throughput_samples_s is not None:
         parts.append(f"{result.throughput_samples_s:.4g} samples/s")
     if result.max_rel_err is not None and result.tolerance is not None:
@@ -42,6 +46,13 @@ def summary_line(result: Result) -> str:
     if reason and result.status != "ok":
         parts.append(f"- {reason.splitlines()[0][:160]}")
     return "  ".join(parts)
+
+
+def _spread(result: Result) -> str:
+    """The recorded spread beside the median, labelled: ' (p5-p90 3.1-3.4)'."""
+    if result.latency_ms_p5 is None or result.latency_ms_p90 is None:
+        return ""
+    return f" (p5-p90 {result.latency_ms_p5:.4g}-{result.latency_ms_p90:.4g})"
 
 
 class Progress:

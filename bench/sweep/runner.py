@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 from bench.results.schema import COLUMNS, PAIR_AXES, Result, Speedup
 from bench.sweep.axes import ConfigError
 from bench.sweep.cells import Cell, expand
-from bench.sweep.config import SweepConfig, validate
+from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec, group_units
@@ -84,17 +84,23 @@ def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str]
     validate(config, known_models)
     device = resolve_device(config.device)
     hardware = hardware_slug(device)
-    rid = run_id or config.run_id(device)
-    if "/" in rid or not rid.strip():
-        raise ConfigError(f"run id '{rid}' must be non-empty and contain no '/'")
+    rid = config.run_id(device) if run_id is None else check_run_id(run_id)
+    check_results_root(out)
     return SweepPlan(config=config, device=device, hardware=hardware, run_id=rid,
                      run_dir=Path(out) / hardware / rid, cells=expand(config, device))
+
+
+def cell_load() -> dict[str, Any]:
+    from bench.measure.env import machine_load
+
+    return machine_load()
 
 
 def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Optional[float],
              duration_s: Optional[float]) -> Result:
     """Identity and axes from the parent (authoritative), measured fields from the cell."""
     measured = {k: v for k, v in outcome.fields.items() if k in COLUMNS and k not in IDENTITY}
+    measured.update(cell_load() if started is not None else {})
     stamp = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).isoformat(timespec="seconds")
              if started is not None else None)
     return Result(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=outcome.status,
@@ -110,11 +116,13 @@ class SweepSummary:
 
 
 def _open_writer(plan_: SweepPlan) -> Any:
-    from bench.measure.env import fingerprint
+    from bench.measure.env import run_environment
+    from bench.results.guard import check_run_folder
     from bench.results.io import RunWriter
 
+    check_run_folder(plan_.run_dir)
     writer = RunWriter(plan_.run_dir)
-    env = fingerprint()
+    env = run_environment()
     if not (plan_.run_dir / "env.json").exists():
         writer.write_env(env)
     plan_.git_sha = plan_.git_sha or env.get("git_sha")

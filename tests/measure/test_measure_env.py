@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench.measure.env import GPU_KEYS, fingerprint, hardware_slug, slugify
@@ -60,3 +61,37 @@ def test_env_command_exits_zero_and_prints_json():
     data = json.loads(as_json.stdout)
     assert REQUIRED <= set(data["fingerprint"])
     assert all(set(c) == {"name", "verdict", "detail"} for c in data["preflight"])
+
+
+def test_hardware_ids_tell_apart_machines_whose_timings_differ():
+    from bench.measure.env import cpu_slug, gpu_slug
+
+    assert cpu_slug("AMD EPYC 7B13 64-Core Processor", 2) == "amd-epyc-7b13-2c"
+    assert cpu_slug("AMD EPYC 7B13 64-Core Processor", 2) != cpu_slug("AMD EPYC 7B13 64-Core Processor", 64)
+    assert cpu_slug("AMD EPYC Processor", 2, "f25m1") == "amd-epyc-f25m1-2c"
+    assert cpu_slug("AMD EPYC Processor", 2, "f25m1") != cpu_slug("AMD EPYC Processor", 2, "f23m49")
+    assert gpu_slug("NVIDIA H100 80GB HBM3", 80 * 2**30) == "nvidia-h100-80gb-hbm3"
+    assert gpu_slug("NVIDIA H200", 141 * 2**30) == "nvidia-h200-141gb"
+    assert gpu_slug("NVIDIA A100-SXM4-40GB", 40 * 2**30) != gpu_slug("NVIDIA A100-SXM4-80GB", 80 * 2**30)
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        assert hardware_slug("cpu").endswith(f"-{len(os.sched_getaffinity(0))}c")
+
+
+def test_machine_load_reads_load_average_and_cpu_pressure():
+    from bench.measure.env import machine_load
+
+    load = machine_load()
+    assert load["load_avg_1m"] is not None and load["load_avg_1m"] >= 0
+    if Path("/proc/pressure/cpu").is_file():
+        assert 0 <= load["cpu_pressure_avg10"] <= 100
+
+
+@pytest.mark.gpu
+def test_the_gpu_hardware_id_carries_its_memory_size():
+    props = torch.cuda.get_device_properties(0)
+    slug = hardware_slug("cuda")
+    assert slug.startswith(slugify(props.name)[:8])
+    assert re.search(r"\d+gb", slug), slug
+    assert hardware_slug("cpu") != slug and hardware_slug("cpu").endswith("c")

@@ -99,3 +99,13 @@ def test_numpy_arrays_are_accepted():
     model = create("resnet18", deploy=True)
     state = {k: v.numpy() for k, v in model.state_dict().items()}
     load_checkpoint(create("resnet18", deploy=True), state)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "is empty"), (b"<html>not a checkpoint</html>\n",
+                                                                   "is not a torch checkpoint")])
+def test_a_text_or_empty_file_is_a_message_naming_the_path(a0_train, tmp_path, content, message):
+    path = tmp_path / "a0.pth"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message) as info:
+        load_checkpoint(a0_train, path)
+    assert str(path) in str(info.value)

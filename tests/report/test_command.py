@@ -59,3 +59,15 @@ def test_a_bad_results_file_is_reported_not_a_traceback(tmp_path, capsys):
     (run / "summary.parquet").write_bytes(b"not parquet")
     assert main(["report", str(run)]) == 2
     assert "summary.parquet" in capsys.readouterr().err
+
+
+def test_an_installed_package_reads_results_from_the_working_directory(tmp_path, monkeypatch):
+    """After `pip install .` the package sits in site-packages: results are the working directory's."""
+    import bench.report.runs as runs
+
+    fake = tmp_path / "site-packages" / "bench" / "report" / "runs.py"
+    fake.parent.mkdir(parents=True)
+    monkeypatch.setattr(runs, "__file__", str(fake))
+    monkeypatch.delenv(runs.ENV_VAR, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert runs.results_root() == tmp_path / "results"

@@ -58,3 +58,51 @@ def test_update_refuses_a_folder_of_several_runs_and_show_without_baselines(root
     assert "holds 2 run(s) (run-1, run-2)" in capsys.readouterr().err
     assert main(["baseline", "show", "gpu-y", "--results-root", str(root)]) == 1
     assert "no baseline for gpu-y" in capsys.readouterr().err
+
+
+def _run_with(root: Path, statuses: dict[int, str], cv: dict[int, float] | None = None) -> Path:
+    """A run of KEYS where chosen cells failed (status) or are noisy (latency_cv)."""
+    from tests.results.results_rows import lognormal, row
+
+    rng = np.random.default_rng(3)
+    items = []
+    for i, (model, form, batch) in enumerate(KEYS):
+        samples = lognormal(rng, 1.0 + batch, 20)
+        status = statuses.get(i, "ok")
+        items.append((row(model, form, batch, run_id="run-3", hardware="cpu-x", status=status,
+                          samples=samples if status in ("ok", "mismatch") else None,
+                          latency_cv=(cv or {}).get(i, 0.01)), samples if status in ("ok", "mismatch") else []))
+    run_dir = root / "cpu-x" / "run-3"
+    RunWriter(run_dir).extend(items)
+    return run_dir
+
+
+def test_update_refuses_failed_and_noisy_cells_without_force(root: Path, capsys) -> None:
+    run_dir = _run_with(root, {1: "error", 2: "timeout", 3: "mismatch"}, cv={4: 0.41})
+    argv = ["baseline", "update", str(run_dir), "--results-root", str(root)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "4 of 12 cells would be promoted failed or noisy" in err
+    assert ": error" in err and ": timeout" in err and ": mismatch" in err and "noisy (latency CV 41.0% > 5%)" in err
+    assert "--force" in err
+    assert not (root / "baselines" / "cpu-x.parquet").exists(), "nothing is written when refused"
+    assert main([*argv, "--force"]) == 0
+    assert (root / "baselines" / "cpu-x.parquet").is_file()
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[]", "{}"])
+def test_update_refuses_a_corrupt_or_empty_env_json(root: Path, capsys, content: str) -> None:
+    run_dir = root / "cpu-x" / "run-1"
+    (run_dir / "env.json").write_text(content)
+    assert main(["baseline", "update", str(run_dir), "--results-root", str(root)]) == 2
+    assert f"{run_dir / 'env.json'}:" in capsys.readouterr().err
+    assert not (root / "baselines").exists()
+
+
+def test_invariants_messages_name_the_documented_command(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("torch")
+    code = main(["baseline", "invariants", "--file", str(tmp_path / "none.json"), "--models", "repvgg_a0"])
+    assert code == 2
+    from bench.sweep import invariants
+
+    assert invariants.REGENERATE == "python -m bench baseline invariants --write"

@@ -168,3 +168,14 @@ def test_bad_settings_and_unknown_fail_on_are_errors(runs: dict[str, Path], caps
 def test_a_folder_with_two_runs_of_the_same_cells_is_refused(runs: dict[str, Path], capsys) -> None:
     assert main(["compare", str(runs["base"]), str(runs["base"].parent)]) == 2
     assert "rows measure the same cells (runs aa, base, slow)" in capsys.readouterr().err
+
+
+def test_an_id_of_the_older_form_is_explained(tmp_path: Path) -> None:
+    from tests.results.results_rows import cells, write_run
+
+    rng = np.random.default_rng(5)
+    old = write_run(tmp_path / "amd-epyc" / "r1", cells(4), rng, run_id="r1", hardware="amd-epyc")
+    new = write_run(tmp_path / "amd-epyc-f25m1-2c" / "r2", cells(4), rng, run_id="r2",
+                    hardware="amd-epyc-f25m1-2c")
+    with pytest.raises(HardwareMismatchError, match=r"'amd-epyc' is a hardware id of the older form"):
+        compare(load_run(old), load_run(new))

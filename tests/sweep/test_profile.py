@@ -145,3 +145,18 @@ def test_gpu_profile_counts_kernels_per_forward(tmp_path):
     assert list(tmp_path.glob("*/traces/repvgg_a0-deploy-b8-fp32/*.pt.trace.json"))
     summary = pd.read_csv(next(tmp_path.glob("*/traces/repvgg_a0-deploy-b8-fp32/kernel_summary.csv")))
     assert not summary["name"].isin(["forward", "ProfilerStep*"]).any(), summary["name"].tolist()
+
+
+def test_cpu_profiles_pin_one_thread_by_default_and_record_it(compared):
+    before = torch.get_num_threads()
+    table = pd.read_csv(next(compared[0].glob("*/traces/*/kernel_counts.csv")))
+    assert set(table["num_threads"]) == {1}
+    summary = next(compared[0].glob("*/traces/*-train-*/kernel_summary.md")).read_text(encoding="utf-8")
+    assert "1 torch CPU thread(s)" in summary
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("flag, value", [("--wait", "-1"), ("--warmup", "-2"), ("--threads", "0"), ("--top", "0")])
+def test_bad_schedule_and_thread_values_are_refused(flag, value, capsys, tmp_path):
+    assert main(["profile", "--model", "repvgg_a0", flag, value, "--out", str(tmp_path)]) == 2
+    assert f"{flag} must be" in capsys.readouterr().err

@@ -149,3 +149,81 @@ def test_the_run_id_depends_on_the_machine(monkeypatch):
     monkeypatch.setattr(config_module, "machine_id", lambda: "another-machine")
     assert config.run_id("cpu") != here
     assert config.run_id("cpu").startswith("smoke-")
+
+
+@pytest.mark.parametrize("timing, message", [
+    ({"min_time_s": "fast"}, r"min_time_s = 'fast' must be a number"),
+    ({"timeout_s": -1}, r"timeout_s must be > 0"),
+    ({"min_time_s": 5.0, "timeout_s": 1.0}, r"must be >= min_time_s"),
+    ({"timeout_s": float("nan")}, r"timeout_s = nan must be finite"),
+    ({"min_time_s": float("inf")}, r"min_time_s = inf must be finite"),
+    ({"min_samples": 2.5}, r"min_samples = 2.5 must be a whole number"),
+    ({"min_samples": True}, r"min_samples = True must be a whole number"),
+])
+def test_timing_values_are_checked_against_the_timing_class(timing, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict({**_raw(), "timing": timing})
+
+
+@pytest.mark.parametrize("run, message", [
+    ({"seed": 1.7}, r"seed must be a whole number >= 0; got 1.7"),
+    ({"seed": "1"}, r"seed must be a whole number"),
+    ({"num_threads": -2}, r"num_threads must be a whole number >= 1"),
+    ({"num_threads": 0}, r"num_threads must be a whole number >= 1"),
+    ({"cell_timeout_s": float("nan")}, r"cell_timeout_s must be a positive, finite number"),
+    ({"cell_timeout_s": float("inf")}, r"cell_timeout_s must be a positive, finite number"),
+])
+def test_run_values_are_never_coerced(run, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict({**_raw(), "run": run})
+
+
+def test_tables_must_be_tables():
+    with pytest.raises(ConfigError, match=r"\[timing\] must be a table"):
+        from_dict({**_raw(), "timing": [1, 2]})
+    with pytest.raises(ConfigError, match=r"\[run\] must be a table"):
+        from_dict({**_raw(), "run": "cpu"})
+
+
+def test_cli_refuses_negative_threads_and_fractional_seed(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert command.main(["--preset", "smoke", "--threads", "-1", "--out", str(out)]) == 2
+    assert "num_threads must be a whole number >= 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("run_id", ["..", ".", "", " ", "a/b", ".hidden"])
+def test_run_ids_must_be_one_plain_name(run_id, tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--preset", "smoke", "--device", "cpu", "--run-id", run_id, "--dry-run", "--out", str(out)]
+    assert command.main(argv) == 2
+    assert "must be a single plain folder name" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+    out = tmp_path / "results.txt"
+    out.write_text("not a folder")
+    assert command.main(["--preset", "smoke", "--device", "cpu", "--dry-run", "--out", str(out)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_a_config_that_is_not_utf8_is_refused_with_a_message(tmp_path):
+    path = tmp_path / "latin.toml"
+    path.write_bytes('[axes]\nmodel = ["repvgg_a0"]\ndescription = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_file(path)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("timm:repvgg_a0", "needs the 'timm' package"),
+    ("torchvision:resnet18", "needs the 'torchvision' package"),
+])
+def test_external_models_need_their_library_at_plan_time(name, message):
+    pytest.importorskip("torch")
+    import importlib.util
+
+    if importlib.util.find_spec(name.split(":")[0]) is not None:
+        pytest.skip(f"{name.split(':')[0]} is installed here")
+    with pytest.raises(ConfigError, match=message):
+        validate(from_dict(_raw(model=[name])))

@@ -1,0 +1,17 @@
+"""The line printed when a cell finishes: labelled spread, and noisy cells marked as they end."""
+
+from __future__ import annotations
+
+from bench.sweep.progress import summary_line
+from tests.results.results_rows import row
+
+
+def test_a_noisy_cell_is_marked_and_shows_its_spread():
+    line = summary_line(row(latency_ms_median=3.2, latency_ms_p5=2.0, latency_ms_p90=6.5, latency_cv=0.41))
+    assert line.startswith("ok") and "3.2 ms (p5-p90 2-6.5)" in line
+    assert "NOISY (CV 41% > 5%)" in line
+
+
+def test_a_steady_cell_is_not_marked():
+    line = summary_line(row(latency_ms_median=3.2, latency_ms_p5=3.1, latency_ms_p90=3.3, latency_cv=0.01))
+    assert "NOISY" not in line and "(p5-p90 3.1-3.3)" in line

@@ -1,0 +1,216 @@
+"""Exit codes that judge the whole run, signals, orphans and the run lock, on real CPU sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.results import load
+from bench.results.io import RunWriter
+from bench.results.runlock import run_lock
+from bench.sweep import command
+from bench.sweep.config import load_file
+from bench.sweep.protocol import CellOutcome
+from bench.sweep.runner import make_row, plan
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ('[axes]\nmodel = ["repvgg_a0"]\nbatch_size = [1, 2]\nresolution = [32]\n'
+          '[run]\ndevice = "cpu"\nnum_threads = 1\n'
+          '[timing]\nmin_samples = 5\nmin_time_s = 0.05\ntimeout_s = 0.3\nwarmup_max_s = 0.2\n')
+
+
+def _config_file(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "exit.toml"
+    path.write_text(CONFIG + extra)
+    return path
+
+
+def _prefill(config_path: Path, out: Path, statuses: list[str]) -> Path:
+    """A run folder in which every cell already has a row (status per cell, in plan order): a resumed
+    `bench run` of the same config has nothing left to run and is judged on these rows alone."""
+    sweep = plan(load_file(config_path), out=out, run_id="prefilled")
+    writer = RunWriter(sweep.run_dir)
+    assert len(statuses) == len(sweep.cells)
+    for cell, status in zip(sweep.cells, statuses):
+        writer.append(make_row(sweep, cell, CellOutcome(status=status, error="earlier attempt"), None, None), [])
+    return sweep.run_dir
+
+
+def _argv(config_path: Path, out: Path, *extra: str) -> list[str]:
+    return ["--config", str(config_path), "--out", str(out), "--run-id", "prefilled", *extra]
+
+
+def test_strict_judges_the_rows_of_a_resumed_run(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    _prefill(config_path, out, ["ok", "error", "ok", "mismatch"])
+    assert command.main(_argv(config_path, out, "--strict")) == 1
+    err = capsys.readouterr().err
+    assert "--strict: 2 cell(s) of the run (resumed ones included)" in err and "error" in err
+    assert command.main(_argv(config_path, out)) == 0, "without --strict failed rows do not fail the run"
+
+
+def test_a_run_with_no_ok_cell_exits_non_zero(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    _prefill(config_path, out, ["error", "timeout", "skipped", "oom"])
+    assert command.main(_argv(config_path, out)) == 1
+    assert "nothing was measured: no cell of the run has status ok" in capsys.readouterr().err
+
+
+def test_a_sweep_in_which_every_cell_fails_exits_non_zero(tmp_path, capsys):
+    config_path = _config_file(tmp_path, '[[fault]]\nkind = "error"\n')
+    text = config_path.read_text().replace("batch_size = [1, 2]", 'batch_size = [1]\nform = ["train"]')
+    config_path.write_text(text)
+    assert command.main(["--config", str(config_path), "--out", str(tmp_path / "results")]) == 1
+    assert "nothing was measured" in capsys.readouterr().err
+    run_dir = next((tmp_path / "results").glob("*/*"))
+    row = load(run_dir).iloc[0]
+    assert row["status"] == "error" and row["load_avg_1m"] >= 0, "the machine's load is in every run row"
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["preflight"] and {"name", "verdict", "detail"} == set(env["preflight"][0])
+
+
+def test_a_second_sweep_on_a_locked_folder_refuses_naming_the_holder(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    with run_lock(run_dir):
+        assert command.main(_argv(config_path, out)) == 2
+    err = capsys.readouterr().err
+    assert f"being swept by another process (pid {os.getpid()})" in err and "--run-id" in err
+    assert command.main(_argv(config_path, out)) == 0, "the lock is released with its holder"
+
+
+def _children(pid: int) -> list[int]:
+    """Live (non-zombie) processes whose parent is `pid` and that run a cell."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and b"bench.sweep.cell" in cmdline:
+            out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start_sweep(config_path: Path, out: Path, tmp: Path) -> tuple[subprocess.Popen, int]:
+    """`bench run` in a subprocess; returns it and its cell's pid as soon as the cell exists (it is then
+    still importing torch)."""
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
+    sweep = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(config_path), "--out",
+                              str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    deadline = time.monotonic() + 60
+    while not (cells := _children(sweep.pid)):
+        assert sweep.poll() is None, sweep.stdout.read()
+        assert time.monotonic() < deadline, "no cell process started"
+        time.sleep(0.01)
+    return sweep, cells[0]
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkilled_sweep_leaves_no_cell_running(tmp_path):
+    """The cell hangs (fault 'hang'); the sweep is SIGKILLed while the cell still imports torch."""
+    config_path = _config_file(tmp_path, '[[fault]]\nkind = "hang"\n')
+    sweep, cell = _start_sweep(config_path, tmp_path / "results", tmp_path / "tmp")
+    try:
+        sweep.kill()
+        sweep.wait()
+        assert _gone_within(cell, 5.0), "the cell outlived the killed sweep"
+    finally:
+        if _alive(cell):
+            os.kill(cell, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path):
+    config_path = _config_file(tmp_path, '[[fault]]\nkind = "hang"\n')
+    sweep, cell = _start_sweep(config_path, tmp_path / "results", tmp_path / "tmp")
+    try:
+        time.sleep(0.2)
+        sweep.send_signal(signal.SIGTERM)
+        text, _ = sweep.communicate(timeout=30)
+        assert sweep.returncode == 143, text
+        assert "terminated (SIGTERM)" in text and "run the same command again to resume" in text
+        assert _gone_within(cell, 5.0)
+        assert not list((tmp_path / "tmp").glob("bench-cell-*")), "the temporary cell folder was left behind"
+    finally:
+        if _alive(cell):
+            os.kill(cell, signal.SIGKILL)
+
+
+def test_tables_that_cannot_be_rebuilt_are_never_overwritten(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    (run_dir / "summary.parquet").unlink()
+    for cell in (run_dir / "cells").glob("*"):
+        cell.unlink()
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name[0] != "."}
+    assert command.main(_argv(config_path, out)) == 2
+    err = capsys.readouterr().err
+    assert "cannot be rebuilt" in err and "--run-id NAME" in err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name[0] != "."} == before
+
+
+@pytest.mark.parametrize("damage", ["cell", "parquet"])
+def test_a_damaged_run_folder_is_a_message_not_a_traceback(tmp_path, capsys, damage):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    if damage == "cell":
+        cell = next((run_dir / "cells").glob("*.json"))
+        cell.write_bytes(cell.read_bytes()[:20])
+    else:
+        for cell in (run_dir / "cells").glob("*"):
+            cell.unlink()
+        (run_dir / "summary.parquet").write_bytes(b"PAR1 truncated")
+    assert command.main(_argv(config_path, out)) == 2
+    err = capsys.readouterr().err
+    assert ("truncated or not a cell file" if damage == "cell" else "cannot be read as Parquet") in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_results_folder_is_a_message(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    for path in (run_dir / "cells", run_dir):
+        path.chmod(0o555)
+    try:
+        assert command.main(_argv(config_path, out)) == 2
+        assert "cannot write the run folder" in capsys.readouterr().err
+    finally:
+        for path in (run_dir, run_dir / "cells"):
+            path.chmod(0o755)
+
+
+def test_a_corrupt_env_json_is_detected_when_resuming(tmp_path, capsys):
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    (run_dir / "env.json").write_text("")
+    assert command.main(_argv(config_path, out)) == 2
+    assert "env.json: not valid JSON" in capsys.readouterr().err
