@@ -153,7 +153,7 @@ def test_the_run_id_depends_on_the_machine(monkeypatch):
 
 @pytest.mark.parametrize("timing, message", [
     ({"min_time_s": "fast"}, r"min_time_s = 'fast' must be a number"),
-    ({"timeout_s": -1}, r"timeout_s must be > 0"),
+    ({"timeout_s": -1}, r"timeout_s must be a finite number > 0"),
     ({"min_time_s": 5.0, "timeout_s": 1.0}, r"must be >= min_time_s"),
     ({"timeout_s": float("nan")}, r"timeout_s = nan must be finite"),
     ({"min_time_s": float("inf")}, r"min_time_s = inf must be finite"),
