@@ -98,16 +98,30 @@ def _print_plan(plan: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """SIGTERM is handled from the first instant (a worker is prestarted before planning), so a sweep
+    terminated at any point exits 143 and leaves no worker or temporary folder behind."""
     from bench.sweep.executor import Worker
+
+    with sigterm_raises():
+        prestarted = None
+        try:
+            prestarted = None if args.dry_run or args.max_batch else Worker.prestart()
+            return _run(args, prestarted)
+        except Terminated:
+            print("\nterminated (SIGTERM) before the sweep started: nothing was measured; run the same command again to resume", file=sys.stderr)
+            return EXIT_TERMINATED
+        finally:
+            if prestarted is not None:
+                prestarted.kill()
+
+
+def _run(args: argparse.Namespace, prestarted: Any) -> int:
     from bench.sweep.maxbatch import run_max_batch
     from bench.sweep.runner import DeviceError, plan as make_plan, run_sweep
 
-    prestarted = None if args.dry_run or args.max_batch else Worker.prestart()
     try:
         plan = make_plan(build_config(args), out=args.out, run_id=args.run_id)
     except (ConfigError, DeviceError) as exc:
-        if prestarted is not None:
-            prestarted.kill()
         print(f"bench run: {exc}", file=sys.stderr)
         return 2
     if args.dry_run:
@@ -124,12 +138,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {plan.run_id} on {plan.device} ({plan.hardware}): {len(plan.cells)} cells -> {plan.run_dir}",
           flush=True)
     try:
-        with sigterm_raises(), run_lock(plan.run_dir):
+        with run_lock(plan.run_dir):
             summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation,
                                 prestarted=prestarted)
     except (RunLockedError, RunFolderError) as exc:
-        if prestarted is not None:
-            prestarted.kill()
         print(f"bench run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # read-only folder, full disk: say where and why, not a traceback

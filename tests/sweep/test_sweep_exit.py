@@ -98,7 +98,7 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and b"bench.sweep.cell" in cmdline:
+        if int(fields[1]) == pid and fields[0] != "Z" and (b"bench.sweep.cell" in cmdline or b"bench.sweep.worker" in cmdline):
             out.append(int(entry.name))
     return out
 
@@ -159,7 +159,7 @@ def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path):
         assert sweep.returncode == 143, text
         assert "terminated (SIGTERM)" in text and "run the same command again to resume" in text
         assert _gone_within(cell, 5.0)
-        assert not list((tmp_path / "tmp").glob("bench-cell-*")), "the temporary cell folder was left behind"
+        assert not list((tmp_path / "tmp").glob("bench-*")), "a temporary cell or worker folder was left behind"
     finally:
         if _alive(cell):
             os.kill(cell, signal.SIGKILL)
