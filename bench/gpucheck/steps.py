@@ -65,8 +65,14 @@ class StepResult:
     command: str
 
 
-def timeout_verdict(done: Finished) -> Optional[Verdict]:
-    """The common failures, before a step's own evaluation: killed at the timeout, or a non-zero exit."""
+def timeout_verdict(done: Finished, own_timeout_s: float) -> Optional[Verdict]:
+    """The common failures, before a step's own evaluation: killed at the timeout, or a non-zero exit.
+
+    Killed at its own timeout is a FAIL (it hung or is far slower than it should be); killed because the
+    budget ran out first is a WARN (the check did not finish, which says nothing about the GPU)."""
+    if done.timed_out and done.timeout_s < own_timeout_s:
+        return Verdict("WARN", (f"cut at {done.timeout_s:.0f} s when the budget ran out (its own timeout is "
+                                f"{own_timeout_s:.0f} s); raise --budget-s to finish it",))
     if done.timed_out:
         return Verdict("FAIL", (f"killed at its timeout of {done.timeout_s:.0f} s",))
     if done.returncode != 0:
@@ -110,7 +116,7 @@ def run_steps(steps: list[Step], out: Path, budget_s: float,
         print_fn(f"{step.name}: {step.title} (timeout {min(step.timeout_s, left):.0f} s)")
         done = _run(argv, min(step.timeout_s, left), out / step.name, out / "logs" / f"{step.name}.log")
         try:
-            verdict = timeout_verdict(done) or step.evaluate(done)
+            verdict = timeout_verdict(done, step.timeout_s) or step.evaluate(done)
         except Exception as exc:  # an evaluation that cannot read the output is a failed check, said so
             verdict = Verdict("FAIL", (f"could not evaluate the output: {type(exc).__name__}: {exc}",))
         results.append(StepResult(step.name, step.title, verdict, done.seconds, command))

@@ -40,6 +40,38 @@ def require_cuda(regime: str, device: torch.device) -> torch.device:
     return torch.device("cuda", index)
 
 
+def side_stream_warmup(fn: Callable[[], Any], device: torch.device, calls: int) -> torch.cuda.Stream:
+    """`calls` eager calls on a new side stream (lazy init and cudnn.benchmark autotuning happen there, as
+    the PyTorch CUDA-graphs notes ask before a capture); returns that stream, synchronised."""
+    current = torch.cuda.current_stream(device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(current)
+    with torch.cuda.stream(side):
+        for _ in range(calls):
+            fn()
+    current.wait_stream(side)
+    torch.cuda.synchronize(device)
+    return side
+
+
+def capture_graph(fn: Callable[[], Any], device: torch.device, stream: torch.cuda.Stream,
+                  calls: int) -> torch.cuda.CUDAGraph:
+    """`calls` calls of `fn` captured into one graph on `stream` (explicit, so the capture stream is on
+    `device`); a callable that cannot be captured is a RuntimeError that says why."""
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph, stream=stream):
+            for _ in range(calls):
+                fn()
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"the callable cannot be captured into a CUDA graph ({exc}); graph capture needs static "
+            f"shapes, no host synchronisation (.item(), .cpu(), printing tensors) and no new "
+            f"allocations outside the graph's pool; use regime 'pipelined' for it") from exc
+    torch.cuda.synchronize(device)
+    return graph
+
+
 class CudaTimer(Timer):
     """Shared by the CUDA regimes: checks CUDA, makes the device current while timing."""
 
@@ -134,32 +166,10 @@ class GraphTimer(PipelinedTimer):
 
     def prepare(self) -> int:
         """Eager warm-up on a side stream, then capture; returns the eager calls made."""
-        current = torch.cuda.current_stream(self.device)
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(current)
-        with torch.cuda.stream(side):
-            for _ in range(self.config.graph_eager_warmup):
-                self.fn()
-        current.wait_stream(side)
-        torch.cuda.synchronize(self.device)
-        self._graph = self._capture(side)
+        side = side_stream_warmup(self.fn, self.device, int(self.config.graph_eager_warmup))
+        self._graph = capture_graph(self.fn, self.device, side, self.calls_per_sample)
         self._call = self._graph.replay
         return int(self.config.graph_eager_warmup)
-
-    def _capture(self, stream: torch.cuda.Stream) -> torch.cuda.CUDAGraph:
-        """Capture on the warm-up stream (explicit, so the capture stream is on this timer's device)."""
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph, stream=stream):
-                for _ in range(self.calls_per_sample):
-                    self.fn()
-        except RuntimeError as exc:
-            raise RuntimeError(
-                f"the callable cannot be captured into a CUDA graph ({exc}); graph capture needs static "
-                f"shapes, no host synchronisation (.item(), .cpu(), printing tensors) and no new "
-                f"allocations outside the graph's pool; use regime 'pipelined' for it") from exc
-        torch.cuda.synchronize(self.device)
-        return graph
 
     def run(self, n: int) -> Block:
         if self._graph is None:

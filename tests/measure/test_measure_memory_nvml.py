@@ -149,3 +149,11 @@ def test_reason_fractions_and_energy_per_sample():
     assert energy_per_sample_j(12.0, calls=100, batch_size=4) == pytest.approx(0.03)
     assert energy_per_sample_j(None, calls=100, batch_size=4) is None
     assert energy_per_sample_j(12.0, calls=0, batch_size=4) is None
+
+
+def test_memory_regime_is_checked_and_cpu_ignores_graphs():
+    with pytest.raises(ValueError, match="memory regime 'graph' is unknown; known: eager, .*cudagraph"):
+        measure_memory(lambda: None, "cpu", regime="graph")
+    calls = []
+    stats = measure_memory(lambda: calls.append(1), "cpu", regime="cudagraph", calls=2)
+    assert len(calls) == 2 and stats.peak_rss_mib > 0
