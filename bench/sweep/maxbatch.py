@@ -1,10 +1,13 @@
 """`--max-batch`: the largest batch that fits, per model / form / mode / precision / format / resolution.
 
-Search: double from 1 until a probe fails (or `cap`), then bisect between the last fit and the first
+Search: double from 1 until a probe fails (the last step probes `cap` itself), then bisect between the last fit and the first
 failure: about 2*log2(max) probes. Each probe is a fresh subprocess (`CellSpec(probe=True)`: build, run
 the call twice so optimizer state and autotuner workspaces are allocated too), so a failed probe leaves
 no fragmented allocator behind to shrink the next one. CUDA only: on the CPU the limit is host RAM plus
 swap, and the search would measure the swap policy, not the model.
+
+Where every probe up to the cap fits, no limit was found: the CSV's `max_batch_size` is left empty and
+`largest_fitting_batch_size` holds the cap (a lower bound), and the log says "no limit found up to N".
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from bench.sweep.protocol import CellOutcome, CellSpec
 
 DEFAULT_CAP = 2**14
 GROUP_AXES: tuple[str, ...] = ("model", "form", "mode", "precision", "memory_format", "resolution")
-CSV_COLUMNS: tuple[str, ...] = (*GROUP_AXES, "max_batch_size", "first_failing_batch_size", "limit_found", "cap",
-                                 "probes", "error")
+CSV_COLUMNS: tuple[str, ...] = (*GROUP_AXES, "max_batch_size", "largest_fitting_batch_size",
+                                 "first_failing_batch_size", "limit_found", "cap", "probes", "error")
 
 
 @dataclasses.dataclass
@@ -59,7 +62,10 @@ def search(cell: Cell, probe: Probe, cap: int = DEFAULT_CAP) -> MaxBatch:
         outcome = probe(dataclasses.replace(cell, batch_size=size))
         probes += 1
         if outcome.status == "ok":
-            good, size = size, size * 2
+            good = size
+            if good == cap:
+                break
+            size = min(size * 2, cap)
             continue
         if outcome.status != "oom":
             return MaxBatch(cell, good, size, probes, f"{outcome.status}: {outcome.error}", cap, False)
@@ -105,7 +111,8 @@ def write_csv(results: list[MaxBatch], path: Path) -> None:
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         for r in results:
-            writer.writerow([*(getattr(r.cell, a) for a in GROUP_AXES), r.max_batch_size,
+            writer.writerow([*(getattr(r.cell, a) for a in GROUP_AXES),
+                             r.max_batch_size if r.limit_found else "", r.max_batch_size,
                              r.first_failing_batch_size, r.limit_found, r.cap, r.probes, r.error or ""])
 
 

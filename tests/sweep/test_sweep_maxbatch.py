@@ -68,5 +68,15 @@ def test_the_cap_is_reported_as_no_limit_found_not_as_the_maximum(tmp_path):
     assert search(CELL, _limit_probe(0, []), cap=64).describe() == "batch 1 does not fit"
     write_csv([found, exact], tmp_path / "m.csv")
     rows = list(csv.DictReader(open(tmp_path / "m.csv")))
-    assert [(r["limit_found"], r["cap"], r["max_batch_size"]) for r in rows] == [
-        ("False", "64", "64"), ("True", "4096", "100")]
+    assert [(r["limit_found"], r["cap"], r["max_batch_size"], r["largest_fitting_batch_size"]) for r in rows] == [
+        ("False", "64", "", "64"), ("True", "4096", "100", "100")]
+
+
+@pytest.mark.parametrize("limit", [99, 100, 10**9])
+def test_a_cap_that_is_not_a_power_of_two_is_probed_itself(limit):
+    calls: list[int] = []
+    found = search(CELL, _limit_probe(limit, calls), cap=100)
+    assert 100 in calls and max(calls) == 100
+    assert found.max_batch_size == min(limit, 100)
+    assert found.limit_found == (limit < 100)
+    assert found.describe() == ("no limit found up to 100" if limit >= 100 else f"max batch {limit}")
