@@ -73,7 +73,7 @@ def _row_warnings(row: pd.Series) -> list[str]:
     if float(row.get("pct_of_peak", math.nan)) > 100:
         warnings.append(f"{label}: {_number(row['pct_of_peak'], '.0f')}% of peak. {PEAK_WORDING}")
     host, latency = float(row.get("host_enqueue_ms_median", math.nan)), float(row.get("latency_ms_median", math.nan))
-    if row["runtime"] == "eager" and host >= HOST_BOUND * latency:
+    if row.get("device") == "cuda" and row["runtime"] == "eager" and host >= HOST_BOUND * latency:
         warnings.append(f"{label}: host-bound (enqueue {host:.4g} ms >= {HOST_BOUND} x latency {latency:.4g} ms); "
                         "the cudagraph row gives the GPU time")
     if str(row.get("throttled")) == "True":
