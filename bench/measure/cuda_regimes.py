@@ -13,6 +13,14 @@
   captured into one `torch.cuda.CUDAGraph` (allocations go to the graph's private memory pool; each call's
   freed output is reused by the next inside the capture), then replays are timed like pipelined calls and
   divided by the number of calls captured: launch overhead is gone.
+
+L2 flush (`config.flush_l2`, read with getattr so a config without the field means False): before every
+timed call (every replay for cudagraph) a buffer of `l2_flush_bytes` (at least 256 MB, as
+`triton.testing.do_bench`, and at least twice the device's L2) is zeroed on the same stream, before the
+start event (pipelined, cudagraph) or before the synchronisation that precedes the start clock
+(synchronized), so the flush is never inside a sample. Without it small-batch timings are L2-warm (e.g.
+RepVGG-A0's deploy weights, 33 MB in fp32, fit in an H100/H200's 50-60 MB L2). With cudagraph only the
+first of the `graph_calls` calls in a replay starts cold; use `graph_calls = 1` for every call cold.
 """
 
 from __future__ import annotations
@@ -72,12 +80,38 @@ def capture_graph(fn: Callable[[], Any], device: torch.device, stream: torch.cud
     return graph
 
 
+DO_BENCH_FLUSH_BYTES = 256 * 10**6
+"""The flush buffer size of triton.testing.do_bench (an int32 buffer of 256e6 // 4 elements)."""
+
+
+def l2_flush_bytes(l2_bytes: int) -> int:
+    """Flush buffer size: do_bench's 256 MB, or twice the L2 where that is larger."""
+    return max(DO_BENCH_FLUSH_BYTES, 2 * int(l2_bytes))
+
+
+class L2Flusher:
+    """`flush()` overwrites a buffer larger than the L2, evicting what the previous call left there."""
+
+    def __init__(self, device: torch.device) -> None:
+        l2 = int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
+        self.buffer = torch.empty(l2_flush_bytes(l2) // 4, dtype=torch.int32, device=device)
+
+    def flush(self) -> None:
+        self.buffer.zero_()
+
+
+def flush_l2_enabled(config: Any) -> bool:
+    return bool(getattr(config, "flush_l2", False))
+
+
 class CudaTimer(Timer):
-    """Shared by the CUDA regimes: checks CUDA, makes the device current while timing."""
+    """Shared by the CUDA regimes: checks CUDA, makes the device current while timing, owns the L2
+    flusher where `config.flush_l2` asks for one."""
 
     def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
         super().__init__(fn, require_cuda(self.name, device), config)
         self._stack = contextlib.ExitStack()
+        self.flusher: Optional[L2Flusher] = L2Flusher(self.device) if flush_l2_enabled(config) else None
 
     def __enter__(self) -> "CudaTimer":
         self._stack.enter_context(torch.cuda.device(self.device))
@@ -126,7 +160,10 @@ class PipelinedTimer(CudaTimer):
         starts, ends = self._events.pairs(n, stream)
         torch.cuda.synchronize(self.device)
         call = self._call
+        flush = self.flusher.flush if self.flusher is not None else None
         for start, end in zip(starts, ends):
+            if flush is not None:
+                flush()  # queued before the start event: outside the sample
             start.record(stream)
             call()
             end.record(stream)
@@ -143,8 +180,12 @@ class SynchronizedTimer(CudaTimer):
         fn, clock, device = self.fn, time.perf_counter_ns, self.device
         sync = torch.cuda.synchronize
         samples, enqueue = [0.0] * n, [0.0] * n
+        flush = self.flusher.flush if self.flusher is not None else None
         sync(device)
         for i in range(n):
+            if flush is not None:
+                flush()
+                sync(device)
             start = clock()
             fn()
             returned = clock()
