@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.gpucheck.steps import Finished, Verdict
+from bench.measure.cuda_regimes import HOST_BOUND_RATIO as HOST_BOUND  # enqueue >= 0.9 x latency
 
 XCHECK_PASS, XCHECK_WARN = 0.03, 0.10  # relative disagreement with triton's timers at batch 128
-HOST_BOUND = 0.9  # host enqueue median >= 0.9 x latency: the eager timer measured the host
 PEAK_WORDING = ("pct_of_peak counts dense MACs: above 100% in fp32 can be correct where cuDNN picks "
                 "Winograd for 3x3 stride-1 convs; check the kernel names (`bench profile`) before calling "
                 "it a timing bug")

@@ -80,6 +80,22 @@ def capture_graph(fn: Callable[[], Any], device: torch.device, stream: torch.cud
     return graph
 
 
+HOST_BOUND_RATIO = 0.9
+"""Eager pipelined cells whose host enqueue median reaches this fraction of the latency are host-bound."""
+
+
+def host_bound(host_enqueue_ms: Optional[float], latency_ms: Optional[float]) -> Optional[bool]:
+    """Whether a pipelined sample measured the host rather than the GPU.
+
+    A pipelined sample is max(host enqueue time, GPU time) per call in steady state: where the CPU needs
+    as long to issue a call as the GPU to run it (small batches, small kernels), the queue runs dry and
+    the number is the host's. The "cudagraph" regime gives the GPU time then. None where either is
+    unknown."""
+    if host_enqueue_ms is None or latency_ms is None or latency_ms <= 0:
+        return None
+    return bool(host_enqueue_ms >= HOST_BOUND_RATIO * latency_ms)
+
+
 DO_BENCH_FLUSH_BYTES = 256 * 10**6
 """The flush buffer size of triton.testing.do_bench (an int32 buffer of 256e6 // 4 elements)."""
 

@@ -65,3 +65,11 @@ def test_flush_runs_before_each_call_and_outside_its_sample(timer_class):
         plain_samples = plain.run(200).samples_ms
     assert statistics.median(samples) < statistics.median(plain_samples) + 0.5 * flush_ms, \
         (statistics.median(samples), statistics.median(plain_samples), flush_ms)
+
+
+def test_host_bound_flag():
+    from bench.measure.cuda_regimes import HOST_BOUND_RATIO, host_bound
+
+    assert host_bound(0.95, 1.0) is True and host_bound(1.2, 1.0) is True
+    assert host_bound(HOST_BOUND_RATIO - 0.01, 1.0) is False
+    assert host_bound(None, 1.0) is None and host_bound(0.5, None) is None and host_bound(0.5, 0.0) is None
