@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.budget_s > 0:
         print(f"bench gpu-check: --budget-s must be > 0; got {args.budget_s}", file=sys.stderr)
         return 2
-    out = args.out or Path(f"gpu-check-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}")
+    out = (args.out or Path(f"gpu-check-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}")).resolve()
     if out.exists():
         print(f"bench gpu-check: {out} exists; choose a new --out (nothing there is overwritten)",
               file=sys.stderr)

@@ -81,11 +81,16 @@ def timeout_verdict(done: Finished, own_timeout_s: float) -> Optional[Verdict]:
     return None
 
 
+# The checkout that holds this `bench`: steps run there, with it first on the path, from any cwd.
+REPO = Path(__file__).resolve().parents[2]
+
+
 def _run(argv: list[str], timeout_s: float, work_dir: Path, log: Path) -> Finished:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
     start = time.monotonic()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env, cwd=REPO)
         code, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         code = None
