@@ -124,8 +124,11 @@ def _telemetry_over_timed_phase():
     fn = _conv_workload(batch=32)
     fn()
     torch.cuda.synchronize(DEVICE)
-    with TelemetrySampler(DEVICE, interval_s=0.02) as sampler:
-        measure_latency(fn, DEVICE, "pipelined", TimingConfig(min_time_s=0.5, timeout_s=2.0))
+    sampler = TelemetrySampler(DEVICE, interval_s=0.02)
+    stats = measure_latency(fn, DEVICE, "pipelined", TimingConfig(min_time_s=0.5, timeout_s=2.0),
+                            timed_window=lambda: sampler)  # the timed phase only: warm-up is outside
+    assert sampler.result.duration_s is not None
+    assert sampler.result.duration_s == pytest.approx(stats.duration_s, rel=0.2, abs=0.05)
     return sampler.result
 
 
