@@ -145,7 +145,9 @@ def _mean(values: list[float]) -> Optional[float]:
 
 
 class TelemetrySampler:
-    """`with TelemetrySampler(device) as s: ...` then `s.result` (a Telemetry; all None off NVML/CUDA)."""
+    """`with TelemetrySampler(device) as s: ...` then `s.result` (a Telemetry; all None off NVML/CUDA).
+
+    Around the timed phase only: `measure_latency(fn, device, regime, config, timed_window=lambda: s)`."""
 
     def __init__(self, device: torch.device | str, interval_s: float = 0.1) -> None:
         self.device = torch.device(device)
