@@ -13,6 +13,14 @@
   captured into one `torch.cuda.CUDAGraph` (allocations go to the graph's private memory pool; each call's
   freed output is reused by the next inside the capture), then replays are timed like pipelined calls and
   divided by the number of calls captured: launch overhead is gone.
+
+L2 flush (`config.flush_l2`, read with getattr so a config without the field means False): before every
+timed call (every replay for cudagraph) a buffer of `l2_flush_bytes` (at least 256 MB, as
+`triton.testing.do_bench`, and at least twice the device's L2) is zeroed on the same stream, before the
+start event (pipelined, cudagraph) or before the synchronisation that precedes the start clock
+(synchronized), so the flush is never inside a sample. Without it small-batch timings are L2-warm (e.g.
+RepVGG-A0's deploy weights, 33 MB in fp32, fit in an H100/H200's 50-60 MB L2). With cudagraph only the
+first of the `graph_calls` calls in a replay starts cold; use `graph_calls = 1` for every call cold.
 """
 
 from __future__ import annotations
@@ -40,12 +48,86 @@ def require_cuda(regime: str, device: torch.device) -> torch.device:
     return torch.device("cuda", index)
 
 
+def side_stream_warmup(fn: Callable[[], Any], device: torch.device, calls: int) -> torch.cuda.Stream:
+    """`calls` eager calls on a new side stream (lazy init and cudnn.benchmark autotuning happen there, as
+    the PyTorch CUDA-graphs notes ask before a capture); returns that stream, synchronised."""
+    current = torch.cuda.current_stream(device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(current)
+    with torch.cuda.stream(side):
+        for _ in range(calls):
+            fn()
+    current.wait_stream(side)
+    torch.cuda.synchronize(device)
+    return side
+
+
+def capture_graph(fn: Callable[[], Any], device: torch.device, stream: torch.cuda.Stream,
+                  calls: int) -> torch.cuda.CUDAGraph:
+    """`calls` calls of `fn` captured into one graph on `stream` (explicit, so the capture stream is on
+    `device`); a callable that cannot be captured is a RuntimeError that says why."""
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph, stream=stream):
+            for _ in range(calls):
+                fn()
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"the callable cannot be captured into a CUDA graph ({exc}); graph capture needs static "
+            f"shapes, no host synchronisation (.item(), .cpu(), printing tensors) and no new "
+            f"allocations outside the graph's pool; use regime 'pipelined' for it") from exc
+    torch.cuda.synchronize(device)
+    return graph
+
+
+HOST_BOUND_RATIO = 0.9
+"""Eager pipelined cells whose host enqueue median reaches this fraction of the latency are host-bound."""
+
+
+def host_bound(host_enqueue_ms: Optional[float], latency_ms: Optional[float]) -> Optional[bool]:
+    """Whether a pipelined sample measured the host rather than the GPU.
+
+    A pipelined sample is max(host enqueue time, GPU time) per call in steady state: where the CPU needs
+    as long to issue a call as the GPU to run it (small batches, small kernels), the queue runs dry and
+    the number is the host's. The "cudagraph" regime gives the GPU time then. None where either is
+    unknown."""
+    if host_enqueue_ms is None or latency_ms is None or latency_ms <= 0:
+        return None
+    return bool(host_enqueue_ms >= HOST_BOUND_RATIO * latency_ms)
+
+
+DO_BENCH_FLUSH_BYTES = 256 * 10**6
+"""The flush buffer size of triton.testing.do_bench (an int32 buffer of 256e6 // 4 elements)."""
+
+
+def l2_flush_bytes(l2_bytes: int) -> int:
+    """Flush buffer size: do_bench's 256 MB, or twice the L2 where that is larger."""
+    return max(DO_BENCH_FLUSH_BYTES, 2 * int(l2_bytes))
+
+
+class L2Flusher:
+    """`flush()` overwrites a buffer larger than the L2, evicting what the previous call left there."""
+
+    def __init__(self, device: torch.device) -> None:
+        l2 = int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or 0)
+        self.buffer = torch.empty(l2_flush_bytes(l2) // 4, dtype=torch.int32, device=device)
+
+    def flush(self) -> None:
+        self.buffer.zero_()
+
+
+def flush_l2_enabled(config: Any) -> bool:
+    return bool(getattr(config, "flush_l2", False))
+
+
 class CudaTimer(Timer):
-    """Shared by the CUDA regimes: checks CUDA, makes the device current while timing."""
+    """Shared by the CUDA regimes: checks CUDA, makes the device current while timing, owns the L2
+    flusher where `config.flush_l2` asks for one."""
 
     def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
         super().__init__(fn, require_cuda(self.name, device), config)
         self._stack = contextlib.ExitStack()
+        self.flusher: Optional[L2Flusher] = L2Flusher(self.device) if flush_l2_enabled(config) else None
 
     def __enter__(self) -> "CudaTimer":
         self._stack.enter_context(torch.cuda.device(self.device))
@@ -94,7 +176,10 @@ class PipelinedTimer(CudaTimer):
         starts, ends = self._events.pairs(n, stream)
         torch.cuda.synchronize(self.device)
         call = self._call
+        flush = self.flusher.flush if self.flusher is not None else None
         for start, end in zip(starts, ends):
+            if flush is not None:
+                flush()  # queued before the start event: outside the sample
             start.record(stream)
             call()
             end.record(stream)
@@ -111,8 +196,12 @@ class SynchronizedTimer(CudaTimer):
         fn, clock, device = self.fn, time.perf_counter_ns, self.device
         sync = torch.cuda.synchronize
         samples, enqueue = [0.0] * n, [0.0] * n
+        flush = self.flusher.flush if self.flusher is not None else None
         sync(device)
         for i in range(n):
+            if flush is not None:
+                flush()
+                sync(device)
             start = clock()
             fn()
             returned = clock()
@@ -134,32 +223,10 @@ class GraphTimer(PipelinedTimer):
 
     def prepare(self) -> int:
         """Eager warm-up on a side stream, then capture; returns the eager calls made."""
-        current = torch.cuda.current_stream(self.device)
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(current)
-        with torch.cuda.stream(side):
-            for _ in range(self.config.graph_eager_warmup):
-                self.fn()
-        current.wait_stream(side)
-        torch.cuda.synchronize(self.device)
-        self._graph = self._capture(side)
+        side = side_stream_warmup(self.fn, self.device, int(self.config.graph_eager_warmup))
+        self._graph = capture_graph(self.fn, self.device, side, self.calls_per_sample)
         self._call = self._graph.replay
         return int(self.config.graph_eager_warmup)
-
-    def _capture(self, stream: torch.cuda.Stream) -> torch.cuda.CUDAGraph:
-        """Capture on the warm-up stream (explicit, so the capture stream is on this timer's device)."""
-        graph = torch.cuda.CUDAGraph()
-        try:
-            with torch.cuda.graph(graph, stream=stream):
-                for _ in range(self.calls_per_sample):
-                    self.fn()
-        except RuntimeError as exc:
-            raise RuntimeError(
-                f"the callable cannot be captured into a CUDA graph ({exc}); graph capture needs static "
-                f"shapes, no host synchronisation (.item(), .cpu(), printing tensors) and no new "
-                f"allocations outside the graph's pool; use regime 'pipelined' for it") from exc
-        torch.cuda.synchronize(self.device)
-        return graph
 
     def run(self, n: int) -> Block:
         if self._graph is None:

@@ -12,6 +12,12 @@ CUDA, four definitions, because each answers a different question:
   created and before the model was built; other processes' allocations land in it too.
 - cuda_context_mib: the process's memory before any tensor existed (context, loaded kernels): NVML
   process usage minus torch's reserved bytes, else the device-wide increase caused by creating it.
+Regime (`measure_memory(..., regime=)`): "eager" calls `fn`; "cudagraph" warms `fn` up on a side stream,
+then resets the peaks and measures around the capture of `graph_calls` calls into a CUDA graph (its private
+pool counts in torch's allocated/reserved bytes) and `calls` replays: what a graph-replayed cell holds,
+not the eager numbers again. Timing regime names are accepted ("pipelined"/"synchronized"/"cpu" = eager).
+cuDNN workspaces are part of every CUDA peak: at small shapes a deploy form's workspace can exceed what
+the training form's extra branches cost, so deploy <= train is not an invariant there.
 CPU: peak_rss_mib = `resource.getrusage(RUSAGE_SELF).ru_maxrss` (KiB on Linux, bytes on macOS). It is
 the peak over the process's lifetime, not over the pass, which is why every cell runs in a fresh process.
 """
@@ -135,21 +141,55 @@ def take_baseline(device: torch.device | str) -> MemoryBaseline:
     return MemoryBaseline(device=str(device), nvml_device_used_bytes=after, cuda_context_bytes=context)
 
 
-def _cuda_pass(fn: Callable[[], Any], device: torch.device, calls: int) -> tuple[int, int]:
+def _reset_peaks(device: torch.device) -> None:
+    gc.collect()
+    torch.cuda.synchronize(device)
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peaks(device: torch.device) -> tuple[int, int]:
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)
+
+
+def _eager_pass(fn: Callable[[], Any], device: torch.device, calls: int, graph_calls: int) -> tuple[int, int]:
     with torch.cuda.device(device):
-        gc.collect()
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+        _reset_peaks(device)
         for _ in range(calls):
             fn()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device), torch.cuda.max_memory_reserved(device)
+        return _peaks(device)
+
+
+def _cudagraph_pass(fn: Callable[[], Any], device: torch.device, calls: int,
+                    graph_calls: int) -> tuple[int, int]:
+    """Peaks over capture and replays; the eager warm-up before the capture is outside them."""
+    from bench.measure.cuda_regimes import capture_graph, side_stream_warmup
+
+    with torch.cuda.device(device):
+        side = side_stream_warmup(fn, device, calls=2)
+        _reset_peaks(device)
+        graph = capture_graph(fn, device, side, graph_calls)
+        for _ in range(calls):
+            graph.replay()
+        peaks = _peaks(device)
+        del graph
+        torch.cuda.empty_cache()
+        return peaks
+
+
+MEMORY_PASSES: dict[str, Callable[[Callable[[], Any], torch.device, int, int], tuple[int, int]]] = {
+    "eager": _eager_pass, "pipelined": _eager_pass, "synchronized": _eager_pass, "cpu": _eager_pass,
+    "cudagraph": _cudagraph_pass,
+}
 
 
 def measure_memory(fn: Callable[[], Any], device: torch.device | str, baseline: Optional[MemoryBaseline] = None,
-                   calls: int = 2) -> MemoryStats:
-    """Run `fn` `calls` times (two, so state created by the first call, e.g. optimizer buffers, counts)."""
+                   calls: int = 2, regime: str = "eager", graph_calls: int = 1) -> MemoryStats:
+    """Run `fn` `calls` times (two, so state created by the first call, e.g. optimizer buffers, counts),
+    eagerly or, for regime "cudagraph", as replays of a graph of `graph_calls` calls (module docstring)."""
+    if regime not in MEMORY_PASSES:
+        raise ValueError(f"memory regime '{regime}' is unknown; known: {', '.join(MEMORY_PASSES)}")
     device = torch.device(device)
     if device.type != "cuda":
         gc.collect()
@@ -158,7 +198,7 @@ def measure_memory(fn: Callable[[], Any], device: torch.device | str, baseline: 
             fn()
         return MemoryStats(None, None, None, None, None, peak_rss_mib())
     device = _require_cuda(device)
-    allocated, reserved = _cuda_pass(fn, device, calls)
+    allocated, reserved = MEMORY_PASSES[regime](fn, device, calls, graph_calls)
     handle = nvml_lib.handle_for(device)
     used = nvml_lib.device_used_bytes(handle)
     base_used = baseline.nvml_device_used_bytes if baseline is not None else None

@@ -1,15 +1,27 @@
-"""GPU telemetry during a timed window: a sampler thread polling NVML, and the energy counter's delta.
+"""GPU telemetry over the timed phase only: a sampler thread polling NVML, and the energy counter's delta.
 
-Polled every `interval_s`: SM and memory clocks (MHz), power (mW -> W), GPU temperature (C) and the
-clock-event reason bits (`nvmlDeviceGetCurrentClocksEventReasons`, called ...ThrottleReasons before
-driver 535). The energy counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ since the driver loaded,
-Volta and newer) is read at entry and exit: energy_j = delta / 1000 and power_w_mean = energy_j / window,
-which integrates every instant of the window; where the counter is missing, power_w_mean is the mean of
-the polled readings (a board average over the driver's own window, so it lags) and energy_j is None.
+Use it as the timing functions' `timed_window` (`measure_latency(..., timed_window=lambda: sampler)`), so
+the first call, cuDNN autotuning and warm-up stay outside: their power and clocks describe other phases.
 
-`throttled` is True when any polled reason is a power cap (SW power cap, HW power brake), thermal (SW or
-HW thermal slowdown) or HW slowdown bit; idle, application-clock and sync-boost bits are reported in
-`throttle_reasons` but do not count. On the CPU or without NVML every field is None.
+Polled every `interval_s` (and at entry and exit): SM and memory clocks (MHz), power (mW -> W), GPU
+temperature (C) and the clock-event reason bits (`nvmlDeviceGetCurrentClocksEventReasons`, called
+...ThrottleReasons before driver 535). The energy counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ since
+the driver loaded, Volta and newer) is read at entry and exit: energy_j = delta / 1000 and power_w_mean =
+energy_j / window, which integrates every instant of the window; where the counter is missing,
+power_w_mean is the mean of the polled readings (a board average over the driver's own window, so it
+lags) and energy_j is None. Energy per sample: `energy_per_sample_j`.
+
+Per reason, `reason_fractions` gives the fraction of polls on which its bit was set; `sm_clock_ratio` is the
+mean SM clock over the maximum SM clock (`nvmlDeviceGetMaxClockInfo`). The `throttled` verdict
+(`throttle_verdict`) says whether the clocks were lowered enough to distrust the cell:
+- HW slowdown, SW/HW thermal slowdown, HW power brake: on any poll. These cut clocks hard (HW slowdown
+  and the power brake halve them or more) and mean the machine, not the workload, set the speed.
+- SW power cap: only on at least `POWER_CAP_MIN_FRACTION` of the polls *and* with the mean SM clock
+  below `POWER_CAP_MAX_CLOCK_RATIO` of the maximum. A GPU under full load sits at its power limit by
+  design and boosts within it; a few capped polls at near-maximum clocks is normal operation.
+- Idle, application-clock and sync-boost, display, board-limit and reliability bits: reported, never
+  counted (settings and states, not a slowdown under load).
+On the CPU or without NVML every field is None (n_polls 0).
 """
 
 from __future__ import annotations
@@ -35,6 +47,15 @@ REASON_BITS: dict[int, str] = {
 THROTTLE_MASK = 0x004 | 0x008 | 0x020 | 0x040 | 0x080
 """Power cap (SW cap, HW power brake), thermal (SW, HW) and HW slowdown: clocks lowered under load."""
 
+HARD_THROTTLE_MASK = 0x008 | 0x020 | 0x040 | 0x080
+"""HW slowdown, SW and HW thermal slowdown, HW power brake: any poll makes a cell untrustworthy."""
+
+SW_POWER_CAP = 0x004
+POWER_CAP_MIN_FRACTION = 0.5
+"""SW power cap counts only on at least this fraction of the polls..."""
+POWER_CAP_MAX_CLOCK_RATIO = 0.9
+"""...and with the mean SM clock below this fraction of the maximum SM clock."""
+
 
 def decode_reasons(bits: int) -> tuple[str, ...]:
     """Names of the set bits, in bit order; unknown bits as hex."""
@@ -53,8 +74,28 @@ def read_reasons(lib: ModuleType, handle: Any) -> Optional[int]:
     return None
 
 
+def throttle_verdict(reason_counts: dict[int, int], n_reason_polls: int,
+                     sm_clock_ratio: Optional[float]) -> Optional[bool]:
+    """True where the polls show clocks lowered enough to distrust the cell (rules: module docstring);
+    None where no poll read the reasons. `reason_counts`: bit -> number of polls with that bit set."""
+    if n_reason_polls == 0:
+        return None
+    if any(count for bit, count in reason_counts.items() if bit & HARD_THROTTLE_MASK):
+        return True
+    cap_fraction = reason_counts.get(SW_POWER_CAP, 0) / n_reason_polls
+    return bool(cap_fraction >= POWER_CAP_MIN_FRACTION and sm_clock_ratio is not None
+                and sm_clock_ratio < POWER_CAP_MAX_CLOCK_RATIO)
+
+
 @dataclass(frozen=True)
 class Telemetry:
+    """What NVML saw over one timed window. Units: W, J, MHz, C, s; fractions in [0, 1].
+
+    `throttle_reasons`: every reason set on any poll; `reason_fractions`: (reason, fraction of polls) for
+    each reason seen, in bit order; `sm_clock_mhz_max`: the device's maximum SM clock; `sm_clock_ratio`:
+    sm_clock_mhz_mean / sm_clock_mhz_max; `energy_supported` / `reasons_supported`: whether the driver
+    answered those queries (False: NVML present but the query not supported, as in some VMs)."""
+
     power_w_mean: Optional[float] = None
     energy_j: Optional[float] = None
     sm_clock_mhz_mean: Optional[float] = None
@@ -64,6 +105,27 @@ class Telemetry:
     throttle_reasons: Optional[tuple[str, ...]] = None
     duration_s: Optional[float] = None
     n_polls: int = 0
+    reason_fractions: Optional[tuple[tuple[str, float], ...]] = None
+    sm_clock_mhz_max: Optional[float] = None
+    sm_clock_ratio: Optional[float] = None
+    energy_supported: Optional[bool] = None
+    reasons_supported: Optional[bool] = None
+
+    def reason_fraction(self, reason: str) -> Optional[float]:
+        """Fraction of polls with `reason` set (0.0 if never seen), None where reasons were not read."""
+        if self.reason_fractions is None:
+            return None
+        return dict(self.reason_fractions).get(reason, 0.0)
+
+
+def energy_per_sample_j(energy_j: Optional[float], calls: int, batch_size: int) -> Optional[float]:
+    """Energy of one input sample: the counter's delta over the timed window / (calls in it x batch).
+
+    `calls`: forward (or train-step) calls made inside the window, e.g. `stats.n * stats.calls_per_sample`
+    for one timed callable. A window shared by two interleaved forms cannot be split this way."""
+    if energy_j is None or calls <= 0 or batch_size <= 0:
+        return None
+    return energy_j / (calls * batch_size)
 
 
 @dataclass
@@ -73,7 +135,8 @@ class _Polls:
     power_w: list[float] = field(default_factory=list)
     temp_c: list[float] = field(default_factory=list)
     reasons: int = 0
-    reasons_known: bool = False
+    reason_counts: dict[int, int] = field(default_factory=dict)
+    reason_polls: int = 0
     count: int = 0
 
 
@@ -82,7 +145,9 @@ def _mean(values: list[float]) -> Optional[float]:
 
 
 class TelemetrySampler:
-    """`with TelemetrySampler(device) as s: ...` then `s.result` (a Telemetry; all None off NVML/CUDA)."""
+    """`with TelemetrySampler(device) as s: ...` then `s.result` (a Telemetry; all None off NVML/CUDA).
+
+    Around the timed phase only: `measure_latency(fn, device, regime, config, timed_window=lambda: s)`."""
 
     def __init__(self, device: torch.device | str, interval_s: float = 0.1) -> None:
         self.device = torch.device(device)
@@ -136,22 +201,36 @@ class TelemetrySampler:
         bits = read_reasons(lib, handle)
         if bits is not None:
             polls.reasons |= bits
-            polls.reasons_known = True
+            polls.reason_polls += 1
+            for bit in _set_bits(bits):
+                polls.reason_counts[bit] = polls.reason_counts.get(bit, 0) + 1
         polls.count += 1
 
     def _summarise(self, duration_s: float, end_mj: Optional[int]) -> Telemetry:
         polls, start_mj = self._polls, self._energy_mj
         energy_j = (end_mj - start_mj) / 1000.0 if end_mj is not None and start_mj is not None else None
         power = energy_j / duration_s if energy_j is not None and duration_s > 0 else _mean(polls.power_w)
-        known = polls.reasons_known
+        known = polls.reason_polls > 0
+        sm_mean = _mean(polls.sm_mhz)
+        max_mhz = nvml_lib.query(self._lib.nvmlDeviceGetMaxClockInfo, self._handle, self._lib.NVML_CLOCK_SM)
+        sm_max = float(max_mhz) if max_mhz else None
+        ratio = sm_mean / sm_max if sm_mean is not None and sm_max else None
+        fractions = tuple((decode_reasons(bit)[0], count / polls.reason_polls)
+                          for bit, count in sorted(polls.reason_counts.items())) if known else None
         return Telemetry(
-            power_w_mean=power, energy_j=energy_j, sm_clock_mhz_mean=_mean(polls.sm_mhz),
+            power_w_mean=power, energy_j=energy_j, sm_clock_mhz_mean=sm_mean,
             mem_clock_mhz_mean=_mean(polls.mem_mhz),
             temperature_c_max=max(polls.temp_c) if polls.temp_c else None,
-            throttled=bool(polls.reasons & THROTTLE_MASK) if known else None,
+            throttled=throttle_verdict(polls.reason_counts, polls.reason_polls, ratio),
             throttle_reasons=decode_reasons(polls.reasons) if known else None,
-            duration_s=duration_s, n_polls=polls.count,
+            duration_s=duration_s, n_polls=polls.count, reason_fractions=fractions,
+            sm_clock_mhz_max=sm_max, sm_clock_ratio=ratio,
+            energy_supported=start_mj is not None, reasons_supported=known,
         )
+
+
+def _set_bits(bits: int) -> list[int]:
+    return [1 << i for i in range(bits.bit_length()) if bits >> i & 1]
 
 
 def _milli(value: Optional[int]) -> Optional[float]:

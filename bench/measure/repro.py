@@ -1,12 +1,18 @@
 """The switches that change what a number means, set in one place and recorded in every row.
 
 Precision settings (a registry, one function per precision):
-- fp32: TF32 off for matmul and cuDNN, `float32_matmul_precision = "highest"`: IEEE fp32 math.
-- tf32: TF32 on for both, precision "high": fp32 tensors, tensor-core math with a 10-bit mantissa.
+- fp32: TF32 off for matmul and cuDNN convolutions: IEEE fp32 math.
+- tf32: TF32 on for both: fp32 tensors, tensor-core math with a 10-bit mantissa.
 - fp16 / bf16: TF32 off (anything left in fp32 stays IEEE). The reduced precision itself is the caller's
   choice: `dtype_for(precision)` to cast model and input (`.to(dtype)`, every op in that dtype: how a
   deployed network runs), or `autocast_context(precision, device)` (torch.autocast: some ops kept in
   fp32, casts timed too: how networks train). The sweep casts for inference, autocasts for training.
+
+TF32 goes through the `fp32_precision` API (`torch.backends.cuda.matmul.fp32_precision`,
+`torch.backends.cudnn.conv.fp32_precision`: "ieee" or "tf32") where torch has it (>= 2.9). The legacy flags
+(`allow_tf32`, `set_float32_matmul_precision`) warn there, and torch raises once both APIs were used in one
+process, so the legacy flags are only written on older torch, and only read back where the new API is
+absent; on newer torch the legacy columns are derived from the new settings (see `reproducibility_flags`).
 
 Every precision also sets `cudnn.benchmark` (default True: cuDNN autotunes each new shape on its first
 call, which the timing warm-up absorbs) and `use_deterministic_algorithms` (default False).
@@ -34,7 +40,22 @@ def register_precision(name: str) -> Callable[[Callable[[], None]], Callable[[],
     return decorate
 
 
+# legacy float32_matmul_precision for each fp32_precision value of the new API
+_LEGACY_MATMUL_PRECISION = {"ieee": "highest", "tf32": "high", "bf16": "medium"}
+
+
+def has_fp32_precision_api() -> bool:
+    """True where torch has the per-backend `fp32_precision` switches (torch >= 2.9)."""
+    return (hasattr(torch.backends.cuda.matmul, "fp32_precision")
+            and hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision"))
+
+
 def _tf32(enabled: bool) -> None:
+    if has_fp32_precision_api():
+        value = "tf32" if enabled else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = value
+        torch.backends.cudnn.conv.fp32_precision = value
+        return
     torch.backends.cuda.matmul.allow_tf32 = enabled
     torch.backends.cudnn.allow_tf32 = enabled
     torch.set_float32_matmul_precision("high" if enabled else "highest")
@@ -74,12 +95,40 @@ def apply_precision_settings(precision: str, cudnn_benchmark: bool = True,
     return reproducibility_flags()
 
 
-def reproducibility_flags() -> dict[str, Any]:
-    """The current switches, under the `Result` column names."""
+def _resolved_fp32_precision(module: Any) -> str:
+    """A backend's `fp32_precision`, with "none" (inherit) resolved through the generic switch."""
+    value = module.fp32_precision
+    return torch.backends.fp32_precision if value == "none" else value
+
+
+def _tf32_flags() -> dict[str, Any]:
+    """TF32 state under the legacy column names, plus the new API's values where torch has it.
+
+    `fp32_precision_matmul` / `fp32_precision_cudnn_conv`: "ieee", "tf32" (or "none": nothing set through
+    the new API, the legacy flags decide). Legacy columns are derived from a set new value, because reading
+    a legacy flag after the new API was used raises."""
+    if not has_fp32_precision_api():
+        return {"tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+                "float32_matmul_precision": torch.get_float32_matmul_precision(),
+                "fp32_precision_matmul": None, "fp32_precision_cudnn_conv": None}
+    matmul = _resolved_fp32_precision(torch.backends.cuda.matmul)
+    conv = _resolved_fp32_precision(torch.backends.cudnn.conv)
     return {
-        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "tf32_matmul": matmul == "tf32" if matmul != "none" else bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": conv == "tf32" if conv != "none" else bool(torch.backends.cudnn.allow_tf32),
+        "float32_matmul_precision": (_LEGACY_MATMUL_PRECISION[matmul] if matmul != "none"
+                                     else torch.get_float32_matmul_precision()),
+        "fp32_precision_matmul": matmul,
+        "fp32_precision_cudnn_conv": conv,
+    }
+
+
+def reproducibility_flags() -> dict[str, Any]:
+    """The current switches, under the `Result` column names (the two `fp32_precision_*` keys are new
+    columns: None on torch without the new API)."""
+    return {
+        **_tf32_flags(),
         "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
         "deterministic": bool(torch.are_deterministic_algorithms_enabled() or torch.backends.cudnn.deterministic),
     }

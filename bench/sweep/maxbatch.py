@@ -1,10 +1,13 @@
 """`--max-batch`: the largest batch that fits, per model / form / mode / precision / format / resolution.
 
-Search: double from 1 until a probe fails (or `cap`), then bisect between the last fit and the first
+Search: double from 1 until a probe fails (the last step probes `cap` itself), then bisect between the last fit and the first
 failure: about 2*log2(max) probes. Each probe is a fresh subprocess (`CellSpec(probe=True)`: build, run
 the call twice so optimizer state and autotuner workspaces are allocated too), so a failed probe leaves
 no fragmented allocator behind to shrink the next one. CUDA only: on the CPU the limit is host RAM plus
 swap, and the search would measure the swap policy, not the model.
+
+Where every probe up to the cap fits, no limit was found: the CSV's `max_batch_size` is left empty and
+`largest_fitting_batch_size` holds the cap (a lower bound), and the log says "no limit found up to N".
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from bench.sweep.protocol import CellOutcome, CellSpec
 
 DEFAULT_CAP = 2**14
 GROUP_AXES: tuple[str, ...] = ("model", "form", "mode", "precision", "memory_format", "resolution")
-CSV_COLUMNS: tuple[str, ...] = (*GROUP_AXES, "max_batch_size", "first_failing_batch_size", "probes", "error")
+CSV_COLUMNS: tuple[str, ...] = (*GROUP_AXES, "max_batch_size", "largest_fitting_batch_size",
+                                 "first_failing_batch_size", "limit_found", "cap", "probes", "error")
 
 
 @dataclasses.dataclass
@@ -30,6 +34,17 @@ class MaxBatch:
     first_failing_batch_size: Optional[int]
     probes: int
     error: Optional[str] = None
+    cap: int = DEFAULT_CAP
+    # True only when an out-of-memory probe bounds the search: every probe up to the cap fitting (the cap
+    # is then a lower bound, not the maximum) or a non-memory failure leaves it False.
+    limit_found: bool = False
+
+    def describe(self) -> str:
+        if not self.limit_found:
+            return f"no limit found up to {self.cap}" if self.error is None else "search stopped"
+        if self.max_batch_size == 0:
+            return "batch 1 does not fit"
+        return f"max batch {self.max_batch_size}"
 
 
 Probe = Callable[[Cell], CellOutcome]
@@ -47,10 +62,13 @@ def search(cell: Cell, probe: Probe, cap: int = DEFAULT_CAP) -> MaxBatch:
         outcome = probe(dataclasses.replace(cell, batch_size=size))
         probes += 1
         if outcome.status == "ok":
-            good, size = size, size * 2
+            good = size
+            if good == cap:
+                break
+            size = min(size * 2, cap)
             continue
         if outcome.status != "oom":
-            return MaxBatch(cell, good, size, probes, f"{outcome.status}: {outcome.error}")
+            return MaxBatch(cell, good, size, probes, f"{outcome.status}: {outcome.error}", cap, False)
         bad, last_error = size, outcome.error
         break
     while bad is not None and bad - good > 1:
@@ -62,8 +80,9 @@ def search(cell: Cell, probe: Probe, cap: int = DEFAULT_CAP) -> MaxBatch:
         elif outcome.status == "oom":
             bad, last_error = mid, outcome.error
         else:
-            return MaxBatch(cell, good, mid, probes, f"{outcome.status}: {outcome.error}")
-    return MaxBatch(cell, good, bad, probes, last_error if good == 0 else None)
+            return MaxBatch(cell, good, mid, probes, f"{outcome.status}: {outcome.error}", cap, False)
+    return MaxBatch(cell, good, bad, probes, last_error if good == 0 else None, cap,
+                    limit_found=bad is not None)
 
 
 def groups(cells: list[Cell], device: str) -> list[Cell]:
@@ -92,8 +111,9 @@ def write_csv(results: list[MaxBatch], path: Path) -> None:
         writer = csv.writer(fh)
         writer.writerow(CSV_COLUMNS)
         for r in results:
-            writer.writerow([*(getattr(r.cell, a) for a in GROUP_AXES), r.max_batch_size,
-                             r.first_failing_batch_size, r.probes, r.error or ""])
+            writer.writerow([*(getattr(r.cell, a) for a in GROUP_AXES),
+                             r.max_batch_size if r.limit_found else "", r.max_batch_size,
+                             r.first_failing_batch_size, r.limit_found, r.cap, r.probes, r.error or ""])
 
 
 def run_max_batch(cells: list[Cell], device: str, seed: int, timeout_s: float, out_csv: Path,
@@ -108,7 +128,7 @@ def run_max_batch(cells: list[Cell], device: str, seed: int, timeout_s: float, o
         results.append(found)
         label = " ".join(str(getattr(cell, a)) for a in GROUP_AXES)
         note = f"  ({found.error})" if found.error else ""
-        print_fn(f"{label}: max batch {found.max_batch_size} ({found.probes} probes){note}")
+        print_fn(f"{label}: {found.describe()} ({found.probes} probes){note}")
     write_csv(results, out_csv)
     print_fn(f"wrote {out_csv}")
     return results

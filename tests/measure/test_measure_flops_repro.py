@@ -1,4 +1,4 @@
-"""MACs against the analytic count, the peak table, and the precision switches."""
+"""MACs against the analytic count, the peak table, and the dtype helpers (switches: test_measure_repro.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench.measure.flops import PEAKS, count_macs, peak_tflops, tflops_achieved
-from bench.measure.repro import apply_precision_settings, autocast_context, dtype_for, reproducibility_flags
+from bench.measure.repro import autocast_context, dtype_for
 
 
 @pytest.mark.parametrize("groups,stride", [(1, 1), (1, 2), (4, 1)])
@@ -71,31 +71,6 @@ def test_tflops_achieved():
     assert tflops_achieved(1e12, 2000.0) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         tflops_achieved(1, 0.0)
-
-
-@pytest.fixture
-def restore_switches():
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark,
-             torch.backends.cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[0], saved[1]
-    torch.set_float32_matmul_precision(saved[2])
-    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[3], saved[4]
-    torch.use_deterministic_algorithms(saved[5])
-
-
-def test_precision_settings_set_and_report_the_switches(restore_switches):
-    flags = apply_precision_settings("tf32")
-    assert flags == reproducibility_flags()
-    assert flags == {"tf32_matmul": True, "tf32_cudnn": True, "float32_matmul_precision": "high",
-                     "cudnn_benchmark": True, "deterministic": False}
-    for precision in ("fp32", "fp16", "bf16"):
-        flags = apply_precision_settings(precision, cudnn_benchmark=False, deterministic=True)
-        assert flags == {"tf32_matmul": False, "tf32_cudnn": False, "float32_matmul_precision": "highest",
-                         "cudnn_benchmark": False, "deterministic": True}
-    with pytest.raises(ValueError, match="precision 'fp8' is unknown; known: fp32, tf32"):
-        apply_precision_settings("fp8")
 
 
 def test_dtype_and_autocast_helpers():

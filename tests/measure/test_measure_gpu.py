@@ -8,6 +8,7 @@ import gc
 import pytest
 import torch
 
+from bench.measure import nvml_lib
 from bench.measure.memory import MIB, measure_memory, take_baseline
 from bench.measure.nvml import TelemetrySampler
 from bench.measure.repro import apply_precision_settings
@@ -93,18 +94,74 @@ def test_peak_allocated_is_exact_to_the_byte():
     del keep
 
 
-def test_nvml_telemetry_during_a_window():
+def test_cudagraph_memory_is_measured_around_capture_and_replay():
+    """The graph's private pool holds each call's output through capture and replay; the pass frees the
+    graph afterwards, so nothing stays allocated."""
+    baseline = take_baseline(DEVICE)
+    n_bytes = 64 * MIB
+    x = torch.ones(n_bytes // 4, device=DEVICE)
+    gc.collect()
+    before = torch.cuda.memory_allocated(DEVICE)
+    stats = measure_memory(lambda: x * 2, DEVICE, baseline, regime="cudagraph", graph_calls=3)
+    assert stats.peak_allocated_mib * MIB >= before + n_bytes
+    assert stats.peak_allocated_mib * MIB <= before + 3 * n_bytes  # outputs reused inside the capture
+    assert torch.cuda.memory_allocated(DEVICE) == before
+
+
+def _nvml_query_or_skip(name: str, *args):
+    """Skip (with the driver's reason) where NVML or one query is not supported on this machine, e.g. a
+    VM's NVML without the energy counter; a supported query must then show up in the sampler's result."""
+    lib, handle = nvml_lib.library(warn=False), nvml_lib.handle_for(DEVICE, warn=False)
+    if lib is None or handle is None:
+        pytest.skip(f"NVML unavailable here ({nvml_lib.unavailable_reason()}), or no NVML device for {DEVICE}")
+    try:
+        return getattr(lib, name)(handle, *args)
+    except lib.NVMLError_NotSupported as exc:
+        pytest.skip(f"{name} is not supported by this driver/VM: {exc}")
+
+
+def _telemetry_over_timed_phase():
     fn = _conv_workload(batch=32)
-    with TelemetrySampler(DEVICE, interval_s=0.02) as sampler:
-        measure_latency(fn, DEVICE, "pipelined", TimingConfig(min_time_s=0.5, timeout_s=2.0))
-    result = sampler.result
+    fn()
+    torch.cuda.synchronize(DEVICE)
+    sampler = TelemetrySampler(DEVICE, interval_s=0.02)
+    stats = measure_latency(fn, DEVICE, "pipelined", TimingConfig(min_time_s=0.5, timeout_s=2.0),
+                            timed_window=lambda: sampler)  # the timed phase only: warm-up is outside
+    assert sampler.result.duration_s is not None
+    assert sampler.result.duration_s == pytest.approx(stats.duration_s, rel=0.2, abs=0.05)
+    return sampler.result
+
+
+def test_nvml_telemetry_during_a_window():
+    _nvml_query_or_skip("nvmlDeviceGetClockInfo", nvml_lib.library(warn=False).NVML_CLOCK_SM)
+    result = _telemetry_over_timed_phase()
     assert result.n_polls >= 2
     assert result.power_w_mean is not None and result.power_w_mean > 0
     assert result.sm_clock_mhz_mean is not None and result.sm_clock_mhz_mean > 0
     assert result.mem_clock_mhz_mean is not None and result.temperature_c_max is not None
+    if result.sm_clock_mhz_max is not None:
+        assert 0 < result.sm_clock_ratio <= 1.05, (result.sm_clock_mhz_mean, result.sm_clock_mhz_max)
+
+
+def test_nvml_energy_counter_over_the_window():
+    _nvml_query_or_skip("nvmlDeviceGetTotalEnergyConsumption")
+    result = _telemetry_over_timed_phase()
+    assert result.energy_supported is True  # the driver answered above: the sampler must have a value
+    assert result.energy_j is not None and result.energy_j > 0
+    assert result.power_w_mean == pytest.approx(result.energy_j / result.duration_s)
+
+
+def test_nvml_clock_event_reasons_over_the_window():
+    lib = nvml_lib.library(warn=False)
+    name = ("nvmlDeviceGetCurrentClocksEventReasons" if hasattr(lib, "nvmlDeviceGetCurrentClocksEventReasons")
+            else "nvmlDeviceGetCurrentClocksThrottleReasons")
+    _nvml_query_or_skip(name)
+    result = _telemetry_over_timed_phase()
+    assert result.reasons_supported is True
     assert isinstance(result.throttled, bool)
-    if torch.cuda.get_device_properties(DEVICE).major >= 7:  # energy counter: Volta and newer
-        assert result.energy_j is not None and result.energy_j > 0
+    assert result.reason_fractions is not None
+    assert all(0 < fraction <= 1 for _, fraction in result.reason_fractions)
+    assert {reason for reason, _ in result.reason_fractions} == set(result.throttle_reasons)
 
 
 def test_fingerprint_describes_the_gpu():

@@ -113,3 +113,47 @@ def test_memory_pass_peak_excludes_what_was_freed_before_it():
         pytest.skip("peak-RSS reset needs Linux >= 4.0")
     assert out["before"] > 512
     assert out["pass"] < out["before"] - 400
+
+
+def test_throttle_verdict_counts_hard_reasons_on_any_poll():
+    from bench.measure.nvml import throttle_verdict
+
+    assert throttle_verdict({}, 0, None) is None  # reasons never read
+    assert throttle_verdict({}, 10, 0.99) is False
+    for bit in (0x08, 0x20, 0x40, 0x80):  # HW slowdown, SW/HW thermal, HW power brake
+        assert throttle_verdict({bit: 1}, 100, 0.99) is True
+    for bit in (0x01, 0x02, 0x10, 0x100, 0x200, 0x400):  # idle, app clocks, sync boost, display, board, rel.
+        assert throttle_verdict({bit: 100}, 100, 0.5) is False
+
+
+def test_sw_power_cap_counts_only_when_frequent_and_clocks_are_low():
+    from bench.measure.nvml import POWER_CAP_MAX_CLOCK_RATIO, POWER_CAP_MIN_FRACTION, throttle_verdict
+
+    polls = 100
+    often = int(POWER_CAP_MIN_FRACTION * polls)
+    low, high = POWER_CAP_MAX_CLOCK_RATIO - 0.01, POWER_CAP_MAX_CLOCK_RATIO + 0.01
+    assert throttle_verdict({0x04: 1}, polls, low) is False  # one capped poll flags nothing
+    assert throttle_verdict({0x04: often - 1}, polls, low) is False
+    assert throttle_verdict({0x04: polls}, polls, high) is False  # capped but boosting near the maximum
+    assert throttle_verdict({0x04: polls}, polls, None) is False  # max clock unknown: no evidence of a cut
+    assert throttle_verdict({0x04: often}, polls, low) is True
+
+
+def test_reason_fractions_and_energy_per_sample():
+    from bench.measure.nvml import energy_per_sample_j
+
+    telemetry = Telemetry(reason_fractions=(("gpu_idle", 0.25), ("sw_power_cap", 0.5)))
+    assert telemetry.reason_fraction("sw_power_cap") == 0.5
+    assert telemetry.reason_fraction("hw_slowdown") == 0.0
+    assert Telemetry().reason_fraction("sw_power_cap") is None
+    assert energy_per_sample_j(12.0, calls=100, batch_size=4) == pytest.approx(0.03)
+    assert energy_per_sample_j(None, calls=100, batch_size=4) is None
+    assert energy_per_sample_j(12.0, calls=0, batch_size=4) is None
+
+
+def test_memory_regime_is_checked_and_cpu_ignores_graphs():
+    with pytest.raises(ValueError, match="memory regime 'graph' is unknown; known: eager, .*cudagraph"):
+        measure_memory(lambda: None, "cpu", regime="graph")
+    calls = []
+    stats = measure_memory(lambda: calls.append(1), "cpu", regime="cudagraph", calls=2)
+    assert len(calls) == 2 and stats.peak_rss_mib > 0

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
+
+# Optional test dependencies (the `test` extra): a machine without them skips this module instead of
+# failing collection of the whole run (e.g. `pytest -m gpu` on a GPU machine with no Jupyter stack).
+nbformat = pytest.importorskip("nbformat", reason="the notebook tests need nbformat (pip install '.[test]')")
+NotebookClient = pytest.importorskip(
+    "nbclient", reason="the notebook tests need nbclient (pip install '.[test]')").NotebookClient
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from bench.sweep import command
 from bench.sweep.cells import Cell
-from bench.sweep.maxbatch import groups, search
+from bench.sweep.maxbatch import groups, search, write_csv
 from bench.sweep.protocol import CellOutcome
 
 CELL = Cell(model="repvgg_a0", form="train", mode="infer", batch_size=1, precision="fp32",
@@ -56,3 +58,25 @@ def test_max_batch_on_cpu_is_a_clear_error(tmp_path, capsys):
     code = command.main(["--preset", "smoke", "--device", "cpu", "--max-batch", "--out", str(tmp_path)])
     assert code == 2
     assert "--max-batch needs CUDA" in capsys.readouterr().err
+
+
+def test_the_cap_is_reported_as_no_limit_found_not_as_the_maximum(tmp_path):
+    found = search(CELL, _limit_probe(10**9, []), cap=64)
+    assert not found.limit_found and found.describe() == "no limit found up to 64"
+    exact = search(CELL, _limit_probe(100, []), cap=4096)
+    assert exact.limit_found and exact.describe() == "max batch 100"
+    assert search(CELL, _limit_probe(0, []), cap=64).describe() == "batch 1 does not fit"
+    write_csv([found, exact], tmp_path / "m.csv")
+    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    assert [(r["limit_found"], r["cap"], r["max_batch_size"], r["largest_fitting_batch_size"]) for r in rows] == [
+        ("False", "64", "", "64"), ("True", "4096", "100", "100")]
+
+
+@pytest.mark.parametrize("limit", [99, 100, 10**9])
+def test_a_cap_that_is_not_a_power_of_two_is_probed_itself(limit):
+    calls: list[int] = []
+    found = search(CELL, _limit_probe(limit, calls), cap=100)
+    assert 100 in calls and max(calls) == 100
+    assert found.max_batch_size == min(limit, 100)
+    assert found.limit_found == (limit < 100)
+    assert found.describe() == ("no limit found up to 100" if limit >= 100 else f"max batch {limit}")

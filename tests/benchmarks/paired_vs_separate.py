@@ -1,6 +1,6 @@
 """A/A repeatability of the deploy/train speedup: paired blocks against two separate measurements.
 
-    python3 benchmarks/paired_vs_separate.py [--model repvgg_a0] [--rounds 4] [--timeout 3] [--out FILE]
+    python3 tests/benchmarks/paired_vs_separate.py [--model repvgg_a0] [--rounds 4] [--timeout 3] [--out FILE]
 
 Each round measures the same speedup twice: `measure_pair` (train and deploy interleaved, ABBA blocks)
 and `measure_latency` of train then of deploy (as separate cells do), each given the same timed time per
@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 

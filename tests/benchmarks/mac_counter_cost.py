@@ -1,6 +1,6 @@
 """First-use cost of counting MACs, in fresh processes: bench.measure.mac_counter vs FlopCounterMode.
 
-    python3 benchmarks/mac_counter_cost.py [--model repvgg_a0] [--resolution 64] [--repeats 3] [--out FILE]
+    python3 tests/benchmarks/mac_counter_cost.py [--model repvgg_a0] [--resolution 64] [--repeats 3] [--out FILE]
 
 Each repeat runs each counter in its own fresh interpreter (after `import torch` and building the
 model, the state a sweep cell is in) and records the wall time and RSS growth of the first count and
@@ -54,7 +54,7 @@ print(json.dumps({"macs": macs, "first_s": t1 - t0, "second_s": t2 - t1, "rss_gr
 
 
 def run_child(which: str, model: str, resolution: int) -> dict:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", CHILD, which, model, str(resolution)], cwd=root,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
