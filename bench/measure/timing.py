@@ -78,7 +78,9 @@ class TimingConfig:
     half-width <= this fraction of it (0: never converge, run to timeout_s or max_samples).
     `cpu_warmup_s`: the fixed warm-up of the "cpu" regime. `pair_block_s`: length of one block of one
     form in `measure_pair`, `min_block_pairs` the fewest block pairs it stops with, `pair_order` its
-    block order ("ABBA" or "random"). Every field is checked in __post_init__, one message each.
+    block order ("ABBA" or "random"). `flush_l2`: the CUDA regimes overwrite a buffer larger than the L2
+    cache before each timed call (outside the sample), as triton's do_bench does, so small-batch timings
+    are not L2-warm. Every field is checked in __post_init__, one message each.
     """
 
     min_samples: int = 10
@@ -97,11 +99,14 @@ class TimingConfig:
     pair_order: str = "ABBA"
     graph_calls: int = 10
     graph_eager_warmup: int = 3
+    flush_l2: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.name in _LIMITS:
                 _check_number(f.name, getattr(self, f.name), *_LIMITS[f.name])
+        if not isinstance(self.flush_l2, bool):
+            raise ValueError(f"TimingConfig.flush_l2 must be true or false; got {self.flush_l2!r}")
         if self.pair_order not in PAIR_ORDERS:
             raise ValueError(f"TimingConfig.pair_order must be one of {', '.join(PAIR_ORDERS)}; "
                              f"got {self.pair_order!r}")

@@ -87,6 +87,9 @@ class Result:
     temperature_c_max: Optional[float] = None
     throttled: Optional[bool] = None
     throttle_reasons: Optional[str] = None
+    throttle_reason_fractions: Optional[str] = None
+    sm_clock_mhz_max: Optional[float] = None
+    sm_clock_ratio: Optional[float] = None
     # machine load as the cell ended (recorded by the sweep's parent): 1-minute load average, and the
     # share of the last 10 s in which a runnable task waited for a CPU (/proc/pressure/cpu, Linux PSI)
     load_avg_1m: Optional[float] = None
@@ -107,6 +110,9 @@ class Result:
     tf32_matmul: Optional[bool] = None
     tf32_cudnn: Optional[bool] = None
     float32_matmul_precision: Optional[str] = None
+    fp32_precision_matmul: Optional[str] = None
+    fp32_precision_cudnn_conv: Optional[str] = None
+    flush_l2: Optional[bool] = None
     cudnn_benchmark: Optional[bool] = None
     deterministic: Optional[bool] = None
     seed: Optional[int] = None

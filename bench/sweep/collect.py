@@ -32,11 +32,9 @@ MEMORY_FIELDS: tuple[str, ...] = (
 )
 TELEMETRY_FIELDS: tuple[str, ...] = (
     "power_w_mean", "sm_clock_mhz_mean", "mem_clock_mhz_mean", "temperature_c_max", "throttled",
+    "sm_clock_mhz_max", "sm_clock_ratio",
 )
 TRAIN_STEP_FLOP_FACTOR = 3
-HOST_BOUND_FRACTION = 0.9
-"""A pipelined cell is host-bound when issuing a call takes at least this fraction of the call's latency:
-its latency is then the host's enqueue time, not GPU time (time such cells with runtime `cudagraph`)."""
 
 
 def _plain(value: Any) -> Any:
@@ -56,11 +54,11 @@ def timing_fields(stats: Any, batch_size: int) -> dict[str, Any]:
 
 
 def host_bound(regime: str, host_enqueue_ms: Optional[float], median_ms: Optional[float]) -> Optional[bool]:
-    """host_enqueue_ms_median >= HOST_BOUND_FRACTION x latency_ms_median, for the pipelined regime only
+    """`bench.measure.cuda_regimes.host_bound` (enqueue >= 0.9 x latency), for the pipelined regime only
     (elsewhere the latency is not a max of host and GPU time: None)."""
-    if regime != "pipelined" or host_enqueue_ms is None or not median_ms:
-        return None
-    return bool(host_enqueue_ms >= HOST_BOUND_FRACTION * median_ms)
+    from bench.measure.cuda_regimes import host_bound as pipelined_host_bound
+
+    return pipelined_host_bound(host_enqueue_ms, median_ms) if regime == "pipelined" else None
 
 
 def memory_fields(stats: Any) -> dict[str, Any]:
@@ -72,6 +70,9 @@ def telemetry_fields(telemetry: Any, window_s: float, median_ms: Optional[float]
     out = {col: _plain(getattr(telemetry, col, None)) for col in TELEMETRY_FIELDS}
     reasons = getattr(telemetry, "throttle_reasons", None)
     out["throttle_reasons"] = _plain(reasons) if reasons else None
+    fractions = getattr(telemetry, "reason_fractions", None)
+    out["throttle_reason_fractions"] = (", ".join(f"{name}:{share:.2f}" for name, share in fractions)
+                                        if fractions else None)
     energy = getattr(telemetry, "energy_j", None)
     if energy is not None and window_s > 0 and median_ms:
         out["energy_j_per_sample"] = energy / window_s * (median_ms / 1000.0) / batch_size
@@ -107,6 +108,7 @@ def env_fields(seed: int, flags: dict[str, Any]) -> dict[str, Any]:
         "num_threads": torch.get_num_threads(),
         "seed": seed,
     }
-    for key in ("tf32_matmul", "tf32_cudnn", "float32_matmul_precision", "cudnn_benchmark", "deterministic"):
+    for key in ("tf32_matmul", "tf32_cudnn", "float32_matmul_precision", "fp32_precision_matmul",
+                "fp32_precision_cudnn_conv", "cudnn_benchmark", "deterministic"):
         out[key] = _plain(flags.get(key))
     return out

@@ -26,7 +26,6 @@ from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec, group_units
 
-INDUCTOR_CACHE = ".inductor-cache"
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
             "duration_s")
 
@@ -221,4 +220,6 @@ def _worker_env(plan_: SweepPlan, units: Sequence[tuple[Cell, ...]]) -> dict[str
     compile is warmed by another run's cache and `compile_cache_cold` means what it says."""
     if not any(u[0].runtime == "compile" for u in units):
         return {}
-    return {"TORCHINDUCTOR_CACHE_DIR": str((plan_.run_dir / INDUCTOR_CACHE).resolve())}
+    from bench.measure.compile_cache import compile_cache_env
+
+    return compile_cache_env(plan_.run_dir)

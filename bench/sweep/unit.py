@@ -201,6 +201,7 @@ class _Unit:
                 fields["host_enqueue_ms_median"] = _host_enqueue_ms(fn, self.device, config)
             fields["host_bound"] = collect.host_bound(regime, fields.get("host_enqueue_ms_median"),
                                                       stats.median_ms)
+            fields["flush_l2"] = config.flush_l2 if self.device.type == "cuda" else None
             self.out[i].update(fields)
             self.out[i].update(collect.telemetry_fields(telemetry, window_s, stats.median_ms, c.batch_size))
             self.out[i].update(collect.compute_fields(self.macs[i], stats.median_ms, c.batch_size, c.mode,
@@ -221,7 +222,9 @@ class _Unit:
                 modules[i].to(self.device)
             _free(self.device)
             calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
-            self.out[i].update(collect.memory_fields(measure_memory(fn, self.device, baseline, calls=calls)))
+            regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
+            self.out[i].update(collect.memory_fields(measure_memory(fn, self.device, baseline, calls=calls,
+                                                                    regime=regime)))
 
     def outcome(self, timed: Timed) -> UnitOutcome:
         outcomes = []

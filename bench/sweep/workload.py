@@ -53,12 +53,16 @@ def prepare_model(model: nn.Module, cell: Cell, device: torch.device) -> nn.Modu
 
 def make_input(cell: Cell, device: torch.device, batch_size: int | None = None,
                seed: int = 0) -> torch.Tensor:
-    """A random NCHW image batch (3 channels, resolution x resolution) in the cell's dtype and format."""
-    generator = torch.Generator().manual_seed(seed)
+    """A random NCHW image batch (3 channels, resolution x resolution) in the cell's dtype and format.
+
+    Drawn on the device itself (a generator of the device's type), so a large `--max-batch` probe never
+    builds its batch in host memory first."""
+    device = torch.device(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
     n = batch_size or cell.batch_size
-    x = torch.randn(n, 3, cell.resolution, cell.resolution, generator=generator)
+    x = torch.randn(n, 3, cell.resolution, cell.resolution, generator=generator, device=device)
     dtype = dtype_for(cell.precision) if cast_for_infer(cell) else torch.float32
-    return x.to(device=device, dtype=dtype).contiguous(memory_format=MEMORY_FORMATS[cell.memory_format])
+    return x.to(dtype=dtype).contiguous(memory_format=MEMORY_FORMATS[cell.memory_format])
 
 
 def infer_fn(model: Callable, x: torch.Tensor) -> Callable[[], torch.Tensor]:
