@@ -61,7 +61,8 @@ class RecordingWindow:
 def test_slow_form_first_gives_a_speedup_above_one_inside_its_interval(one_thread):
     counts = {"slow": 0, "fast": 0}
     recorder = RecordingWindow(counts)
-    pair = measure_pair(conv_forms(counts), "cpu", "cpu", TimingConfig(**QUICK), timed_window=recorder)
+    config = TimingConfig(**{**QUICK, "max_samples": 1_000_000})  # a sub-ms conv: let time end the pair
+    pair = measure_pair(conv_forms(counts), "cpu", "cpu", config, timed_window=recorder)
     assert isinstance(pair, PairMeasurement) and pair.forms == ("slow", "fast")
     assert pair.speedup_median > 1.0, pair.summary()
     assert pair.speedup_ci_low <= pair.speedup_median <= pair.speedup_ci_high

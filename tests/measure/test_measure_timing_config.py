@@ -17,7 +17,13 @@ FLOAT_FIELDS = ["min_time_s", "target_rel_ci", "timeout_s", "warmup_rel_tol", "w
 
 def test_every_field_is_checked():
     names = {f.name for f in dataclasses.fields(TimingConfig)}
-    assert names == set(INT_FIELDS) | set(FLOAT_FIELDS) | {"pair_order"}
+    assert names == set(INT_FIELDS) | set(FLOAT_FIELDS) | {"pair_order", "flush_l2"}
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_flush_l2_is_a_bool(bad):
+    with pytest.raises(ValueError, match=r"TimingConfig\.flush_l2 must be true or false"):
+        TimingConfig(flush_l2=bad)
 
 
 def test_defaults_are_valid():
