@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from torch import nn
 
-from bench.reparam.fold import fold_conv_bn
+from bench.reparam.fold import conv_from_kernel_bias, fold_conv_bn
 
 DEPLOY_METHODS: tuple[str, ...] = ("switch_to_deploy", "reparameterize")
 """Methods by which blocks convert themselves in place: ours and the official repos' use
@@ -45,14 +44,10 @@ def fuse_sequential_conv_bn(seq: nn.Sequential) -> None:
         if bn.num_features != conv.out_channels or bn.running_mean is None:
             continue
         kernel, bias = fold_conv_bn(conv, bn)
-        fused = nn.Conv2d(
-            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-        ).to(device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            fused.weight.copy_(kernel)
-            fused.bias.copy_(bias)
-        seq._modules[first] = fused.eval()
+        seq._modules[first] = conv_from_kernel_bias(
+            kernel, bias, like=conv.weight, stride=conv.stride, padding=conv.padding,
+            dilation=conv.dilation, groups=conv.groups, padding_mode=conv.padding_mode,
+        )
         seq._modules[second] = nn.Identity()
 
 

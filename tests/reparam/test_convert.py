@@ -114,3 +114,20 @@ def test_deploy_built_block_loads_a_converted_state_dict_strictly(block) -> None
 def test_dbb_refuses_grouped_geometry_it_cannot_define() -> None:
     with pytest.raises(ValueError, match="depthwise DiverseBranchBlock.*needs in == out"):
         DiverseBranchBlock(4, 2, 3, groups=2)
+
+
+def test_conv_from_kernel_bias_holds_exactly_the_given_tensors():
+    from bench.reparam.fold import conv_from_kernel_bias
+
+    kernel = torch.randn(6, 2, 3, 3, dtype=torch.float64)
+    bias = torch.randn(6, dtype=torch.float64)
+    like = torch.empty(0, dtype=torch.float32)
+    conv = conv_from_kernel_bias(kernel, bias, like=like, stride=2, padding=1, groups=2)
+    reference = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2).eval()
+    with torch.no_grad():
+        reference.weight.copy_(kernel)
+        reference.bias.copy_(bias)
+    x = torch.randn(1, 4, 7, 5)
+    assert not conv.training and conv.weight.dtype == torch.float32
+    assert torch.equal(conv.weight, reference.weight) and torch.equal(conv.bias, reference.bias)
+    assert torch.equal(conv(x), reference(x))
