@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 from torch import nn
 
 from bench.reparam.fold import conv_from_kernel_bias, fold_conv_bn
+from bench.reparam.graph_fold import fold_graph_conv_bn
 
 DEPLOY_METHODS: tuple[str, ...] = ("switch_to_deploy", "reparameterize")
 """Methods by which blocks convert themselves in place: ours and the official repos' use
@@ -66,10 +68,19 @@ def _convert_in_place(module: nn.Module) -> None:
 def to_deploy(model: nn.Module) -> nn.Module:
     """Return a deploy-form deep copy of `model`; `model` itself is left untouched and usable.
 
-    Handles this package's blocks, conv+BN pairs inside nn.Sequential, and third-party modules exposing
-    `switch_to_deploy()` or `reparameterize()`. Raises if any module is in training mode.
+    Handles this package's blocks, third-party modules exposing `switch_to_deploy()` or `reparameterize()`,
+    conv+BN pairs inside nn.Sequential, and then every conv -> BN pair left in the traced graph
+    (`bench.reparam.graph_fold`; a model fx cannot trace gets a warning and Sequential folding only).
+    Raises if any module is in training mode.
     """
     _require_eval(model)
     deployed = copy.deepcopy(model)
     _convert_in_place(deployed)
+    found = fold_graph_conv_bn(deployed)
+    if found.untraceable:
+        warnings.warn(
+            f"to_deploy: {type(model).__name__} cannot be traced by torch.fx ({found.untraceable}); "
+            "conv->BN pairs were folded only where they are neighbours in an nn.Sequential",
+            stacklevel=2,
+        )
     return deployed.eval()
