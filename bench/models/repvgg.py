@@ -52,8 +52,10 @@ REPVGG_VARIANTS: dict[str, RepVGGSpec] = {
     "repvgg_b1g2": RepVGGSpec(BLOCKS_B, (2.0, 4.0), groups=2),
     "repvgg_b1g4": RepVGGSpec(BLOCKS_B, (2.0, 4.0), groups=4),
     "repvgg_b2": RepVGGSpec(BLOCKS_B, (2.5, 5.0)),
+    "repvgg_b2g2": RepVGGSpec(BLOCKS_B, (2.5, 5.0), groups=2),
     "repvgg_b2g4": RepVGGSpec(BLOCKS_B, (2.5, 5.0), groups=4),
     "repvgg_b3": RepVGGSpec(BLOCKS_B, (3.0, 5.0)),
+    "repvgg_b3g2": RepVGGSpec(BLOCKS_B, (3.0, 5.0), groups=2),
     "repvgg_b3g4": RepVGGSpec(BLOCKS_B, (3.0, 5.0), groups=4),
     "repvgg_d2se": RepVGGSpec(BLOCKS_D, (2.5, 5.0), use_se=True),
 }
