@@ -8,7 +8,7 @@ Submodule names follow the official implementation (`rbr_dense`, `rbr_1x1`, `rbr
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,18 +19,39 @@ from bench.reparam.conv_bn import ConvBN
 from bench.reparam.fold import fold_identity_bn
 
 
-class SEBlock(nn.Module):
-    """Squeeze-and-excitation as in RepVGG-D2se: global average, 1x1 down, ReLU, 1x1 up, sigmoid, scale."""
+def _width_pool(x: Tensor) -> Tensor:
+    return F.avg_pool2d(x, kernel_size=x.size(3))
 
-    def __init__(self, channels: int, internal_neurons: int) -> None:
+
+SE_POOLING: dict[str, Callable[[Tensor], Tensor]] = {
+    "width": _width_pool,
+    "global": lambda x: F.adaptive_avg_pool2d(x, 1),
+}
+"""How the squeeze averages. "width" is the official RepVGG se_block.py: `avg_pool2d` with a square kernel
+of the input's width, which on a non-square H x W map averages only the top W x W window (and fails
+unless W <= H < 2W); equal to "global" on square maps. "global" averages the whole map."""
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation as in RepVGG-D2se: average, 1x1 down, ReLU, 1x1 up, sigmoid, scale.
+
+    `pooling` picks the average from `SE_POOLING`; the default "width" matches the official block on
+    every input it accepts, so official checkpoints compute what they computed there.
+    """
+
+    def __init__(self, channels: int, internal_neurons: int, pooling: str = "width") -> None:
         super().__init__()
+        if pooling not in SE_POOLING:
+            raise ValueError(f"SE pooling '{pooling}' is unknown; known: {', '.join(SE_POOLING)}")
+        self.pooling = pooling
+        self.channels = channels
         self.down = nn.Conv2d(channels, internal_neurons, kernel_size=1, bias=True)
         self.up = nn.Conv2d(internal_neurons, channels, kernel_size=1, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        scale = F.adaptive_avg_pool2d(x, 1)
-        scale = self.up(F.relu(self.down(scale)))
-        return x * scale.sigmoid()
+        scale = SE_POOLING[self.pooling](x)
+        scale = self.up(F.relu(self.down(scale))).sigmoid()
+        return x * scale.view(-1, self.channels, 1, 1)
 
 
 class RepVGGBlock(ReparamBlock):
@@ -51,6 +72,7 @@ class RepVGGBlock(ReparamBlock):
         padding_mode: str = "zeros",
         deploy: bool = False,
         use_se: bool = False,
+        se_pooling: str = "width",
     ) -> None:
         super().__init__()
         if dilation != 1:
@@ -64,7 +86,7 @@ class RepVGGBlock(ReparamBlock):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.groups, self.padding_mode = dilation, groups, padding_mode
         self.nonlinearity = nn.ReLU()
-        self.se = SEBlock(out_channels, out_channels // 16) if use_se else nn.Identity()
+        self.se = SEBlock(out_channels, out_channels // 16, se_pooling) if use_se else nn.Identity()
         if deploy:
             self.rbr_reparam = self._make_deploy_conv()
             return
