@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.reparam.algebra import KernelBias, add_branches, pad_kernel, require_centred_padding
+from bench.reparam.algebra import KernelBias, add_branches, pad_kernel, require_padding_at_least
 from bench.reparam.base import ReparamBlock
 from bench.reparam.conv_bn import ConvBN
 from bench.reparam.fold import fold_identity_bn
@@ -55,7 +55,7 @@ class SEBlock(nn.Module):
 
 
 class RepVGGBlock(ReparamBlock):
-    """kxk + 1x1 + identity branches; folds to one kxk conv (needs padding == kernel_size // 2)."""
+    """kxk + 1x1 + identity branches; folds to one kxk conv for any padding >= kernel_size // 2."""
 
     deploy_attr = "rbr_reparam"
     branch_attrs = ("rbr_dense", "rbr_1x1", "rbr_identity")
@@ -77,11 +77,8 @@ class RepVGGBlock(ReparamBlock):
         super().__init__()
         if dilation != 1:
             raise ValueError(f"RepVGGBlock supports dilation=1 only; got dilation={dilation}")
-        if padding < kernel_size // 2:
-            raise ValueError(
-                f"RepVGGBlock padding={padding} is smaller than kernel_size // 2 ({kernel_size // 2}); "
-                "the 1x1 branch could not match the kxk branch's output size"
-            )
+        # below k // 2 the 1x1 branch could not match the kxk branch's output size (nor can the official)
+        require_padding_at_least(type(self).__name__, kernel_size, padding, kernel_size // 2)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.groups, self.padding_mode = dilation, groups, padding_mode
@@ -107,7 +104,6 @@ class RepVGGBlock(ReparamBlock):
 
     def equivalent_kernel_bias(self) -> KernelBias:
         """K = K_3x3 + pad(K_1x1) + K_id and b likewise, each branch BN-folded (RepVGG Eq. 3-4)."""
-        require_centred_padding(type(self).__name__, self.kernel_size, self.padding)
         k = self.kernel_size
         dense = self.rbr_dense.equivalent_kernel_bias()
         k1, b1 = self.rbr_1x1.equivalent_kernel_bias()

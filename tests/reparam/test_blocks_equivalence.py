@@ -125,3 +125,26 @@ def test_repvgg_se_block_deploys_exactly_on_non_square_input(pooling: str) -> No
 def test_unknown_se_pooling_names_the_choices() -> None:
     with pytest.raises(ValueError, match="known: width, global"):
         SEBlock(16, 1, pooling="max")
+
+
+PADDING_CASES = [
+    (cls, k, p)
+    for cls, lowest in ((ACBlock, lambda k: 0), (RepVGGBlock, lambda k: k // 2), (DiverseBranchBlock, lambda k: k // 2))
+    for k in (3, 5)
+    for p in range(lowest(k), k // 2 + 2)
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("cls,k,padding", PADDING_CASES, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_supported_padding_folds_exactly(cls, k: int, padding: int, stride: int, dtype) -> None:
+    """0 .. k//2+1 for ACB (side branches cropped below k//2), k//2 .. k//2+1 for RepVGG and DBB."""
+    block = randomize_(cls(4, 8, k, stride, padding), seed=k + padding).to(dtype).eval()
+    x = torch.randn(2, 4, 9, 7, dtype=dtype)
+    deployed = to_deploy(block)
+    with torch.no_grad():
+        expected, actual = block(x), deployed(x)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert actual.shape == expected.shape
+    assert ((actual - expected).abs().max() / expected.abs().max()).item() <= tolerance
