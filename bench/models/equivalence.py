@@ -16,6 +16,7 @@ from torch import nn
 from bench.models.init import randomize_bn_
 from bench.models.registry import create
 from bench.reparam import FoldReport, fold_report, to_deploy
+from bench.reparam.fold_report import KernelRange, kernel_ranges
 
 TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 1e-10}
 """Default max_rel tolerance per dtype for whole networks (blocks pass far tighter)."""
@@ -32,6 +33,12 @@ class Equivalence:
     tolerance: float
     fold: Optional[FoldReport] = None
     """What the conversion removed; a deploy form that folded nothing foldable fails (see `FoldReport`)."""
+    kernel_ranges: tuple[KernelRange, ...] = ()
+    """Per-layer weight range of the deploy kernels, the quantity QARepVGG keeps small for int8."""
+
+    @property
+    def widest_kernel(self) -> Optional[KernelRange]:
+        return max(self.kernel_ranges, key=lambda r: r.width, default=None)
 
     @property
     def passed(self) -> bool:
@@ -54,7 +61,10 @@ def compare_forms(model: nn.Module, example: torch.Tensor, label: str, tolerance
     deployed = to_deploy(model)
     max_abs, max_rel = output_error(reference, deployed(example))
     dtype = str(example.dtype).removeprefix("torch.")
-    return Equivalence(label, dtype, max_abs, max_rel, tolerance, fold=fold_report(model, deployed))
+    return Equivalence(
+        label, dtype, max_abs, max_rel, tolerance, fold=fold_report(model, deployed),
+        kernel_ranges=kernel_ranges(deployed),
+    )
 
 
 def check_module(

@@ -84,6 +84,9 @@ def _print_row(kind: str, row: Equivalence) -> None:
     )
     print(f"{kind:6s} {row.label:32s} {row.dtype:8s} {row.max_abs:11.3e} {row.max_rel:11.3e} "
           f"{row.tolerance:9.1e}  {verdict}{folded}", flush=True)
+    widest = row.widest_kernel
+    if kind == "model" and widest is not None:
+        print(f"       widest deploy kernel: {widest.layer} [{widest.low:.3g}, {widest.high:.3g}]", flush=True)
     problem = None if fold is None else fold.problem()
     if problem:
         print(f"       {row.label}: {problem}", flush=True)

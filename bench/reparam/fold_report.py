@@ -71,6 +71,27 @@ class FoldReport:
                 f"{self.multibranch_before} -> {self.multibranch_after}, foldable left {self.foldable_after}")
 
 
+@dataclass(frozen=True)
+class KernelRange:
+    """Range of one conv's weights: what a per-tensor int8 scale must cover (QARepVGG Sec. 3)."""
+
+    layer: str
+    low: float
+    high: float
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+def kernel_ranges(model: nn.Module) -> tuple[KernelRange, ...]:
+    """Per conv layer, min and max of its weights (for a deploy form: the folded kernels)."""
+    return tuple(
+        KernelRange(name, float(m.weight.min()), float(m.weight.max()))
+        for name, m in model.named_modules() if isinstance(m, nn.Conv2d)
+    )
+
+
 def fold_report(train: nn.Module, deploy: nn.Module) -> FoldReport:
     return FoldReport(
         count_batchnorms(train), count_batchnorms(deploy), count_multibranch(train), count_multibranch(deploy),
