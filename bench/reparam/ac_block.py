@@ -4,8 +4,8 @@ Training form: kxk, kx1 and 1xk convs, each with its own BN, summed. By additivi
 kx1 and 1xk kernels (BN-folded) add onto the skeleton (centre column and row) of the kxk kernel.
 For padding < k // 2 the side branches read a cropped input (the official ACNet's CropLayer): the kx1
 branch drops c = k // 2 - padding columns on each side, the 1xk branch c rows, so each still sees the
-centre column / row of the kxk window. A drop-in for conv+BN: no activation. Names follow the official ACNet code (`square_conv`, `ver_bn`,
-..., deploy `fused_conv`).
+centre column / row of the kxk window. A drop-in for conv+BN: no activation. Names follow the official
+ACNet code (`square_conv`, `ver_bn`, ..., deploy `fused_conv`).
 """
 
 from __future__ import annotations
