@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bench.models.checkpoint_sources import SOURCES, map_keys
+
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model", "model_state_dict")
 PREFIXES: tuple[str, ...] = ("module.",)
 SHOWN = 5
@@ -115,12 +117,18 @@ def _check_keys(model_state: Mapping[str, Tensor], state: Mapping[str, Tensor], 
         )
 
 
-def load_checkpoint(model: nn.Module, path_or_state_dict: StateDictLike, strict: bool = True) -> nn.Module:
+def load_checkpoint(
+    model: nn.Module, path_or_state_dict: StateDictLike, strict: bool = True, source: str = "official"
+) -> nn.Module:
     """Load a checkpoint into `model` (in place) and return `model`.
 
-    `strict=True` requires exactly the model's keys (after unwrapping); shapes must always match.
+    `source` names where the checkpoint comes from (`checkpoint_sources.SOURCES`: "official", "timm");
+    its keys are mapped onto this project's layout first. `strict=True` requires exactly the model's keys
+    (after unwrapping and mapping); shapes must always match.
     """
-    state = unwrap_state_dict(path_or_state_dict)
+    if source not in SOURCES:
+        raise ValueError(f"checkpoint source '{source}' is unknown; known: {', '.join(SOURCES)}")
+    state = map_keys(unwrap_state_dict(path_or_state_dict), source)
     _check_keys(model.state_dict(), state, strict)
     model.load_state_dict(state, strict=strict)
     return model

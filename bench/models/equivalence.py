@@ -8,14 +8,15 @@ output is near zero (every ReLU output that is exactly zero, for instance).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from bench.models.init import randomize_bn_
 from bench.models.registry import create
-from bench.reparam import to_deploy
+from bench.reparam import FoldReport, fold_report, to_deploy
+from bench.reparam.fold_report import KernelRange, kernel_ranges
 
 TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 1e-10}
 """Default max_rel tolerance per dtype for whole networks (blocks pass far tighter)."""
@@ -30,10 +31,19 @@ class Equivalence:
     max_abs: float
     max_rel: float
     tolerance: float
+    fold: Optional[FoldReport] = None
+    """What the conversion removed; a deploy form that folded nothing foldable fails (see `FoldReport`)."""
+    kernel_ranges: tuple[KernelRange, ...] = ()
+    """Per-layer weight range of the deploy kernels, the quantity QARepVGG keeps small for int8."""
+
+    @property
+    def widest_kernel(self) -> Optional[KernelRange]:
+        return max(self.kernel_ranges, key=lambda r: r.width, default=None)
 
     @property
     def passed(self) -> bool:
-        return self.max_rel <= self.tolerance  # NaN compares False, so NaN fails
+        folded = self.fold is None or self.fold.problem() is None
+        return self.max_rel <= self.tolerance and folded  # NaN compares False, so NaN fails
 
 
 def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
@@ -50,7 +60,11 @@ def compare_forms(model: nn.Module, example: torch.Tensor, label: str, tolerance
     reference = model(example)
     deployed = to_deploy(model)
     max_abs, max_rel = output_error(reference, deployed(example))
-    return Equivalence(label, str(example.dtype).removeprefix("torch."), max_abs, max_rel, tolerance)
+    dtype = str(example.dtype).removeprefix("torch.")
+    return Equivalence(
+        label, dtype, max_abs, max_rel, tolerance, fold=fold_report(model, deployed),
+        kernel_ranges=kernel_ranges(deployed),
+    )
 
 
 def check_module(

@@ -20,7 +20,10 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from bench.models.registry import register
-from bench.reparam import RepVGGBlock
+from bench.reparam import QARepVGGBlock, RepVGGBlock
+
+BLOCKS: dict[str, type[nn.Module]] = {"repvgg": RepVGGBlock, "qarepvgg": QARepVGGBlock}
+"""Which block fills the RepVGG layout: the original, or QARepVGG (Chu et al. 2022) on the same layout."""
 
 OPTIONAL_GROUPWISE_LAYERS: tuple[int, ...] = tuple(range(2, 27, 2))
 """Layer indices (stage1.0 = 1) that take `groups` in the official g2/g4 variants."""
@@ -38,6 +41,7 @@ class RepVGGSpec:
     width: tuple[float, float]
     groups: int = 1
     use_se: bool = False
+    block: str = "repvgg"
 
     def groups_map(self) -> dict[int, int]:
         return {} if self.groups == 1 else {layer: self.groups for layer in OPTIONAL_GROUPWISE_LAYERS}
@@ -52,10 +56,14 @@ REPVGG_VARIANTS: dict[str, RepVGGSpec] = {
     "repvgg_b1g2": RepVGGSpec(BLOCKS_B, (2.0, 4.0), groups=2),
     "repvgg_b1g4": RepVGGSpec(BLOCKS_B, (2.0, 4.0), groups=4),
     "repvgg_b2": RepVGGSpec(BLOCKS_B, (2.5, 5.0)),
+    "repvgg_b2g2": RepVGGSpec(BLOCKS_B, (2.5, 5.0), groups=2),
     "repvgg_b2g4": RepVGGSpec(BLOCKS_B, (2.5, 5.0), groups=4),
     "repvgg_b3": RepVGGSpec(BLOCKS_B, (3.0, 5.0)),
+    "repvgg_b3g2": RepVGGSpec(BLOCKS_B, (3.0, 5.0), groups=2),
     "repvgg_b3g4": RepVGGSpec(BLOCKS_B, (3.0, 5.0), groups=4),
     "repvgg_d2se": RepVGGSpec(BLOCKS_D, (2.5, 5.0), use_se=True),
+    "qarepvgg_a0": RepVGGSpec(BLOCKS_A, (0.75, 2.5), block="qarepvgg"),
+    "qarepvgg_b0": RepVGGSpec(BLOCKS_B, (1.0, 2.5), block="qarepvgg"),
 }
 
 
@@ -70,14 +78,20 @@ class RepVGG(nn.Module):
         groups_map: dict[int, int] | None = None,
         use_se: bool = False,
         deploy: bool = False,
+        block: str = "repvgg",
     ) -> None:
         super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"RepVGG block '{block}' is unknown; known: {', '.join(BLOCKS)}")
+        if use_se and block != "repvgg":
+            raise ValueError(f"SE is defined for the 'repvgg' block only, not '{block}'")
         if len(num_blocks) != 4 or len(width_multiplier) != 4:
             raise ValueError("RepVGG needs 4 stage depths and 4 width multipliers (stages 1-4)")
         groups_map = dict(groups_map or {})
         if 0 in groups_map:
             raise ValueError("stage0 (layer 0) cannot be grouped: its input has 3 channels")
-        block = partial(RepVGGBlock, kernel_size=3, padding=1, deploy=deploy, use_se=use_se)
+        se = {"use_se": use_se} if use_se else {}
+        block = partial(BLOCKS[block], kernel_size=3, padding=1, deploy=deploy, **se)
         in_planes = min(64, int(64 * width_multiplier[0]))
         self.stage0 = block(3, in_planes, stride=2)
         layer = 1
@@ -101,7 +115,7 @@ def build_repvgg(spec: RepVGGSpec, deploy: bool = False, num_classes: int = 1000
     a, b = spec.width
     return RepVGG(
         spec.num_blocks, (a, a, a, b), num_classes=num_classes, groups_map=spec.groups_map(),
-        use_se=spec.use_se, deploy=deploy,
+        use_se=spec.use_se, deploy=deploy, block=spec.block,
     )
 
 
@@ -110,8 +124,9 @@ def _describe(spec: RepVGGSpec) -> str:
     extra = (f", groups {spec.groups} on layers 2,4,...,26" if spec.groups > 1 else "") + (
         ", SE" if spec.use_se else ""
     )
-    return f"RepVGG, blocks 1-{'-'.join(map(str, spec.num_blocks))}, a={a:g} b={b:g}{extra}"
+    name = "QARepVGG" if spec.block == "qarepvgg" else "RepVGG"
+    return f"{name}, blocks 1-{'-'.join(map(str, spec.num_blocks))}, a={a:g} b={b:g}{extra}"
 
 
 for _name, _spec in REPVGG_VARIANTS.items():
-    register(_name, partial(build_repvgg, _spec), family="repvgg", description=_describe(_spec))
+    register(_name, partial(build_repvgg, _spec), family=_spec.block, description=_describe(_spec))

@@ -1,7 +1,9 @@
 """`python -m bench verify`: deploy form == training form for every block type and, on request, networks.
 
 Each row: random weights, random BN statistics (`bench.models.init.randomize_bn_`), eval mode, the block
-or network against `to_deploy` of itself, in float32 and float64. Exit status 1 if any row fails.
+or network against `to_deploy` of itself, in float32 and float64, with the BatchNorms and multi-branch
+blocks removed (`bench.reparam.fold_report`). Exit status 1 if any row fails, including a deploy form
+that folded nothing although something was foldable.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ BLOCK_CASES: dict[str, Callable[[], nn.Module]] = {
     "ACBlock 3x3": partial(ACBlock, 16, 32, 3),
     "ACBlock 3x3 s2 g2": partial(ACBlock, 16, 32, 3, stride=2, groups=2),
     "ACBlock 5x5": partial(ACBlock, 16, 16, 5, padding=2),
+    "ACBlock 3x3 p0 (cropped)": partial(ACBlock, 16, 32, 3, padding=0),
+    "RepVGGBlock p2": partial(RepVGGBlock, 16, 32, padding=2),
+    "DiverseBranchBlock 3x3 p2": partial(DiverseBranchBlock, 16, 32, 3, padding=2),
     "DiverseBranchBlock 3x3 in=out": partial(DiverseBranchBlock, 16, 16, 3),
     "DiverseBranchBlock 3x3 s2": partial(DiverseBranchBlock, 16, 32, 3, stride=2),
     "DiverseBranchBlock 3x3 g2": partial(DiverseBranchBlock, 16, 32, 3, groups=2),
@@ -72,8 +77,19 @@ def _dtypes(spec: str) -> list[str]:
 
 def _print_row(kind: str, row: Equivalence) -> None:
     verdict = "pass" if row.passed else "FAIL"
+    fold = row.fold
+    folded = "" if fold is None else (
+        f"  BN {fold.batchnorms_before}->{fold.batchnorms_after}, "
+        f"blocks {fold.multibranch_before}->{fold.multibranch_after}"
+    )
     print(f"{kind:6s} {row.label:32s} {row.dtype:8s} {row.max_abs:11.3e} {row.max_rel:11.3e} "
-          f"{row.tolerance:9.1e}  {verdict}", flush=True)
+          f"{row.tolerance:9.1e}  {verdict}{folded}", flush=True)
+    widest = row.widest_kernel
+    if kind == "model" and widest is not None:
+        print(f"       widest deploy kernel: {widest.layer} [{widest.low:.3g}, {widest.high:.3g}]", flush=True)
+    problem = None if fold is None else fold.problem()
+    if problem:
+        print(f"       {row.label}: {problem}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,17 +1,20 @@
 """Structural re-parameterization: training-form blocks and the algebra that folds them into one conv.
 
 Pure algebra in `algebra`; module adapters in `fold`; blocks in `conv_bn`, `repvgg_block`, `ac_block`,
-`dbb_block`; whole-model conversion in `convert`. Nothing here times anything or touches files.
+`dbb_block`, `qarepvgg_block`; whole-model conversion in `convert` (graph-wide conv -> BN in `graph_fold`);
+`fold_report` says what a conversion removed. Nothing here times anything or touches files.
 """
 
 from bench.reparam.ac_block import ACBlock
 from bench.reparam.base import ReparamBlock
 from bench.reparam.conv_bn import ConvBN
-from bench.reparam.convert import fuse_sequential_conv_bn, to_deploy
+from bench.reparam.convert import Conversion, convert, fuse_sequential_conv_bn, to_deploy
 from bench.reparam.dbb_block import DiverseBranchBlock
+from bench.reparam.fold_report import FoldReport, fold_report
+from bench.reparam.qarepvgg_block import QARepVGGBlock
 from bench.reparam.repvgg_block import RepVGGBlock, SEBlock
 
 __all__ = [
-    "ACBlock", "ConvBN", "DiverseBranchBlock", "RepVGGBlock", "ReparamBlock", "SEBlock",
-    "fuse_sequential_conv_bn", "to_deploy",
+    "ACBlock", "Conversion", "ConvBN", "DiverseBranchBlock", "FoldReport", "QARepVGGBlock", "RepVGGBlock",
+    "ReparamBlock", "SEBlock", "convert", "fold_report", "fuse_sequential_conv_bn", "to_deploy",
 ]

@@ -123,10 +123,14 @@ def merge_1x1_kxk(first: KernelBias, second: KernelBias, groups: int = 1) -> Ker
     return kernel, bias
 
 
-def require_centred_padding(block: str, kernel_size: int, padding: int) -> None:
-    """Branches fold into one kxk conv only when every branch is centred: padding == k // 2."""
-    if padding != kernel_size // 2:
+def require_padding_at_least(block: str, kernel_size: int, padding: int, lowest: int) -> None:
+    """Refuse, at build, a padding the block's branches cannot share (each block says its lowest).
+
+    Above kernel_size // 2 every branch is still centred on the kxk window and padded with what its
+    BN gives a zero input, so the fold stays exact (checked for 0..k//2+1 in the tests).
+    """
+    if padding < lowest:
         raise ValueError(
-            f"{block} with kernel_size={kernel_size} and padding={padding} cannot be folded into one "
-            f"convolution: re-parameterization needs padding == kernel_size // 2 ({kernel_size // 2})"
+            f"{block} with kernel_size={kernel_size} does not support padding={padding}; "
+            f"padding must be at least {lowest}"
         )

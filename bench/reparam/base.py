@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from bench.reparam.algebra import KernelBias
+from bench.reparam.fold import conv_from_kernel_bias
 
 
 class ReparamBlock(nn.Module):
@@ -57,11 +58,10 @@ class ReparamBlock(nn.Module):
         reference = next(self.parameters())
         with torch.no_grad():
             kernel, bias = self.equivalent_kernel_bias()
-        conv = self._make_deploy_conv().to(device=reference.device, dtype=reference.dtype)
-        with torch.no_grad():
-            conv.weight.copy_(kernel)
-            conv.bias.copy_(bias)
-        conv.eval()
+        conv = conv_from_kernel_bias(
+            kernel, bias, like=reference, stride=self.stride, padding=self.padding,
+            dilation=self.dilation, groups=self.groups, padding_mode=self.padding_mode,
+        )
         for name in self.branch_attrs:
             if hasattr(self, name):
                 delattr(self, name)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+from typing import Optional
 
-import torch
 from torch import nn
 
-from bench.reparam.fold import fold_conv_bn
+from bench.reparam.fold import conv_from_kernel_bias, fold_conv_bn
+from bench.reparam.graph_fold import fold_graph_conv_bn
 
 DEPLOY_METHODS: tuple[str, ...] = ("switch_to_deploy", "reparameterize")
 """Methods by which blocks convert themselves in place: ours and the official repos' use
@@ -45,36 +49,95 @@ def fuse_sequential_conv_bn(seq: nn.Sequential) -> None:
         if bn.num_features != conv.out_channels or bn.running_mean is None:
             continue
         kernel, bias = fold_conv_bn(conv, bn)
-        fused = nn.Conv2d(
-            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-        ).to(device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            fused.weight.copy_(kernel)
-            fused.bias.copy_(bias)
-        seq._modules[first] = fused.eval()
+        seq._modules[first] = conv_from_kernel_bias(
+            kernel, bias, like=conv.weight, stride=conv.stride, padding=conv.padding,
+            dilation=conv.dilation, groups=conv.groups, padding_mode=conv.padding_mode,
+        )
         seq._modules[second] = nn.Identity()
 
 
-def _convert_in_place(module: nn.Module) -> None:
+YOLOV6_FUSE = "forward_fuse"
+"""YOLOv6's `fuse_model` recipe: a `Conv` module with `conv`, `bn` and `forward_fuse` gets its BN folded
+into `conv`, loses `bn`, and runs `forward_fuse` from then on."""
+
+
+def _yolov6_fusable(module: nn.Module) -> bool:
+    conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+    return (
+        callable(getattr(module, YOLOV6_FUSE, None)) and type(conv) is nn.Conv2d
+        and isinstance(bn, nn.BatchNorm2d) and bn.num_features == conv.out_channels
+    )
+
+
+def _yolov6_fuse(module: nn.Module) -> None:
+    conv = module.conv
+    kernel, bias = fold_conv_bn(conv, module.bn)
+    module.conv = conv_from_kernel_bias(
+        kernel, bias, like=conv.weight, stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+        groups=conv.groups, padding_mode=conv.padding_mode,
+    )
+    delattr(module, "bn")
+    module.forward = getattr(module, YOLOV6_FUSE)
+
+
+def _convert_in_place(module: nn.Module, used: Counter) -> None:
     """Top-down: a module that knows how to convert itself does so (and owns its subtree)."""
     method = _deploy_method(module)
     if method is not None:
         method()
+        used[method.__name__] += 1
+        return
+    if _yolov6_fusable(module):
+        _yolov6_fuse(module)
+        used[YOLOV6_FUSE] += 1
         return
     if isinstance(module, nn.Sequential):
+        before = sum(isinstance(m, nn.BatchNorm2d) for m in module.children())
         fuse_sequential_conv_bn(module)
+        used["sequential conv->bn"] += before - sum(isinstance(m, nn.BatchNorm2d) for m in module.children())
     for child in list(module.children()):
-        _convert_in_place(child)
+        _convert_in_place(child, used)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A deploy form and how it was made: conventions used (name -> modules converted that way:
+    `switch_to_deploy`, `reparameterize`, `forward_fuse`, `sequential conv->bn`, `graph conv->bn`), and
+    why the graph could not be traced, if it could not."""
+
+    model: nn.Module
+    conventions: dict[str, int]
+    untraceable: Optional[str] = None
+
+    def describe(self) -> str:
+        used = ", ".join(f"{name} x{count}" for name, count in self.conventions.items() if count) or "nothing"
+        return f"converted with {used}" + (f" (not traceable: {self.untraceable})" if self.untraceable else "")
+
+
+def convert(model: nn.Module) -> Conversion:
+    """`to_deploy`, also saying which conventions it used."""
+    _require_eval(model)
+    deployed = copy.deepcopy(model)
+    used: Counter = Counter()
+    _convert_in_place(deployed, used)
+    found = fold_graph_conv_bn(deployed)
+    used["graph conv->bn"] += len(found.pairs)
+    if found.untraceable:
+        warnings.warn(
+            f"to_deploy: {type(model).__name__} cannot be traced by torch.fx ({found.untraceable}); "
+            "conv->BN pairs were folded only where they are neighbours in an nn.Sequential",
+            stacklevel=3,
+        )
+    return Conversion(deployed.eval(), dict(used), found.untraceable)
 
 
 def to_deploy(model: nn.Module) -> nn.Module:
     """Return a deploy-form deep copy of `model`; `model` itself is left untouched and usable.
 
-    Handles this package's blocks, conv+BN pairs inside nn.Sequential, and third-party modules exposing
-    `switch_to_deploy()` or `reparameterize()`. Raises if any module is in training mode.
+    Handles this package's blocks, third-party modules exposing `switch_to_deploy()` or `reparameterize()`,
+    YOLOv6 `Conv` modules (`forward_fuse`), conv+BN pairs inside nn.Sequential, and then every conv -> BN
+    pair left in the traced graph (`bench.reparam.graph_fold`; a model fx cannot trace gets a warning and
+    Sequential folding only). Raises if any module is in training mode. `convert` also says which
+    conventions were used.
     """
-    _require_eval(model)
-    deployed = copy.deepcopy(model)
-    _convert_in_place(deployed)
-    return deployed.eval()
+    return convert(model).model

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from bench.reparam.algebra import (
     KernelBias, add_branches, avg_pool_kernel, identity_kernel, merge_1x1_kxk, pad_kernel,
-    require_centred_padding,
+    require_padding_at_least,
 )
 from bench.reparam.base import ReparamBlock
 from bench.reparam.conv_bn import ConvBN
@@ -67,7 +67,7 @@ class IdentityBasedConv1x1(nn.Conv2d):
 
 
 class DiverseBranchBlock(ReparamBlock):
-    """kxk, 1x1, 1x1->kxk and 1x1->avg branches; folds to one kxk conv (needs padding == k // 2)."""
+    """kxk, 1x1, 1x1->kxk and 1x1->avg branches; folds to one kxk conv for any padding >= k // 2."""
 
     deploy_attr = "dbb_reparam"
     branch_attrs = ("dbb_origin", "dbb_avg", "dbb_1x1", "dbb_1x1_kxk")
@@ -85,9 +85,13 @@ class DiverseBranchBlock(ReparamBlock):
         single_init: bool = False,
     ) -> None:
         super().__init__()
-        if padding < kernel_size // 2:
-            raise ValueError(f"DiverseBranchBlock padding={padding} is smaller than kernel_size // 2")
+        require_padding_at_least(type(self).__name__, kernel_size, padding, kernel_size // 2)
         depthwise = groups >= out_channels
+        if depthwise and padding > kernel_size // 2:
+            raise ValueError(
+                f"a depthwise DiverseBranchBlock needs padding <= kernel_size // 2 ({kernel_size // 2}), got "
+                f"{padding}: its average-pooling branch (nn.AvgPool2d) pads at most half its kernel"
+            )
         if depthwise and in_channels != out_channels:
             raise ValueError("a depthwise DiverseBranchBlock (groups == out_channels) needs in == out channels")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -175,7 +179,6 @@ class DiverseBranchBlock(ReparamBlock):
         return merge_1x1_kxk(first, second, self.groups)
 
     def equivalent_kernel_bias(self) -> KernelBias:
-        require_centred_padding(type(self).__name__, self.kernel_size, self.padding)
         branches = [self.dbb_origin.equivalent_kernel_bias(), self._kernel_1x1_kxk(), self._kernel_avg()]
         if "dbb_1x1" in self._modules:
             k1, b1 = self.dbb_1x1.equivalent_kernel_bias()

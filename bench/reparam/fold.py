@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import skip_init
 
 from bench.reparam.algebra import KernelBias, fuse_conv_bn, identity_kernel
 
@@ -40,3 +41,24 @@ def fold_identity_bn(bn: nn.BatchNorm2d, groups: int, size: int) -> KernelBias:
     """(K, b) of `bn(x)` as a size x size conv: the identity kernel (RepVGG Sec. 3.3) folded with bn."""
     kernel = identity_kernel(bn.num_features, groups, size, torch.float64, bn.running_mean.device)
     return fold_bn(kernel, None, bn)
+
+
+def conv_from_kernel_bias(
+    kernel: Tensor, bias: Tensor, *, like: Tensor, stride=1, padding=0, dilation=1, groups: int = 1,
+    padding_mode: str = "zeros",
+) -> nn.Conv2d:
+    """An eval-mode Conv2d with bias holding (K, b), cast to `like`'s dtype and device.
+
+    Built with `torch.nn.utils.skip_init`: the default kaiming initialisation of a fresh conv would be
+    overwritten at once, and for wide networks (RepVGG-B3) it was most of `to_deploy`'s time.
+    """
+    out_channels, in_per_group, kh, kw = kernel.shape
+    conv = skip_init(
+        nn.Conv2d, in_per_group * groups, out_channels, (kh, kw), stride=stride, padding=padding,
+        dilation=dilation, groups=groups, bias=True, padding_mode=padding_mode,
+        device=like.device, dtype=like.dtype,
+    )
+    with torch.no_grad():
+        conv.weight.copy_(kernel)
+        conv.bias.copy_(bias)
+    return conv.eval()

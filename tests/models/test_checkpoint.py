@@ -109,3 +109,45 @@ def test_a_text_or_empty_file_is_a_message_naming_the_path(a0_train, tmp_path, c
     with pytest.raises(ValueError, match=message) as info:
         load_checkpoint(a0_train, path)
     assert str(path) in str(info.value)
+
+
+def _as_timm(key: str) -> str:
+    """timm's byobnet RepVGG names, written out by hand from its module tree."""
+    for ours, theirs in (("rbr_dense", "conv_kxk"), ("rbr_1x1", "conv_1x1"), ("rbr_identity", "identity"),
+                         ("rbr_reparam", "reparam_conv")):
+        key = key.replace(ours, theirs)
+    if key.startswith("stage0."):
+        return "stem." + key[len("stage0."):]
+    if key.startswith("linear."):
+        return "head.fc." + key[len("linear."):]
+    stage, rest = key.split(".", 1)
+    return f"stages.{int(stage.removeprefix('stage')) - 1}.{rest}"
+
+
+@pytest.mark.parametrize("deploy", [False, True], ids=["train", "deploy"])
+def test_timm_checkpoint_loads_strictly_after_the_renames(deploy):
+    from bench.models import create, load_checkpoint
+
+    source = create("repvgg_a0", num_classes=10, deploy=deploy)
+    timm_state = {_as_timm(k): v for k, v in source.state_dict().items()}
+    assert any(k.startswith("stages.3.") for k in timm_state) and "head.fc.weight" in timm_state
+    target = load_checkpoint(create("repvgg_a0", num_classes=10, deploy=deploy), timm_state, source="timm")
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value), key
+
+
+def test_timm_checkpoint_with_a_key_the_renames_do_not_cover_fails_strictly():
+    from bench.models import create, load_checkpoint
+    from bench.models.checkpoint import CheckpointMismatchError
+
+    state = {_as_timm(k): v for k, v in create("repvgg_a0", num_classes=10).state_dict().items()}
+    state["stem.attn.fc1.weight"] = torch.zeros(1)
+    with pytest.raises(CheckpointMismatchError, match="unexpected keys"):
+        load_checkpoint(create("repvgg_a0", num_classes=10), state, source="timm")
+
+
+def test_unknown_checkpoint_source_names_the_choices():
+    from bench.models import create, load_checkpoint
+
+    with pytest.raises(ValueError, match="source 'keras' is unknown; known: official, timm"):
+        load_checkpoint(create("repvgg_a0"), {}, source="keras")

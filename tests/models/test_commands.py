@@ -43,7 +43,21 @@ def test_verify_blocks_and_a_model_pass(capsys):
     for label in ("ConvBN 3x3", "RepVGGBlock SE s2", "ACBlock 5x5", "DiverseBranchBlock depthwise"):
         assert label in out
     assert "model  resnet18" in out and "FAIL" not in out
-    assert out.strip().splitlines()[-1].startswith("20/20 passed")
+    from bench.models.verify import BLOCK_CASES
+
+    total = len(BLOCK_CASES) + 2
+    assert out.strip().splitlines()[-1].startswith(f"{total}/{total} passed")
+    assert "BN 20->0" in out and "widest deploy kernel" in out
+
+
+def test_verify_fails_a_deploy_form_that_folded_nothing(capsys, monkeypatch):
+    import copy
+
+    import bench.models.equivalence as equivalence
+
+    monkeypatch.setattr(equivalence, "to_deploy", lambda model: copy.deepcopy(model))
+    assert main(["verify", "--no-blocks", "--models", "resnet18", "--dtypes", "float64"]) == 1
+    assert "the deploy form is unchanged" in capsys.readouterr().out
 
 
 def test_verify_exits_1_on_a_wrong_deploy_form(capsys, monkeypatch):

@@ -15,7 +15,7 @@ from bench.models.equivalence import Equivalence, check_model, check_module, com
 from bench.models.repvgg import RepVGG
 from bench.reparam import to_deploy
 
-BIG = {"repvgg_b2", "repvgg_b2g4", "repvgg_b3", "repvgg_b3g4", "repvgg_d2se"}
+BIG = {"repvgg_b2", "repvgg_b2g2", "repvgg_b2g4", "repvgg_b3", "repvgg_b3g2", "repvgg_b3g4", "repvgg_d2se"}
 CONVERTED_HERE = [n for n in names() if n not in BIG]
 
 

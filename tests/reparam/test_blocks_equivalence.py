@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, RepVGGBlock, to_deploy
+from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, RepVGGBlock, SEBlock, to_deploy
 from tests.conftest import randomize_
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -32,7 +32,8 @@ def geometries(draw, allow_depthwise: bool = False):
     return dict(
         in_channels=in_channels, out_channels=out_channels, groups=groups,
         kernel_size=draw(st.sampled_from([3, 5])), stride=draw(st.sampled_from([1, 2])),
-        batch=draw(st.integers(1, 3)), size=draw(st.integers(5, 12)), seed=draw(st.integers(0, 2**16)),
+        batch=draw(st.integers(1, 3)), height=draw(st.integers(5, 12)), width=draw(st.integers(5, 12)),
+        seed=draw(st.integers(0, 2**16)),
     )
 
 
@@ -42,7 +43,8 @@ def _build(kind: str, g: dict) -> torch.nn.Module:
     if kind == "convbn":
         return ConvBN(*args, groups=g["groups"])
     if kind == "repvgg":
-        return RepVGGBlock(*args, groups=g["groups"], use_se=g["out_channels"] >= 16)
+        # "global": the official "width" pooling refuses most non-square maps (see SE_POOLING)
+        return RepVGGBlock(*args, groups=g["groups"], use_se=g["out_channels"] >= 16, se_pooling="global")
     if kind == "acb":
         return ACBlock(*args, groups=g["groups"])
     return DiverseBranchBlock(*args, groups=g["groups"])
@@ -51,7 +53,7 @@ def _build(kind: str, g: dict) -> torch.nn.Module:
 def _relative_error(kind: str, g: dict, dtype: torch.dtype) -> float:
     torch.manual_seed(g["seed"])
     block = randomize_(_build(kind, g), seed=g["seed"]).to(dtype).eval()
-    x = torch.randn(g["batch"], g["in_channels"], g["size"], g["size"], dtype=dtype)
+    x = torch.randn(g["batch"], g["in_channels"], g["height"], g["width"], dtype=dtype)
     deployed = to_deploy(block)
     with torch.no_grad():
         expected, actual = block(x), deployed(x)
@@ -100,3 +102,49 @@ def test_repvgg_se_block_is_kept_in_deploy_form() -> None:
     assert hasattr(deployed, "se") and hasattr(deployed.se, "down")
     x = torch.randn(2, 32, 7, 7, dtype=torch.float64)
     torch.testing.assert_close(deployed(x), block(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("pooling", ["width", "global"])
+def test_se_on_a_non_square_map_pools_as_declared(pooling: str) -> None:
+    """Official RepVGG SE: avg_pool2d with a width x width kernel, so on 8x6 it averages the top 6x6 rows."""
+    se = randomize_(SEBlock(32, 2, pooling=pooling)).double().eval()
+    x = torch.randn(2, 32, 8, 6, dtype=torch.float64)
+    window = x[:, :, :6, :6] if pooling == "width" else x
+    squeezed = window.mean(dim=(2, 3), keepdim=True)
+    expected = x * se.up(torch.relu(se.down(squeezed))).sigmoid()
+    torch.testing.assert_close(se(x), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("pooling", ["width", "global"])
+def test_repvgg_se_block_deploys_exactly_on_non_square_input(pooling: str) -> None:
+    block = randomize_(RepVGGBlock(32, 32, use_se=True, se_pooling=pooling), seed=5).double().eval()
+    x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
+    torch.testing.assert_close(to_deploy(block)(x), block(x), rtol=1e-12, atol=1e-14)
+
+
+def test_unknown_se_pooling_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="known: width, global"):
+        SEBlock(16, 1, pooling="max")
+
+
+PADDING_CASES = [
+    (cls, k, p)
+    for cls, lowest in ((ACBlock, lambda k: 0), (RepVGGBlock, lambda k: k // 2), (DiverseBranchBlock, lambda k: k // 2))
+    for k in (3, 5)
+    for p in range(lowest(k), k // 2 + 2)
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("cls,k,padding", PADDING_CASES, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_every_supported_padding_folds_exactly(cls, k: int, padding: int, stride: int, dtype) -> None:
+    """0 .. k//2+1 for ACB (side branches cropped below k//2), k//2 .. k//2+1 for RepVGG and DBB."""
+    block = randomize_(cls(4, 8, k, stride, padding), seed=k + padding).to(dtype).eval()
+    x = torch.randn(2, 4, 9, 7, dtype=dtype)
+    deployed = to_deploy(block)
+    with torch.no_grad():
+        expected, actual = block(x), deployed(x)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert actual.shape == expected.shape
+    assert ((actual - expected).abs().max() / expected.abs().max()).item() <= tolerance

@@ -39,18 +39,16 @@ def test_switch_to_deploy_refuses_training_mode() -> None:
         RepVGGBlock(4, 4).switch_to_deploy()
 
 
-@pytest.mark.parametrize("block", [RepVGGBlock, ACBlock, DiverseBranchBlock])
-def test_padding_other_than_half_kernel_is_refused(block) -> None:
-    model = block(4, 8, 3, 1, 2).eval()
-    model(torch.randn(1, 4, 6, 6))  # the training form itself works
-    with pytest.raises(ValueError, match="padding=2 cannot be folded.*kernel_size // 2"):
-        to_deploy(model)
-
-
-@pytest.mark.parametrize("block", [RepVGGBlock, ACBlock, DiverseBranchBlock])
+@pytest.mark.parametrize("block", [RepVGGBlock, DiverseBranchBlock])
 def test_padding_below_half_kernel_is_refused_at_construction(block) -> None:
-    with pytest.raises(ValueError, match="padding=0"):
+    """As in the official code: their 1x1 branches cannot match a kxk window padded less than k // 2."""
+    with pytest.raises(ValueError, match="does not support padding=0; padding must be at least 1"):
         block(4, 8, 3, 1, 0)
+
+
+def test_depthwise_dbb_refuses_padding_its_pooling_cannot_take() -> None:
+    with pytest.raises(ValueError, match="depthwise DiverseBranchBlock needs padding <= kernel_size // 2"):
+        DiverseBranchBlock(4, 4, 3, 1, 2, groups=4)
 
 
 def test_sequential_conv_bn_pairs_are_fused() -> None:
@@ -114,3 +112,20 @@ def test_deploy_built_block_loads_a_converted_state_dict_strictly(block) -> None
 def test_dbb_refuses_grouped_geometry_it_cannot_define() -> None:
     with pytest.raises(ValueError, match="depthwise DiverseBranchBlock.*needs in == out"):
         DiverseBranchBlock(4, 2, 3, groups=2)
+
+
+def test_conv_from_kernel_bias_holds_exactly_the_given_tensors():
+    from bench.reparam.fold import conv_from_kernel_bias
+
+    kernel = torch.randn(6, 2, 3, 3, dtype=torch.float64)
+    bias = torch.randn(6, dtype=torch.float64)
+    like = torch.empty(0, dtype=torch.float32)
+    conv = conv_from_kernel_bias(kernel, bias, like=like, stride=2, padding=1, groups=2)
+    reference = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2).eval()
+    with torch.no_grad():
+        reference.weight.copy_(kernel)
+        reference.bias.copy_(bias)
+    x = torch.randn(1, 4, 7, 5)
+    assert not conv.training and conv.weight.dtype == torch.float32
+    assert torch.equal(conv.weight, reference.weight) and torch.equal(conv.bias, reference.bias)
+    assert torch.equal(conv(x), reference(x))
