@@ -98,6 +98,10 @@ class Result:
     max_abs_err: Optional[float] = None
     max_rel_err: Optional[float] = None
     tolerance: Optional[float] = None
+    batchnorms_train: Optional[int] = None
+    batchnorms_deploy: Optional[int] = None
+    multibranch_train: Optional[int] = None
+    multibranch_deploy: Optional[int] = None
     # the pair this row was timed in (copied from its speedups.parquet row; None: timed alone)
     speedup_median: Optional[float] = None
     speedup_ci_low: Optional[float] = None

@@ -20,28 +20,46 @@ Why these tolerances (relative to the largest output):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
+
+from bench.reparam.fold_report import FoldReport
 
 TOLERANCES: dict[str, float] = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 5e-2, "bf16": 5e-2}
 
 
 @dataclass(frozen=True)
 class GateResult:
+    """The outputs' agreement, and what the conversion removed (`fold`, a `bench.reparam.FoldReport`):
+    a deploy form that equals its training form only because nothing was folded fails the gate too."""
+
     max_abs_err: float
     max_rel_err: float
     tolerance: float
+    fold: Optional[FoldReport] = None
+
+    @property
+    def fold_problem(self) -> Optional[str]:
+        return self.fold.problem() if self.fold is not None else None
 
     @property
     def passed(self) -> bool:
-        return self.max_rel_err <= self.tolerance
+        return self.max_rel_err <= self.tolerance and self.fold_problem is None
 
     def row_fields(self) -> dict[str, object]:
-        """The deploy row's columns from the gate; a new gate field (a fold report) adds its column here."""
-        return {"max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err, "tolerance": self.tolerance}
+        """The deploy row's columns from the gate."""
+        fold = self.fold
+        return {"max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err, "tolerance": self.tolerance,
+                "batchnorms_train": fold.batchnorms_before if fold else None,
+                "batchnorms_deploy": fold.batchnorms_after if fold else None,
+                "multibranch_train": fold.multibranch_before if fold else None,
+                "multibranch_deploy": fold.multibranch_after if fold else None}
 
     def describe(self) -> str:
+        if self.fold_problem is not None:
+            return f"deploy form not converted: {self.fold_problem}"
         return (f"deploy output differs from the training form: max_rel_err {self.max_rel_err:.3g} > "
                 f"tolerance {self.tolerance:g} (max_abs_err {self.max_abs_err:.3g})")
 

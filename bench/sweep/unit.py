@@ -17,7 +17,7 @@ import copy
 import gc
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional
 
 import torch
@@ -38,6 +38,7 @@ class ModelCache:
     seed: int
     forms: dict[tuple[str, str], torch.nn.Module] = field(default_factory=dict)
     macs: dict[tuple[str, str, int], Optional[int]] = field(default_factory=dict)
+    folds: dict[str, Any] = field(default_factory=dict)
 
     def form(self, model: str, form: str) -> torch.nn.Module:
         key = (model, form)
@@ -53,6 +54,14 @@ class ModelCache:
 
                 self.forms[key] = to_deploy(self.form(model, "train")).eval()
         return self.forms[key]
+
+    def fold_of(self, model: str) -> Any:
+        """What `to_deploy` removed from this model (BatchNorms, multi-branch blocks): once per model."""
+        if model not in self.folds:
+            from bench.reparam import fold_report
+
+            self.folds[model] = fold_report(self.form(model, "train"), self.form(model, "deploy"))
+        return self.folds[model]
 
     def macs_of(self, model: str, form: str, resolution: int) -> Optional[int]:
         """MACs of one sample's forward: the same in every dtype and memory format, so counted once."""
@@ -148,7 +157,8 @@ class _Unit:
         x = workload.make_input(cell, self.device, batch_size=min(cell.batch_size, GATE_MAX_BATCH),
                                 seed=self.spec.seed + 1)
         with no_autotune():
-            self.gate = run_gate(train, modules[d], x, cell.precision)
+            self.gate = replace(run_gate(train, modules[d], x, cell.precision),
+                                fold=self.cache.fold_of(cell.model))
         self.out[d].update(self.gate.row_fields())
         del train, x
         _free(self.device)

@@ -58,11 +58,12 @@ def make_input(cell: Cell, device: torch.device, batch_size: int | None = None,
     Drawn on the device itself (a generator of the device's type), so a large `--max-batch` probe never
     builds its batch in host memory first."""
     device = torch.device(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
+    drawn_on = device if device.type == "cuda" else torch.device("cpu")  # meta has no generator
+    generator = torch.Generator(device=drawn_on).manual_seed(seed)
     n = batch_size or cell.batch_size
-    x = torch.randn(n, 3, cell.resolution, cell.resolution, generator=generator, device=device)
+    x = torch.randn(n, 3, cell.resolution, cell.resolution, generator=generator, device=drawn_on)
     dtype = dtype_for(cell.precision) if cast_for_infer(cell) else torch.float32
-    return x.to(dtype=dtype).contiguous(memory_format=MEMORY_FORMATS[cell.memory_format])
+    return x.to(device=device, dtype=dtype).contiguous(memory_format=MEMORY_FORMATS[cell.memory_format])
 
 
 def infer_fn(model: Callable, x: torch.Tensor) -> Callable[[], torch.Tensor]:
