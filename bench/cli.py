@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("bench.measure.env", "print the environment fingerprint and preflight checks"),
     "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),
     "verify": ("bench.models.verify", "check deploy form == training form for blocks and models"),
+    "export": ("bench.export.command", "export a model's deploy (or training) form: ONNX, TorchScript, state dict"),
 }
 
 
