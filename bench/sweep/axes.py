@@ -41,9 +41,12 @@ def _resolves(name: str) -> bool:
     if ":" not in name:
         return False
     from bench.models import info
+    from bench.models.user import UserModelError
 
     try:
         info(name)
+    except UserModelError as exc:  # an own model (FILE.py:factory): say what is wrong with it
+        raise ConfigError(str(exc)) from exc
     except (ValueError, ImportError, KeyError):
         return False
     return True
