@@ -4,6 +4,8 @@ MACs = FLOPs / 2 as counted by `torch.utils.flop_counter.FlopCounterMode`, which
 (convolutions, matmuls, linear layers, attention) at 2 FLOPs per multiply-accumulate and ignores
 element-wise work (bias adds, BN, activations): the same convention as papers' "FLOPs" tables (RepVGG
 Table 4 reports these MACs as FLOPs). Conv: N * C_out * H_out * W_out * (C_in / groups) * k_h * k_w.
+The count is taken with `bench.measure.mac_counter.MacCounter` (the same formulas without importing
+torch._dynamo), and with FlopCounterMode itself only for models that call functions it cannot see into.
 """
 
 from __future__ import annotations
@@ -32,18 +34,28 @@ def count_macs(model: nn.Module, example_input: Any) -> int:
     Counted in eval mode under no_grad (training-mode BN would update its running statistics); the
     model's mode is restored afterwards. MACs scale with the batch: pass a batch-1 input for per-sample.
     """
+    from bench.measure.mac_counter import MacCounter
+
+    counter = MacCounter()
+    _run_counted(model, example_input, counter)
+    if not counter.opaque:
+        return counter.flops // 2
     from torch.utils.flop_counter import FlopCounterMode
 
+    reference = FlopCounterMode(display=False)
+    _run_counted(model, example_input, reference)
+    return int(reference.get_total_flops()) // 2
+
+
+def _run_counted(model: nn.Module, example_input: Any, counter: Any) -> None:
     args, kwargs = _as_call(example_input)
     was_training = model.training
-    counter = FlopCounterMode(display=False)
     try:
         model.eval()
         with counter, torch.no_grad():
             model(*args, **kwargs)
     finally:
         model.train(was_training)
-    return int(counter.get_total_flops()) // 2
 
 
 def tflops_achieved(macs_per_call: float, latency_ms: float) -> float:

@@ -4,6 +4,8 @@ A regime is a `Timer` class built as `Timer(fn, device, config)` and used as a c
 driver in `bench.measure.timing`, which calls, in order: `first_call_ms()` once, `prepare()` once
 (returns the untimed calls it made, e.g. the eager warm-up before a CUDA-graph capture), then `run(n)`
 repeatedly for warm-up windows and timed blocks. `run(n)` returns n samples in ms per call.
+`convergence_warmup` says which warm-up the driver gives it: windows until their medians agree (True), or
+a fixed `cpu_warmup_s` (False).
 
 "cpu" lives here; "pipelined", "synchronized" and "cudagraph" live in `bench.measure.cuda_regimes`.
 """
@@ -56,6 +58,7 @@ class Timer:
 
     name = "abstract"
     calls_per_sample = 1
+    convergence_warmup = True
 
     def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
         self.fn = fn
@@ -95,8 +98,11 @@ class CpuTimer(Timer):
     """Host wall-clock per call with `time.perf_counter_ns` (monotonic, ns resolution, ~100 ns overhead).
 
     The calls run with whatever `torch.get_num_threads()` is (this regime never changes it) and the
-    count is recorded in the stats: a CPU latency means nothing without its thread count.
+    count is recorded in the stats: a CPU latency means nothing without its thread count. Warm-up is a
+    fixed `cpu_warmup_s`: CPU forwards settle within their first few calls.
     """
+
+    convergence_warmup = False
 
     def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
         if device.type != "cpu":

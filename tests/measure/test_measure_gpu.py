@@ -38,7 +38,7 @@ def test_pipelined_agrees_with_triton_do_bench():
     import triton.testing
 
     fn = _conv_workload()
-    config = TimingConfig(min_time_s=1.0, target_rel_iqr=0.01, timeout_s=10.0)
+    config = TimingConfig(min_time_s=1.0, target_rel_ci=0.01, timeout_s=10.0)
     ours = measure_latency(fn, DEVICE, "pipelined", config)
     reference = triton.testing.do_bench(fn, warmup=100, rep=1000, return_mode="median")
     assert ours.median_ms == pytest.approx(reference, rel=0.03), ours.summary()
