@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 from torch import nn
 
+from bench.models import user as _user
 from bench.models.paper import PaperFigures, paper_figures
 
 Builder = Callable[..., nn.Module]
@@ -31,6 +32,8 @@ class ModelInfo:
     description: str = ""
     notes: str = ""
     external: bool = False
+    source: str = ""
+    """For own models (`bench.models.user`): the file or module and its sha256."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,9 @@ def _resolve(name: str) -> _Entry:
             raise ValueError(f"model '{name}' names no model after '{prefix}:'")
         info, builder = _PREFIXES[prefix](rest)
         return _Entry(info, builder)
+    if _user.looks_like_user_spec(name, tuple(_PREFIXES)):
+        own = _user.resolve(name)
+        return _Entry(ModelInfo(name, "user", source=own.source, external=True), _user.builder(own))
     raise _unknown(name)
 
 

@@ -48,7 +48,18 @@ EXTERNAL_CATALOGUES: dict[str, Callable[[ModuleType], Iterable[str]]] = {
 
 
 def external_problem(name: str) -> Optional[str]:
-    """Why the external model `prefix:name` cannot be built here (library missing, name unknown), or None."""
+    """Why the external model `prefix:name` (or an own `FILE.py:factory` / `pkg.mod:factory`) cannot be
+    built here (library missing, name unknown, factory broken), or None."""
+    from bench.models.user import UserModelError, looks_like_user_spec
+
+    if looks_like_user_spec(name, tuple(EXTERNAL_CATALOGUES)):
+        from bench.models import info
+
+        try:
+            info(name)
+        except UserModelError as exc:
+            return str(exc)
+        return None
     prefix, _, model = name.partition(":")
     if prefix not in EXTERNAL_CATALOGUES:
         return f"model '{name}': prefix '{prefix}' is unknown; external prefixes: {', '.join(EXTERNAL_CATALOGUES)}"

@@ -1,0 +1,185 @@
+"""Own models: `path/to/file.py:factory` or `package.module:factory`, with optional keyword arguments.
+
+Syntax (documented in README): `SOURCE:FACTORY[:KEY=VALUE[:KEY=VALUE...]]`, e.g.
+`nets/my_net.py:build:width=2:act=relu` or `my_pkg.models:build:depth=3`. Colons separate the keyword
+arguments because commas separate the models of `--models`. A VALUE is read as a Python literal (int,
+float, bool, None or a quoted string); a bare word that is no literal is a string (`act=relu`).
+
+The factory is called with those keyword arguments and must return an `nn.Module` in training form; the
+harness converts it with `bench.reparam.to_deploy`. `ModelInfo.source` names where the factory came from:
+the file's resolved path or the module, and the sha256 of that file, so a row can say which code ran.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+from torch import nn
+
+KWARG_TYPES: tuple[type, ...] = (bool, int, float, str, type(None))
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+class UserModelError(ValueError):
+    """An own-model spec that cannot be resolved; the message names the spec."""
+
+
+@dataclass(frozen=True)
+class UserSpec:
+    """A parsed spec: where the factory lives, its name and its keyword arguments."""
+
+    spec: str
+    source: str
+    factory: str
+    kwargs: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def is_file(self) -> bool:
+        return self.source.endswith(".py")
+
+
+def looks_like_user_spec(name: str, prefixes: tuple[str, ...] = ()) -> bool:
+    """True for `x.py:f` and `a.b:f` (and `mod:f` whose `mod` is no registered external prefix)."""
+    source, sep, rest = name.partition(":")
+    return bool(sep and rest) and source not in prefixes and (source.endswith(".py") or bool(
+        _MODULE_PATH.match(source)))
+
+
+def _literal(spec: str, key: str, text: str) -> object:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if _IDENTIFIER.match(text):
+            return text
+        raise UserModelError(f"model '{spec}': value of '{key}' ({text!r}) is no Python literal") from None
+    if not isinstance(value, KWARG_TYPES):
+        raise UserModelError(f"model '{spec}': value of '{key}' is a {type(value).__name__}; "
+                             "valid: int, float, bool, None, string")
+    return value
+
+
+def parse(spec: str) -> UserSpec:
+    """Split `SOURCE:FACTORY[:KEY=VALUE...]`; raises UserModelError naming what is malformed."""
+    source, _, rest = spec.partition(":")
+    factory, *pairs = rest.split(":")
+    if not source or not _IDENTIFIER.match(factory):
+        raise UserModelError(f"model '{spec}': expected FILE.py:FACTORY or package.module:FACTORY"
+                             "[:KEY=VALUE...], with FACTORY a Python name")
+    kwargs: dict[str, object] = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        if not eq or not _IDENTIFIER.match(key):
+            raise UserModelError(f"model '{spec}': keyword argument '{pair}' is not KEY=VALUE")
+        if key in kwargs or key == "deploy":
+            raise UserModelError(f"model '{spec}': keyword '{key}' is repeated or reserved")
+        kwargs[key] = _literal(spec, key, text)
+    return UserSpec(spec, source, factory, tuple(kwargs.items()))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _load_file(path: Path, digest: str) -> ModuleType:
+    """Import a file once per content (the digest is in the key: an edited file is imported anew)."""
+    name = f"bench_user_model_{digest[:16]}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _import(parsed: UserSpec) -> tuple[ModuleType, str]:
+    """The module holding the factory, and its source description."""
+    try:
+        if parsed.is_file:
+            path = Path(parsed.source).expanduser().resolve()
+            if not path.is_file():
+                raise UserModelError(f"model '{parsed.spec}': file {path} does not exist")
+            digest = _sha256(path)
+            return _load_file(path, digest), f"{path} sha256:{digest}"
+        module = importlib.import_module(parsed.source)
+    except UserModelError:
+        raise
+    except Exception as exc:  # an own module may raise anything while importing
+        raise UserModelError(f"model '{parsed.spec}': importing '{parsed.source}' failed: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    file = getattr(module, "__file__", None)
+    digest = f" sha256:{_sha256(Path(file))}" if file and Path(file).is_file() else ""
+    return module, f"{parsed.source} ({file}){digest}"
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """A resolved spec: the factory with its keyword arguments bound, and where it came from."""
+
+    spec: UserSpec
+    factory: Callable[..., object]
+    source: str
+
+    def build(self) -> nn.Module:
+        """Call the factory; raises UserModelError when it fails or returns no nn.Module."""
+        try:
+            model = self.factory(**dict(self.spec.kwargs))
+        except Exception as exc:
+            raise UserModelError(f"model '{self.spec.spec}': the factory raised "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(model, nn.Module):
+            raise UserModelError(f"model '{self.spec.spec}': the factory returned a {type(model).__name__}, "
+                                 "not a torch.nn.Module")
+        return model
+
+
+def resolve(spec: str) -> UserModel:
+    """Parse, import, check the factory is callable and returns an nn.Module (called once per source)."""
+    parsed = parse(spec)
+    module, source = _import(parsed)
+    factory = getattr(module, parsed.factory, None)
+    if factory is None:
+        raise UserModelError(f"model '{spec}': '{parsed.source}' has no attribute '{parsed.factory}'")
+    if not callable(factory):
+        raise UserModelError(f"model '{spec}': '{parsed.factory}' is a {type(factory).__name__}, not callable")
+    resolved = UserModel(parsed, factory, source)
+    _check_builds(resolved)
+    return resolved
+
+
+_BUILT: set[tuple[str, str]] = set()
+
+
+def _check_builds(resolved: UserModel) -> None:
+    """Build once per (spec, source) so plan-time checks catch a factory returning no module."""
+    key = (resolved.spec.spec, resolved.source)
+    if key not in _BUILT:
+        resolved.build()
+        _BUILT.add(key)
+
+
+def builder(user_model: UserModel) -> Callable[..., nn.Module]:
+    """A registry builder: the training form, or `to_deploy` of a freshly built one for `deploy=True`."""
+
+    def build(deploy: bool = False, **kwargs) -> nn.Module:
+        if kwargs:
+            raise TypeError(f"model '{user_model.spec.spec}' takes its arguments in the spec "
+                            f"(SOURCE:FACTORY:KEY=VALUE), not {sorted(kwargs)}")
+        model = user_model.build()
+        if not deploy:
+            return model
+        from bench.reparam import to_deploy
+
+        return to_deploy(model.eval())
+
+    return build
