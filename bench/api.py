@@ -15,7 +15,7 @@ speedup of a deploy form that computes something else cannot be read off the res
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -25,6 +25,7 @@ from bench.measure.paired import PairMeasurement, measure_pair
 from bench.measure.repro import dtype_for
 from bench.measure.stats import LatencyStats
 from bench.measure.timing import TimingConfig
+from bench.reparam import fold_report
 from bench.sweep.gate import GateResult, run_gate
 from bench.sweep.workload import infer_fn
 
@@ -107,12 +108,13 @@ def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional
     device = example_input.device
     train = model.eval()
     deployed = _deploy_form(train, deploy, convert).eval()
+    fold = fold_report(train, deployed)  # a deploy form that folded nothing fails the gate
     if precision != "fp32":
         dtype = dtype_for(precision)
         train, deployed = copy.deepcopy(train).to(dtype), copy.deepcopy(deployed).to(dtype)
         example_input = example_input.to(dtype)
     train, deployed = train.to(device), deployed.to(device)
-    gate = run_gate(train, deployed, example_input, precision)
+    gate = replace(run_gate(train, deployed, example_input, precision), fold=fold)
     regime = "cpu" if device.type == "cpu" else "pipelined"
     if not gate.passed:
         return BenchmarkResult(gate, precision, str(device), regime)

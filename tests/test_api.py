@@ -62,3 +62,16 @@ def test_a_given_deploy_form_is_gated_against_the_training_form():
     model = _net()
     result = benchmark(model, torch.randn(1, 3, 32, 32), deploy=to_deploy(model), config=FAST)
     assert result.status == "ok" and result.deploy is not None
+
+
+def test_a_deploy_form_that_folded_nothing_is_a_mismatch():
+    """Handing the training form itself as the 'deploy form' equals it exactly, yet converts nothing."""
+    import torch
+    from torch import nn
+
+    from bench.api import benchmark
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    result = benchmark(model, torch.randn(1, 3, 8, 8), deploy=model)
+    assert result.status == "mismatch" and result.pair is None
+    assert "not converted" in result.gate.describe()
