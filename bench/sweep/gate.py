@@ -37,6 +37,10 @@ class GateResult:
     def passed(self) -> bool:
         return self.max_rel_err <= self.tolerance
 
+    def row_fields(self) -> dict[str, object]:
+        """The deploy row's columns from the gate; a new gate field (a fold report) adds its column here."""
+        return {"max_abs_err": self.max_abs_err, "max_rel_err": self.max_rel_err, "tolerance": self.tolerance}
+
     def describe(self) -> str:
         return (f"deploy output differs from the training form: max_rel_err {self.max_rel_err:.3g} > "
                 f"tolerance {self.tolerance:g} (max_abs_err {self.max_abs_err:.3g})")

@@ -149,8 +149,7 @@ class _Unit:
                                 seed=self.spec.seed + 1)
         with no_autotune():
             self.gate = run_gate(train, modules[d], x, cell.precision)
-        self.out[d].update(max_abs_err=self.gate.max_abs_err, max_rel_err=self.gate.max_rel_err,
-                           tolerance=self.gate.tolerance)
+        self.out[d].update(self.gate.row_fields())
         del train, x
         _free(self.device)
 
