@@ -143,6 +143,10 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def prebuild(self, spec: UnitSpec) -> None:
+        """Have this (spare) worker build `spec`'s model forms now, ahead of its first unit."""
+        self.send(replace(spec, prebuild=True, outcome_path=None), last=False)
+
     def send(self, spec: UnitSpec, last: bool) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(spec.to_json() + "\n")
@@ -252,8 +256,10 @@ class LocalExecutor:
                                 spare.kill()
                                 spare = None
                         if index == 0 and following and spare is None and self.isolation == "model":
-                            # the next model's worker imports torch while this one builds and measures
+                            # the next model's worker imports torch and builds its forms while this one
+                            # measures (README, "Method": what runs beside a timed pair)
                             spare = Worker(following[0].worker_key(), self.slots[slot_index], folder)
+                            spare.prebuild(following[0])
                         with lock:
                             on_start(spec, slot_index)
                         started = time.time()
