@@ -21,8 +21,8 @@ from bench.results.runlock import RunLockedError, run_lock
 from bench.sweep.axes import CHOICES, ConfigError
 from bench.sweep.executor import EXECUTORS, ISOLATIONS
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
-from bench.sweep.signals import Terminated, sigterm_raises
-from bench.sweep.verdict import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, judge_run
+from bench.sweep.signals import Terminated, interrupted_exit, sigterm_raises
+from bench.sweep.verdict import EXIT_TERMINATED, EXIT_USAGE, judge_run
 
 AXIS_OPTIONS: dict[str, tuple[str, ...]] = {
     "model": ("--models", "--model"),
@@ -162,10 +162,7 @@ def _run(args: argparse.Namespace, prestarted: Any) -> int:
               "without writing)", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as exc:
-        why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(f"\n{why}: finished cells are in {plan.run_dir}; run the same command again to resume",
-              file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        return interrupted_exit(exc, str(plan.run_dir))
     print(f"results: {summary.run_dir}")
     verdict = judge_run(summary.run_dir)
     for line in verdict.lines(args.strict):

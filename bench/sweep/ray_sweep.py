@@ -23,8 +23,8 @@ from bench.sweep.cells import expand
 from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.ray_cluster import HardwareKind, connect, import_ray, kinds, select
 from bench.sweep.runner import SweepPlan, SweepSummary, run_sweep
-from bench.sweep.signals import Terminated, sigterm_raises
-from bench.sweep.verdict import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, judge_run
+from bench.sweep.signals import Terminated, interrupted_exit, sigterm_raises
+from bench.sweep.verdict import EXIT_USAGE, judge_run
 
 @dataclass
 class KindRun:
@@ -120,10 +120,7 @@ def run_command(args: argparse.Namespace, build_config: Callable[[argparse.Names
         print(f"bench run: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as exc:
-        why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(f"\n{why}: finished cells are in their run folders; run the same command again to resume",
-              file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        return interrupted_exit(exc, "their run folders")
     return _report(runs, args.strict)
 
 
