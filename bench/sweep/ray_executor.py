@@ -39,9 +39,10 @@ class RayExecutor:
     """Units of one hardware kind on its Ray nodes; `slots` is the node count (for the progress ETA)."""
 
     def __init__(self, kind: HardwareKind, device: str, timeout_s: float, isolation: str = "model",
-                 expected: Optional[Expected] = None) -> None:
+                 expected: Optional[Expected] = None, env: Optional[dict[str, str]] = None) -> None:
         self.kind, self.device, self.timeout_s, self.isolation = kind, device, timeout_s, isolation
         self.expected = expected or Expected.here()
+        self.env = dict(env or {})
         self.options = kind.task_options(device)
         self.slots = [None] * kind.nodes
         self.not_run: list[UnitSpec] = []
@@ -49,7 +50,7 @@ class RayExecutor:
     def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:
         ray = import_ray()
         task = _task().options(**self.options)
-        pending = {task.remote(spec, self.timeout_s, self.isolation, self.expected): spec for spec in specs}
+        pending = {task.remote(spec, self.timeout_s, self.isolation, self.expected, self.env): spec for spec in specs}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)

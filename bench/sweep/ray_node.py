@@ -67,8 +67,10 @@ class NodeResult:
     node: str
 
 
-def run_unit_on_node(spec: UnitSpec, timeout_s: float, isolation: str, expected: Expected) -> NodeResult:
-    """The body of the Ray task: the unit in a worker process, with this machine's load on its rows."""
+def run_unit_on_node(spec: UnitSpec, timeout_s: float, isolation: str, expected: Expected,
+                     env: Optional[dict[str, str]] = None) -> NodeResult:
+    """The body of the Ray task: the unit in a worker process (with `env` set), with this machine's load
+    on its rows."""
     from bench.measure.env import machine_load
 
     started = time.time()
@@ -76,7 +78,7 @@ def run_unit_on_node(spec: UnitSpec, timeout_s: float, isolation: str, expected:
     if problem:
         outcome = UnitOutcome.failed(len(spec.cells), "error", problem)
     else:
-        outcome = _in_worker(spec, timeout_s, isolation)
+        outcome = _in_worker(spec, timeout_s, isolation, env or {})
     load = machine_load()
     for cell in outcome.cells:
         cell.fields.update(load)
@@ -84,12 +86,12 @@ def run_unit_on_node(spec: UnitSpec, timeout_s: float, isolation: str, expected:
                       node=socket.gethostname())
 
 
-def _in_worker(spec: UnitSpec, timeout_s: float, isolation: str) -> UnitOutcome:
+def _in_worker(spec: UnitSpec, timeout_s: float, isolation: str, env: dict[str, str]) -> UnitOutcome:
     global _worker, _folder
     from bench.sweep.executor import Worker
 
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
-    env = {"CUDA_VISIBLE_DEVICES": gpus} if gpus is not None else {}
+    env = {**env, **({"CUDA_VISIBLE_DEVICES": gpus} if gpus is not None else {})}
     if _worker is not None and not _worker.serves(spec.worker_key(), env):
         _worker.close()
         _worker = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -61,6 +62,16 @@ def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
     return {**ray.get(task.remote()), **git_state()}
 
 
+def worker_env(plan: SweepPlan) -> dict[str, str]:
+    """torch.compile units get an inductor cache of their own run, as locally, in the node's temporary
+    folder (the run folder is on the driver)."""
+    if "compile" not in plan.config.values("runtime"):
+        return {}
+    from bench.measure.compile_cache import compile_cache_env
+
+    return compile_cache_env(Path(tempfile.gettempdir(), "bench-ray", plan.hardware, plan.run_id))
+
+
 def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: str = "model") -> list[KindRun]:
     """Run every kind's sweep at once (a thread each, writing only its own folder); returns the runs with
     their summaries. An error of one kind is kept on its run, so the others finish."""
@@ -74,7 +85,8 @@ def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: st
 
         def work(run: KindRun) -> None:
             try:
-                run.executor = RayExecutor(run.kind, run.plan.device, run.plan.config.cell_timeout_s, isolation)
+                run.executor = RayExecutor(run.kind, run.plan.device, run.plan.config.cell_timeout_s, isolation,
+                                           env=worker_env(run.plan))
                 run.summary = run_sweep(run.plan, run.executor, retry_failed=retry_failed,
                                         env=node_env(ray, run.kind))
             except Exception as exc:  # noqa: BLE001 - reported per kind by the caller
