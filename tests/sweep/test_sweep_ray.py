@@ -8,6 +8,9 @@ timing windows, run for real in worker processes on the nodes. Skipped without t
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +22,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from bench import cli  # noqa: E402
 from bench.results import load  # noqa: E402
-from bench.sweep.config import from_dict  # noqa: E402
+from bench.sweep.config import from_dict, load_file  # noqa: E402
 from bench.sweep.ray_cluster import connect, kinds, select  # noqa: E402
 from bench.sweep.ray_executor import RayExecutor  # noqa: E402
 from bench.sweep.ray_node import Expected  # noqa: E402
@@ -28,6 +31,7 @@ from bench.sweep.runner import run_sweep  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
+ROOT = Path(__file__).resolve().parents[2]
 FAST_TIMING = {"min_samples": 5, "min_time_s": 0.05, "timeout_s": 0.3, "warmup_max_s": 0.2}
 FAST_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
                "health_check_failure_threshold": 2}
@@ -142,6 +146,46 @@ def test_node_killed_mid_unit_is_retried_once_on_another_node_of_its_kind(cluste
     assert len(df) == 8 and set(df["status"]) == {"ok"}, df[["batch_size", "form", "status", "error"]]
 
 
+def _node_workers() -> set[int]:
+    """Pids of unit workers started by Ray tasks (their PYTHONPATH is the package Ray shipped)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            env = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"bench.sweep.worker" in cmd and b"py_modules_files" in env:
+            pids.add(int(proc.name))
+    return pids
+
+
+def test_driver_killed_mid_sweep_leaves_no_worker_and_resumes(cluster, tmp_path):
+    before = _node_workers()
+    toml = _toml(tmp_path, [1, 2, 3])
+    cmd = [sys.executable, "-m", "bench", "run", "--config", str(toml), "--executor", "ray", "--address",
+           cluster.address, "--hardware", "kind-b", "--out", str(tmp_path)]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    runs = _runs(load_file(toml), ["kind-b"], tmp_path)
+    run_dir = runs[0].plan.run_dir
+    try:
+        _wait_for_pairs(run_dir, 1)
+        assert _node_workers() - before, "the driver's units run in workers on the node"
+    finally:
+        driver.kill()
+        driver.wait()
+    finished = _written(run_dir)
+    deadline = time.monotonic() + 20
+    while _node_workers() - before:
+        assert time.monotonic() < deadline, "a unit worker outlived its driver"
+        time.sleep(0.2)
+    rerun = run_kinds(runs)
+    assert rerun[0].error is None and rerun[0].summary.resumed == len(finished) >= 2
+    assert len(load(run_dir)) == 6
+    assert {k: v for k, v in _written(run_dir).items() if k in finished} == finished
+
+
 def test_node_with_other_software_yields_error_rows_not_a_crash(cluster, tmp_path):
     run = _runs(_config("other-torch", [1]), ["kind-a"], tmp_path)[0]
     other = Expected(torch_version="0.0.1-other", python_version=Expected.here().python_version)
@@ -159,8 +203,10 @@ def test_cli_names_the_kinds_of_the_cluster_when_one_is_unknown(cluster, tmp_pat
     assert "'kind-zz' is not in the Ray cluster" in err and "kind-a, kind-b" in err
 
 
-def _toml(tmp_path: Path) -> Path:
+def _toml(tmp_path: Path, batches: tuple[int, ...] | list[int] = (1,)) -> Path:
+    """The tiny sweep as a file for `bench run --config` (same axes and timing as `_config`)."""
     path = tmp_path / "tiny.toml"
-    path.write_text('name = "tiny"\n[axes]\nmodel = ["repvgg_a0"]\nresolution = [32]\nbatch_size = [1]\n'
-                    '[run]\ndevice = "cpu"\n')
+    timing = "".join(f"{k} = {v}\n" for k, v in FAST_TIMING.items())
+    path.write_text(f'name = "tiny"\n[axes]\nmodel = ["repvgg_a0"]\nresolution = [32]\nbatch_size = {list(batches)}\n'
+                    f'[run]\ndevice = "cpu"\ncell_timeout_s = 60\nnum_threads = 1\n[timing]\n{timing}')
     return path
