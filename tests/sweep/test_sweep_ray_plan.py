@@ -3,8 +3,10 @@ from the nodes' `hw:` resources with clear errors. Needs no Ray."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,14 @@ def test_unknown_or_missing_kinds_are_named_with_the_valid_choices():
     with pytest.raises(ConfigError, match="no alive node .* carries a 'hw:<hardware id>' resource"):
         select(kinds(NODES[4:]), None)
     assert [k.hardware for k in select(kinds(NODES), None)] == ["intel-xeon-f6m167-4c", "nvidia-h200-141gb"]
+
+
+def test_ray_tests_skip_cleanly_without_ray():
+    root = Path(__file__).resolve().parents[2]
+    hide = "import sys; sys.modules['ray'] = None; import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+    done = subprocess.run([sys.executable, "-c", hide, "--collect-only", "-q", "-rs", "-p", "no:cacheprovider",
+                           "tests/sweep/test_sweep_ray.py", "tests/sweep/test_sweep_ray_plan.py"],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "error" not in output.lower(), output
+    assert "SKIPPED" in output and "could not import 'ray'" in output, output
