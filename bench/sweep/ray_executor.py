@@ -13,6 +13,7 @@ same command, run again once the nodes are back, measures them (a resume).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Iterable, Optional
 
@@ -26,6 +27,8 @@ POLL_S = 1.0
 """How often the driver checks, while no unit ends, that a node of the kind is still alive."""
 
 _remote: Any = None
+_REPORTING = threading.Lock()
+"""Held while a unit's progress lines print, so the lines of kinds swept side by side do not interleave."""
 
 
 def _task() -> Any:
@@ -36,7 +39,8 @@ def _task() -> Any:
 
 
 class RayExecutor:
-    """Units of one hardware kind on its Ray nodes; `slots` is the node count (for the progress ETA)."""
+    """Units of one hardware kind on its Ray nodes; `slots` is the node count (for the progress ETA),
+    `tag` the prefix of its progress lines."""
 
     def __init__(self, kind: HardwareKind, device: str, timeout_s: float, isolation: str = "model",
                  expected: Optional[Expected] = None, env: Optional[dict[str, str]] = None) -> None:
@@ -45,6 +49,7 @@ class RayExecutor:
         self.env = dict(env or {})
         self.options = kind.task_options(device)
         self.slots = [None] * kind.nodes
+        self.tag = f"{kind.hardware}: "
         self.not_run: list[UnitSpec] = []
 
     def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:
@@ -57,8 +62,9 @@ class RayExecutor:
                 for ref in ready:
                     spec = pending.pop(ref)
                     result = self._result(ray, ref, spec)
-                    on_start(spec, 0)
-                    on_done(spec, result.outcome, result.started_unix_s, result.duration_s)
+                    with _REPORTING:
+                        on_start(spec, 0)
+                        on_done(spec, result.outcome, result.started_unix_s, result.duration_s)
                 if not ready and not alive(ray, self.kind.hardware):
                     self.not_run = list(pending.values())
                     break

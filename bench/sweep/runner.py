@@ -191,7 +191,7 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
             progress.finish(row, ran=False)
 
     def on_start(spec: UnitSpec, slot: int) -> None:
-        progress.start(spec.cells[0], label=spec.label())
+        progress.start(spec.cells[0], label=getattr(executor, "tag", "") + spec.label())
 
     def on_done(spec: UnitSpec, outcome: UnitOutcome, started: float, duration: float) -> None:
         share = duration / len(spec.cells)
