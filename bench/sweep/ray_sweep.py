@@ -54,12 +54,23 @@ def plan_kinds(config: SweepConfig, chosen: Sequence[HardwareKind], out: Path | 
     return runs
 
 
+ENV_TIMEOUT_S = 300.0
+"""How long a node of a kind may take to start a Ray worker and fingerprint itself."""
+
+
 def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
+    """A node of the kind's fingerprint for `env.json`, with the driver's git state (its code runs)."""
     from bench.measure.env import git_state
     from bench.sweep.ray_node import node_environment
 
-    task = ray.remote(node_environment).options(num_cpus=0, resources={kind.resource: 0.001})
-    return {**ray.get(task.remote()), **git_state()}
+    ref = ray.remote(node_environment).options(num_cpus=0, resources={kind.resource: 0.001}).remote()
+    try:
+        env = ray.get(ref, timeout=ENV_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise RuntimeError(f"no node of hardware '{kind.hardware}' fingerprinted itself within "
+                           f"{ENV_TIMEOUT_S:g} s; is one alive?") from None
+    return {**env, **git_state()}
 
 
 def worker_env(plan: SweepPlan) -> dict[str, str]:
