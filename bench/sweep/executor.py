@@ -117,6 +117,8 @@ ISOLATIONS: tuple[str, ...] = ("model", "cell")
 """`model`: one persistent worker per model and runtime serves all its units, replaced after a failure;
 `cell`: a fresh process for every unit of work (a pair or a lone cell), as before workers existed."""
 POLL_S = 0.01
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+"""`local`: `LocalExecutor` on this machine; `ray`: `bench.sweep.ray_executor.RayExecutor` per hardware kind."""
 
 
 class Worker:
