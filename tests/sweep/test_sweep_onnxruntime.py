@@ -34,15 +34,14 @@ CONFIG = textwrap.dedent("""
     name = "ort"
     [axes]
     model = ["repvgg_a0"]
-    runtime = ["eager", "onnxruntime"]
     [run]
     num_threads = 1
     [timing]
-    min_samples = 5
-    min_time_s = 0.1
-    timeout_s = 0.6
     pair_block_s = 0.03
     cpu_warmup_s = 0.03
+    min_time_s = 0.1
+    timeout_s = 0.6
+    min_samples = 5
 """)
 
 
@@ -95,11 +94,10 @@ def ort_run(tmp_path_factory) -> tuple[Path, Path, str]:
     net.write_text(NET)
     config.write_text(CONFIG)
     spec = f"{net}:build:width=8"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--config", str(config), "--models", spec, "--batch", "2",
-         "--resolution", "32", "--device", "cpu", "--out", str(base / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    argv = ["run", "--config", str(config), "--models", spec, "--runtime", "eager,onnxruntime",
+            "--batch", "2", "--resolution", "32", "--device", "cpu", "--out", str(base / "out")]
+    done = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return next(p for p in (base / "out").glob("*/*") if p.is_dir()), net, spec
 
