@@ -3,9 +3,11 @@
 Steps: seed, threads and precision switches -> memory baseline -> the model's training form (random BN
 statistics, built once per worker) and its deploy form (converted once per worker), copied and prepared
 (device, dtype, memory format) for this unit -> the correctness gate FIRST (deploy vs training form on
-the same input, cuDNN autotuning off so the gate's batch costs no extra autotune) -> MACs (once per
-model, form and resolution, on the CPU copy) -> timing: a pair in alternating blocks inside one NVML
-window that covers only the timed phase, a lone cell alone -> a memory pass per form -> rows.
+the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; for the onnxruntime
+runtime each form is exported and opened as a session first, and every session is gated against the
+PyTorch training form, see `bench.sweep.ort_unit`) -> MACs (once per model, form and resolution, on the
+CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed
+phase, a lone cell alone -> a memory pass per form -> rows.
 
 Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `cell.classify`);
 the other cell of a pair gets the same status, its error naming the form that failed.
