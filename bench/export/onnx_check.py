@@ -59,7 +59,9 @@ class OnnxGraph:
 def export_onnx(model: nn.Module, x: torch.Tensor) -> OnnxGraph:
     """Export `model` (eval mode) traced on `x`; no file is written."""
     require_onnx()
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress steps
+    from bench.measure.repro import legacy_readable_tf32
+
+    with contextlib.redirect_stdout(io.StringIO()), legacy_readable_tf32():  # it prints its progress steps
         program = torch.onnx.export(model, (x,), verbose=False)
     proto = program.model_proto
     counts = collections.Counter(node.op_type for node in proto.graph.node)

@@ -1,21 +1,22 @@
 """ONNX Runtime as a runtime: a module exported to ONNX, run by an InferenceSession as a zero-arg callable.
 
-Not wired into the sweep yet. What a cell needs: `skip_reason(device)` before building (the extra or the
-provider missing), then `ort_callable(model, x, device, num_threads)` for the timed callable and an
-`OrtRecord` of what to put in the row. The gate compares its output with the PyTorch module's
-(`bench.export.onnx_check.check_onnx` does the same against a file).
+The sweep's `onnxruntime` runtime (`bench.sweep.ort_unit`) uses it: `skip_reason(device_type)` when the
+sweep is planned (the extra or the provider missing), then `ort_session(model, x, device, num_threads)`
+for the timed callable, its output (for the gate) and an `OrtRecord` of what goes in the row.
+`bench.export.onnx_check.check_onnx` does the same comparison against a file.
 
 Timing regime: ONNX Runtime's `run` returns when its outputs are ready (on CUDA it synchronizes its own
 stream, which torch's CUDA events do not see), so cells must time it with the "cpu" regime on the CPU and
 "synchronized" on CUDA, never "pipelined" or "cudagraph". Threads: `intra_op_num_threads` is set to the
 cell's torch thread count and `inter_op_num_threads` to 1 (sequential execution), as torch cells run.
+TF32: the CUDA provider's `use_tf32` follows the cell's precision (on for tf32 only), as torch's switches do.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -45,24 +46,26 @@ class OrtRecord:
     regime: str
 
 
-def skip_reason(device: torch.device) -> Optional[str]:
-    """Why an onnxruntime cell cannot run on `device`, or None."""
+def skip_reason(device: torch.device | str) -> Optional[str]:
+    """Why an onnxruntime cell cannot run on `device` (a device or its type), or None; onnxruntime is
+    imported only when it is installed."""
+    device_type = device if isinstance(device, str) else device.type
     missing = [name for name in onnx_check.ONNX_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         return (f"onnxruntime runtime needs {', '.join(missing)}: install the '{onnx_check.ONNX_EXTRA}' extra "
                 f"(pip install -e \".[{onnx_check.ONNX_EXTRA}]\")")
-    if device.type not in PROVIDERS:
-        return f"onnxruntime runtime has no provider for device type '{device.type}'; valid: {', '.join(PROVIDERS)}"
+    if device_type not in PROVIDERS:
+        return f"onnxruntime runtime has no provider for device type '{device_type}'; valid: {', '.join(PROVIDERS)}"
     import onnxruntime as ort
 
-    provider = PROVIDERS[device.type]
+    provider = PROVIDERS[device_type]
     if provider not in ort.get_available_providers():
         return (f"{provider} is not available in this onnxruntime build "
                 f"(available: {', '.join(ort.get_available_providers())}; onnxruntime-gpu provides CUDA)")
     return None
 
 
-def _session(data: bytes, provider: str, device: torch.device, num_threads: int, level: str):
+def _session(data: bytes, provider: str, device: torch.device, num_threads: int, level: str, tf32: bool):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -70,16 +73,31 @@ def _session(data: bytes, provider: str, device: torch.device, num_threads: int,
     options.intra_op_num_threads = num_threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    provider_options = [{"device_id": device.index or 0}] if device.type == "cuda" else [{}]
+    provider_options = ([{"device_id": device.index or 0, "use_tf32": int(tf32)}] if device.type == "cuda"
+                        else [{}])
     return ort.InferenceSession(data, sess_options=options, providers=[provider], provider_options=provider_options)
 
 
-def ort_callable(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,
-                 level: str = "all") -> tuple[Callable[[], object], OrtRecord]:
-    """Export `model` (eval mode) on `x`, open a session on `device`, return (timed callable, record).
+@dataclass(frozen=True)
+class OrtSession:
+    """An open session with its input bound: `call()` runs the graph once (the timed callable),
+    `output()` runs it and returns the output as a CPU tensor (for the gate)."""
+
+    call: Callable[[], object]
+    fetch: Callable[[], Any]
+    record: OrtRecord
+
+    def output(self) -> torch.Tensor:
+        self.call()
+        return torch.from_numpy(self.fetch())
+
+
+def ort_session(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,
+                level: str = "all", tf32: bool = False) -> OrtSession:
+    """Export `model` (eval mode) on `x`, open a session on `device` with the input bound.
 
     The input is bound once (on CUDA through IO binding to `x`'s memory, so no copy is timed); the
-    callable runs the graph once per call.
+    callable runs the graph once per call. `x` must stay alive as long as the session is used.
     """
     reason = skip_reason(device)
     if reason:
@@ -91,11 +109,17 @@ def ort_callable(model: nn.Module, x: torch.Tensor, device: torch.device, num_th
 
     graph = onnx_check.export_onnx(model, x.cpu() if device.type == "cpu" else x)
     provider = PROVIDERS[device.type]
-    session = _session(graph.data, provider, device, num_threads, level)
+    session = _session(graph.data, provider, device, num_threads, level, tf32)
     input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
     if device.type == "cpu":
         feed = {input_name: x.detach().contiguous().numpy()}
-        call = lambda: session.run([output_name], feed)[0]  # noqa: E731
+        last: list[Any] = [None]
+
+        def call() -> object:
+            last[0] = session.run([output_name], feed)[0]
+            return last[0]
+
+        fetch = lambda: last[0]  # noqa: E731
     else:
         x = x.detach().contiguous()
         binding = session.io_binding()
@@ -103,5 +127,13 @@ def ort_callable(model: nn.Module, x: torch.Tensor, device: torch.device, num_th
                            tuple(x.shape), x.data_ptr())
         binding.bind_output(output_name, "cuda", device.index or 0)
         call = lambda: session.run_with_iobinding(binding)  # noqa: E731
+        fetch = lambda: binding.copy_outputs_to_cpu()[0]  # noqa: E731
     record = OrtRecord(provider, ort.__version__, level, num_threads, 1, REGIMES[device.type])
-    return call, record
+    return OrtSession(call, fetch, record)
+
+
+def ort_callable(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,
+                 level: str = "all") -> tuple[Callable[[], object], OrtRecord]:
+    """`ort_session`'s (timed callable, record)."""
+    opened = ort_session(model, x, device, num_threads, level)
+    return opened.call, opened.record

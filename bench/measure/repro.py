@@ -21,7 +21,7 @@ call, which the timing warm-up absorbs) and `use_deterministic_algorithms` (defa
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 
@@ -147,3 +147,26 @@ def autocast_context(precision: str, device: torch.device | str) -> contextlib.A
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def legacy_readable_tf32() -> Iterator[None]:
+    """cuDNN's TF32 switches at torch's default ("tf32") for a block, restored afterwards.
+
+    Why: `torch.export` (and so the ONNX exporter) reads the legacy `cudnn.allow_tf32`, which raises on
+    torch >= 2.9 once the new `fp32_precision` API has set "ieee" (as every fp32 cell does). The switches
+    change how CUDA kernels round, not what a traced graph holds, so an export inside this block is the
+    same graph; no kernel of the cell runs inside it.
+    """
+    if not has_fp32_precision_api():
+        yield
+        return
+    modules = [torch.backends.cudnn.conv, torch.backends.cudnn.rnn]
+    saved = [m.fp32_precision for m in modules]
+    try:
+        for module in modules:
+            module.fp32_precision = "tf32"
+        yield
+    finally:
+        for module, value in zip(modules, saved):
+            module.fp32_precision = value

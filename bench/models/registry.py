@@ -34,6 +34,17 @@ class ModelInfo:
     external: bool = False
     source: str = ""
     """For own models (`bench.models.user`): the file or module and its sha256."""
+    source_origin: str = ""
+    source_sha256: str = ""
+    """For own models: the file (or `module (file)`) alone, and the file's sha256, as rows record them."""
+
+    @property
+    def provenance(self) -> tuple[str, Optional[str]]:
+        """(where the model's code came from, the sha256 of its file or None), as rows record them:
+        the own model's file or module; the library for `timm:` / `torchvision:` names; else "registry"."""
+        if self.source_origin:
+            return self.source_origin, self.source_sha256 or None
+        return (self.family if self.external else "registry"), None
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,8 @@ def _resolve(name: str) -> _Entry:
         return _Entry(info, builder)
     if _user.looks_like_user_spec(name, tuple(_PREFIXES)):
         own = _user.resolve(name)
-        return _Entry(ModelInfo(name, "user", source=own.source, external=True), _user.builder(own))
+        return _Entry(ModelInfo(name, "user", source=own.source, source_origin=own.origin,
+                                 source_sha256=own.sha256, external=True), _user.builder(own))
     raise _unknown(name)
 
 

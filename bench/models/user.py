@@ -102,15 +102,16 @@ def _load_file(path: Path, digest: str) -> ModuleType:
     return module
 
 
-def _import(parsed: UserSpec) -> tuple[ModuleType, str]:
-    """The module holding the factory, and its source description."""
+def _import(parsed: UserSpec) -> tuple[ModuleType, str, str]:
+    """The module holding the factory, where it came from (the resolved file, or `module (file)`) and
+    the sha256 of that file ("" where the module has no file)."""
     try:
         if parsed.is_file:
             path = Path(parsed.source).expanduser().resolve()
             if not path.is_file():
                 raise UserModelError(f"model '{parsed.spec}': file {path} does not exist")
             digest = _sha256(path)
-            return _load_file(path, digest), f"{path} sha256:{digest}"
+            return _load_file(path, digest), str(path), digest
         module = importlib.import_module(parsed.source)
     except UserModelError:
         raise
@@ -118,8 +119,8 @@ def _import(parsed: UserSpec) -> tuple[ModuleType, str]:
         raise UserModelError(f"model '{parsed.spec}': importing '{parsed.source}' failed: "
                              f"{type(exc).__name__}: {exc}") from exc
     file = getattr(module, "__file__", None)
-    digest = f" sha256:{_sha256(Path(file))}" if file and Path(file).is_file() else ""
-    return module, f"{parsed.source} ({file}){digest}"
+    digest = _sha256(Path(file)) if file and Path(file).is_file() else ""
+    return module, f"{parsed.source} ({file})", digest
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,13 @@ class UserModel:
 
     spec: UserSpec
     factory: Callable[..., object]
-    source: str
+    origin: str
+    sha256: str = ""
+
+    @property
+    def source(self) -> str:
+        """`origin sha256:<digest>`: one string saying which code ran."""
+        return f"{self.origin} sha256:{self.sha256}" if self.sha256 else self.origin
 
     def build(self) -> nn.Module:
         """Call the factory; raises UserModelError when it fails or returns no nn.Module."""
@@ -146,13 +153,13 @@ class UserModel:
 def resolve(spec: str) -> UserModel:
     """Parse, import, check the factory is callable and returns an nn.Module (called once per source)."""
     parsed = parse(spec)
-    module, source = _import(parsed)
+    module, origin, digest = _import(parsed)
     factory = getattr(module, parsed.factory, None)
     if factory is None:
         raise UserModelError(f"model '{spec}': '{parsed.source}' has no attribute '{parsed.factory}'")
     if not callable(factory):
         raise UserModelError(f"model '{spec}': '{parsed.factory}' is a {type(factory).__name__}, not callable")
-    resolved = UserModel(parsed, factory, source)
+    resolved = UserModel(parsed, factory, origin, digest)
     _check_builds(resolved)
     return resolved
 

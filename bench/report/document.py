@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
+from bench.report.runtimes import runtime_table
 from bench.report.tables import (excluded_table, flagged_table, kernel_count_files, kernel_count_table,
                                  markdown_table, paper_table, repeated_cells, speedup_table)
 
@@ -113,6 +114,9 @@ def _write_tables(df: pd.DataFrame, out_dir: Path, hardware_dirs: list[Path], li
         "speedups": ("Speedups: deploy / train throughput, pairs with both cells ok (speedup_lo / speedup_hi: "
                      "bounds from the p5-p90 latency spread of both cells, not a confidence interval)",
                      speedup_table(df)),
+        "runtimes": ("Runtimes side by side: each runtime's train and deploy throughput (samples/s) and "
+                     "deploy/train speedup with its 95% interval, for settings measured under several runtimes",
+                     runtime_table(df)),
         "flagged": ("Flagged cells (drawn hatched or marked, never mixed in)", flagged_table(df)),
         "excluded": ("Excluded cells (not drawn; status other than ok or mismatch)", excluded_table(df)),
         "repeated": ("Cells measured in several runs (every measurement; `used` = the newest, drawn above)",
@@ -122,7 +126,7 @@ def _write_tables(df: pd.DataFrame, out_dir: Path, hardware_dirs: list[Path], li
     }
     written: dict[str, Path] = {}
     for name, (heading, table) in sections.items():
-        if name in ("kernel_counts", "repeated") and table.empty:
+        if name in ("kernel_counts", "repeated", "runtimes") and table.empty:
             continue
         csv = out_dir / f"{name}.csv"
         table.to_csv(csv, index=False)

@@ -120,6 +120,15 @@ class Result:
     cudnn_benchmark: Optional[bool] = None
     deterministic: Optional[bool] = None
     seed: Optional[int] = None
+    # where the model's code came from: "registry" for registered names, the library for `timm:` /
+    # `torchvision:` names, the file (or module) of an own `FILE.py:factory` / `pkg.mod:factory` model
+    model_source: Optional[str] = None
+    model_source_sha256: Optional[str] = None
+    # runtime `onnxruntime` only: the session that ran the exported graph (None for torch runtimes)
+    ort_provider: Optional[str] = None
+    ort_version: Optional[str] = None
+    ort_graph_optimization_level: Optional[str] = None
+    ort_intra_op_threads: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -19,9 +19,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("infer", "train_step"),
     "precision": ("fp32", "tf32", "fp16", "bf16"),
     "memory_format": ("contiguous", "channels_last"),
-    "runtime": ("eager", "cudagraph", "compile"),
+    "runtime": ("eager", "cudagraph", "compile", "onnxruntime"),
 }
-"""Closed value sets. `train_step` = forward + backward + SGD step (training forms only)."""
+"""Closed value sets. `train_step` = forward + backward + SGD step (training forms only). `onnxruntime`:
+the form exported to ONNX and run by an ONNX Runtime session (`bench.sweep.ort_unit`)."""
 
 INT_AXES: tuple[str, ...] = ("batch_size", "resolution")
 

@@ -10,6 +10,7 @@ a speedup is computed from is measured minutes apart at most, under the same the
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
@@ -86,6 +87,35 @@ def _cudagraph_train(cell: Cell, device_type: str) -> Optional[str]:
     if cell.runtime == "cudagraph" and cell.mode == "train_step":
         return "cudagraph runtime is measured for inference only (optimizer state capture not supported)"
     return None
+
+
+ORT_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16")
+"""What an onnxruntime cell can run in: bf16 has no numpy dtype for ONNX Runtime's inputs (and tf32 / fp16
+are CUDA settings; the CPU rule above already skips them there)."""
+
+
+@skip_rule
+def _onnxruntime_combinations(cell: Cell, device_type: str) -> Optional[str]:
+    """Settings an exported graph cannot take: rows with a reason, as for cudagraph x train_step, so a
+    cartesian sweep over several runtimes still runs the combinations that exist."""
+    if cell.runtime != "onnxruntime":
+        return None
+    if cell.mode != "infer":
+        return "onnxruntime runtime is measured for inference only (an exported graph has no backward); valid mode: infer"
+    if cell.memory_format != "contiguous":
+        return ("onnxruntime runtime runs the exported NCHW graph (ONNX Runtime picks its own layouts); "
+                "valid memory_format: contiguous")
+    if cell.precision not in ORT_PRECISIONS:
+        return f"onnxruntime runtime is not timed in {cell.precision}; valid precision: {', '.join(ORT_PRECISIONS)}"
+    return _onnxruntime_unavailable(device_type)
+
+
+@functools.lru_cache(maxsize=None)
+def _onnxruntime_unavailable(device_type: str) -> Optional[str]:
+    """The extra or the device's execution provider missing (asked once per device type)."""
+    from bench.export.ort_runtime import skip_reason as ort_skip_reason
+
+    return ort_skip_reason(device_type)
 
 
 def skip_reason(cell: Cell, device_type: str) -> Optional[str]:

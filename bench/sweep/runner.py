@@ -27,7 +27,7 @@ from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec, group_units
 
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
-            "duration_s")
+            "duration_s", "model_source", "model_source_sha256")
 
 
 class DeviceError(RuntimeError):
@@ -57,6 +57,8 @@ class SweepPlan:
     run_dir: Path
     cells: list[Cell]
     git_sha: Optional[str] = None
+    sources: dict[str, tuple[Optional[str], Optional[str]]] = field(default_factory=dict)
+    """Model name -> (model_source, model_source_sha256) of its rows, read when the sweep is planned."""
 
     def spec(self, cell: Cell) -> CellSpec:
         kinds = tuple(f.kind for f in self.config.faults if f.applies(cell.axes()))
@@ -86,7 +88,19 @@ def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str]
     rid = config.run_id(device) if run_id is None else check_run_id(run_id)
     check_results_root(out)
     return SweepPlan(config=config, device=device, hardware=hardware, run_id=rid,
-                     run_dir=Path(out) / hardware / rid, cells=expand(config, device))
+                     run_dir=Path(out) / hardware / rid, cells=expand(config, device),
+                     sources={m: model_provenance(m) for m in config.values("model")})
+
+
+def model_provenance(name: str) -> tuple[Optional[str], Optional[str]]:
+    """(model_source, model_source_sha256) of a model (`bench.models.ModelInfo.provenance`); (None, None)
+    for a name the registry cannot resolve (a plan given its own `known_models`)."""
+    from bench.models import info
+
+    try:
+        return info(name).provenance
+    except (ValueError, ImportError, TypeError):
+        return None, None
 
 
 def cell_load() -> dict[str, Any]:
@@ -103,9 +117,10 @@ def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Option
         measured = {**cell_load(), **measured}
     stamp = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).isoformat(timespec="seconds")
              if started is not None else None)
+    source, digest = plan_.sources.get(cell.model) or model_provenance(cell.model)
     return Result(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=outcome.status,
                   error=outcome.error, skip_reason=cell.skip_reason or None, git_sha=plan_.git_sha, started_at=stamp, duration_s=duration_s,
-                  **cell.axes(), **measured)
+                  model_source=source, model_source_sha256=digest, **cell.axes(), **measured)
 
 
 @dataclass

@@ -3,9 +3,11 @@
 Steps: seed, threads and precision switches -> memory baseline -> the model's training form (random BN
 statistics, built once per worker) and its deploy form (converted once per worker), copied and prepared
 (device, dtype, memory format) for this unit -> the correctness gate FIRST (deploy vs training form on
-the same input, cuDNN autotuning off so the gate's batch costs no extra autotune) -> MACs (once per
-model, form and resolution, on the CPU copy) -> timing: a pair in alternating blocks inside one NVML
-window that covers only the timed phase, a lone cell alone -> a memory pass per form -> rows.
+the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; for the onnxruntime
+runtime each form is exported and opened as a session first, and every session is gated against the
+PyTorch training form, see `bench.sweep.ort_unit`) -> MACs (once per model, form and resolution, on the
+CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed
+phase, a lone cell alone -> a memory pass per form -> rows.
 
 Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `cell.classify`);
 the other cell of a pair gets the same status, its error naming the form that failed.
@@ -110,8 +112,16 @@ class _Unit:
         self.out: list[dict[str, Any]] = [{} for _ in self.cells]
         self.current = 0
         self.device = torch.device("cuda:0" if spec.device == "cuda" else "cpu")
-        self.gate: Optional[GateResult] = None
+        self.gates: dict[int, GateResult] = {}
+        """Gate per cell index: the deploy cell's (torch runtimes), every cell's (onnxruntime)."""
+        self.sessions: list[Any] = []
+        """onnxruntime only: one `OrtSession` per cell (and the inputs bound to them, kept alive)."""
+        self.inputs: list[torch.Tensor] = []
         self.macs: list[Optional[int]] = [None for _ in self.cells]
+
+    @property
+    def onnxruntime(self) -> bool:
+        return self.cells[0].runtime == "onnxruntime"
 
     def faults(self, i: int) -> list[str]:
         return list(self.spec.faults[i]) if i < len(self.spec.faults) else []
@@ -152,23 +162,57 @@ class _Unit:
             modules.append(workload.prepare_model(module, cell, self.device))
         return modules
 
+    def _train_module(self, modules: list[torch.nn.Module], cell: Any) -> torch.nn.Module:
+        """The unit's prepared training form, or a prepared copy of the cached one for a lone deploy cell."""
+        forms = [c.form for c in self.cells]
+        if "train" in forms:
+            return modules[forms.index("train")]
+        return workload.prepare_model(copy.deepcopy(self.cache.form(cell.model, "train")), cell, self.device)
+
     def run_gate(self, modules: list[torch.nn.Module]) -> None:
         """Deploy vs training form on GATE_MAX_BATCH samples, before anything is timed."""
+        if self.onnxruntime:
+            self.open_sessions(modules)
+            return
         forms = [c.form for c in self.cells]
         if "deploy" not in forms:
             return
         d = forms.index("deploy")
         self.current = d
         cell = self.cells[d]
-        train = (modules[forms.index("train")] if "train" in forms else
-                 workload.prepare_model(copy.deepcopy(self.cache.form(cell.model, "train")), cell, self.device))
+        train = self._train_module(modules, cell)
         x = workload.make_input(cell, self.device, batch_size=min(cell.batch_size, GATE_MAX_BATCH),
                                 seed=self.spec.seed + 1)
         with no_autotune():
-            self.gate = replace(run_gate(train, modules[d], x, cell.precision),
-                                fold=self.cache.fold_of(cell.model))
-        self.out[d].update(self.gate.row_fields())
+            self.gates[d] = replace(run_gate(train, modules[d], x, cell.precision),
+                                    fold=self.cache.fold_of(cell.model))
+        self.out[d].update(self.gates[d].row_fields())
         del train, x
+        _free(self.device)
+
+    def open_sessions(self, modules: list[torch.nn.Module]) -> None:
+        """onnxruntime: export and open each form's session on the timing input, then gate every session
+        against the PyTorch training form (`bench.sweep.ort_unit`)."""
+        from bench.sweep import ort_unit
+
+        for i, (cell, module) in enumerate(zip(self.cells, modules)):
+            self.current = i
+            self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed))
+            self.sessions.append(ort_unit.open_session(module, self.inputs[i], cell, self.device))
+            self.out[i].update(ort_unit.record_fields(self.sessions[i].record))
+        cell = self.cells[0]
+        n = min(cell.batch_size, GATE_MAX_BATCH)
+        train = self._train_module(modules, cell)
+        with no_autotune(), torch.inference_mode():
+            reference = train(self.inputs[0][:n])
+        for i, c in enumerate(self.cells):
+            self.current = i
+            result = ort_unit.gate(reference, self.sessions[i], n, c.precision)
+            if c.form == "deploy":
+                result = replace(result, fold=self.cache.fold_of(c.model))
+            self.gates[i] = result
+            self.out[i].update(result.row_fields())
+        del train, reference
         _free(self.device)
 
     def make_fns(self, modules: list[torch.nn.Module]) -> list[Any]:
@@ -177,8 +221,11 @@ class _Unit:
             self.current = i
             self.macs[i] = self.cache.macs_of(cell.model, cell.form, cell.resolution)
             self.out[i].update(collect.model_fields(module, self.macs[i]))
-            x = workload.make_input(cell, self.device, seed=self.spec.seed)
-            fn = workload.make_fn(module, x, cell, self.device)
+            if self.onnxruntime:
+                fn = self.sessions[i].call
+            else:
+                x = workload.make_input(cell, self.device, seed=self.spec.seed)
+                fn = workload.make_fn(module, x, cell, self.device)
             faults.trigger(self.faults(i), "workload", self.device)
             if cell.runtime == "compile":
                 misses = _inductor_misses()
@@ -247,11 +294,19 @@ class _Unit:
         outcomes = []
         for i, cell in enumerate(self.cells):
             stats = timed.stats[cell.form]
-            mismatch = cell.form == "deploy" and self.gate is not None and not self.gate.passed
+            gate = self.gates.get(i)
+            mismatch = gate is not None and not gate.passed
             outcomes.append(CellOutcome(status="mismatch" if mismatch else "ok",
-                                        error=self.gate.describe() if mismatch else None,
+                                        error=self._mismatch_text(gate, cell.form) if mismatch else None,
                                         fields=self.out[i], samples_ms=[float(s) for s in stats.samples_ms]))
         return UnitOutcome(cells=outcomes, pair=dict(timed.pair))
+
+    def _mismatch_text(self, gate: GateResult, form: str) -> Optional[str]:
+        if self.onnxruntime:
+            from bench.sweep.ort_unit import describe as ort_describe
+
+            return ort_describe(gate, form)
+        return gate.describe()
 
     def failure(self, exc: BaseException) -> UnitOutcome:
         status, text = classify(exc), describe(exc)

@@ -9,7 +9,8 @@ switches set by `bench.measure.repro.apply_precision_settings`.
 
 Runtimes: `eager` times the module as is; `compile` times `torch.compile(model)` (its first call, the
 compilation, is timed separately as `first_call_ms`); `cudagraph` times the eager callable under the
-measure package's CUDA-graph replay regime.
+measure package's CUDA-graph replay regime; `onnxruntime` times an ONNX Runtime session of the exported
+form, opened by `bench.sweep.ort_unit` (not here: it needs the input to export with).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ SGD_LR, SGD_MOMENTUM = 1e-3, 0.9
 
 def regime_for(cell: Cell, device: torch.device) -> str:
     """Timing regime of bench.measure.timing: 'cpu' on the CPU; on CUDA 'cudagraph' for the cudagraph
-    runtime, else 'pipelined' (events on the stream, one sync at the end)."""
+    runtime, 'synchronized' for onnxruntime (its session runs on a stream of its own that torch's events do
+    not see, and returns when its outputs are ready), else 'pipelined' (events on the stream, one sync at
+    the end)."""
     if device.type == "cpu":
         return "cpu"
-    return "cudagraph" if cell.runtime == "cudagraph" else "pipelined"
+    return {"cudagraph": "cudagraph", "onnxruntime": "synchronized"}.get(cell.runtime, "pipelined")
 
 
 def cast_for_infer(cell: Cell) -> bool:
@@ -109,6 +112,9 @@ RUNTIMES: dict[str, Callable[[nn.Module], Callable]] = {
 
 def make_fn(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device) -> Callable:
     """The zero-arg callable timed for this cell (runtime applied, mode chosen)."""
+    if cell.runtime not in RUNTIMES:
+        raise ValueError(f"runtime '{cell.runtime}' has no torch callable; torch runtimes: {', '.join(RUNTIMES)}"
+                         " (onnxruntime cells are opened by bench.sweep.ort_unit)")
     model = RUNTIMES[cell.runtime](module)
     if cell.mode == "train_step":
         return train_step_fn(module, model, x, cell, device)

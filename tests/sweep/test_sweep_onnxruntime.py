@@ -1,0 +1,150 @@
+"""The onnxruntime runtime in a sweep: skip rules checked when planning, and a real smoke-sized CPU sweep
+(`--runtime eager,onnxruntime`) whose rows are gated and timed for both runtimes, whose speedups land in
+speedups.parquet, whose rows name the own model's file and hash, and whose report puts both side by side."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.export import onnx_check
+from bench.sweep import cells as cells_mod
+from bench.sweep.axes import ConfigError
+from bench.sweep.cells import expand
+from bench.sweep.config import from_dict
+from bench.sweep.protocol import CellOutcome
+from bench.sweep.runner import make_row, plan
+
+ROOT = Path(__file__).resolve().parents[2]
+NET = textwrap.dedent("""
+    from torch import nn
+    from bench.reparam import RepVGGBlock
+
+    def build(width=8):
+        return nn.Sequential(RepVGGBlock(3, width, stride=2), RepVGGBlock(width, width),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+""")
+CONFIG = textwrap.dedent("""
+    name = "ort"
+    [axes]
+    model = ["repvgg_a0"]
+    [run]
+    num_threads = 1
+    [timing]
+    pair_block_s = 0.03
+    cpu_warmup_s = 0.03
+    min_time_s = 0.1
+    timeout_s = 0.6
+    min_samples = 5
+""")
+
+
+def _reasons(device_type: str, **axes) -> dict[tuple, str]:
+    config = from_dict({"axes": {"model": ["repvgg_a0"], "runtime": ["onnxruntime"], **axes}})
+    return {(c.form, c.mode, c.precision, c.memory_format): c.skip_reason for c in expand(config, device_type)}
+
+
+def test_unsupported_onnxruntime_settings_are_rows_with_a_reason_naming_the_valid_values():
+    reasons = _reasons("cuda", mode=["infer", "train_step"], precision=["fp32", "bf16"],
+                       memory_format=["contiguous", "channels_last"])
+    assert "valid mode: infer" in reasons[("train", "train_step", "fp32", "contiguous")]
+    assert "valid memory_format: contiguous" in reasons[("train", "infer", "fp32", "channels_last")]
+    assert "valid precision: fp32, tf32, fp16" in reasons[("deploy", "infer", "bf16", "contiguous")]
+    assert _reasons("cpu")[("train", "infer", "fp32", "contiguous")] is None
+
+
+def test_missing_extra_and_missing_cuda_provider_are_skip_reasons(monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    cells_mod._onnxruntime_unavailable.cache_clear()
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert "CUDAExecutionProvider is not available" in _reasons("cuda")[("train", "infer", "fp32", "contiguous")]
+    monkeypatch.setattr(onnx_check, "ONNX_MODULES", ("onnx", "no_such_onnxruntime_zz"))
+    cells_mod._onnxruntime_unavailable.cache_clear()
+    try:
+        reason = _reasons("cpu")[("deploy", "infer", "fp32", "contiguous")]
+    finally:
+        cells_mod._onnxruntime_unavailable.cache_clear()
+    assert "no_such_onnxruntime_zz" in reason and 'pip install -e ".[onnx]"' in reason
+
+
+def test_unknown_runtime_lists_onnxruntime():
+    with pytest.raises(ConfigError, match="valid: eager, cudagraph, compile, onnxruntime"):
+        from_dict({"axes": {"model": ["repvgg_a0"], "runtime": ["tensorrt"]}})
+
+
+def test_registered_models_record_the_registry_as_their_source(tmp_path):
+    p = plan(from_dict({"axes": {"model": ["repvgg_a0"]}, "run": {"device": "cpu"}}), out=tmp_path)
+    row = make_row(p, p.cells[0], CellOutcome(status="skipped"), None, None)
+    assert (row.model_source, row.model_source_sha256) == ("registry", None)
+
+
+@pytest.fixture(scope="module")
+def ort_run(tmp_path_factory) -> tuple[Path, Path, str]:
+    pytest.importorskip("onnxruntime")
+    base = tmp_path_factory.mktemp("ort")
+    net, config = base / "tiny_net.py", base / "ort.toml"
+    net.write_text(NET)
+    config.write_text(CONFIG)
+    spec = f"{net}:build:width=8"
+    argv = ["run", "--config", str(config), "--models", spec, "--runtime", "eager,onnxruntime",
+            "--batch", "2", "--resolution", "32", "--device", "cpu", "--out", str(base / "out")]
+    done = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return next(p for p in (base / "out").glob("*/*") if p.is_dir()), net, spec
+
+
+def test_eager_and_onnxruntime_rows_are_gated_timed_and_paired(ort_run):
+    from bench.results import load
+
+    run_dir, net, spec = ort_run
+    df = load(run_dir)
+    assert sorted(zip(df["runtime"], df["form"])) == [("eager", "deploy"), ("eager", "train"),
+                                                      ("onnxruntime", "deploy"), ("onnxruntime", "train")]
+    assert (df["status"] == "ok").all(), df[["runtime", "form", "status", "error"]]
+    assert (df["latency_ms_median"] > 0).all() and (df["n_samples"] >= 5).all()
+    ort = df[df["runtime"] == "onnxruntime"]
+    assert (ort["max_rel_err"] <= ort["tolerance"]).all(), "every session is gated against PyTorch"
+    assert set(ort["ort_provider"]) == {"CPUExecutionProvider"} and ort["ort_version"].notna().all()
+    assert set(ort["ort_graph_optimization_level"]) == {"all"}
+    assert (ort["ort_intra_op_threads"] == ort["num_threads"]).all() and set(ort["num_threads"]) == {1}
+    assert set(ort["timing_regime"]) == {"cpu"}
+    assert df[df["runtime"] == "eager"]["ort_provider"].isna().all()
+    assert int(ort[ort["form"] == "deploy"]["batchnorms_deploy"].iloc[0]) == 0
+    speedups = pd.read_parquet(run_dir / "speedups.parquet")
+    assert sorted(speedups["runtime"]) == ["eager", "onnxruntime"] and (speedups["status"] == "ok").all()
+    for _, s in speedups.iterrows():
+        assert s["speedup_ci_low"] <= s["speedup_median"] <= s["speedup_ci_high"] and s["n_blocks"] >= 4
+
+
+def test_own_model_rows_record_the_file_and_its_hash(ort_run):
+    from bench.results import load
+
+    run_dir, net, spec = ort_run
+    df = load(run_dir)
+    assert set(df["model_source"]) == {str(net.resolve())}
+    assert set(df["model_source_sha256"]) == {hashlib.sha256(net.read_bytes()).hexdigest()}
+
+
+def test_report_shows_the_runtimes_side_by_side_with_the_runs_speedups(ort_run, tmp_path):
+    from bench.report import write_report
+    from bench.results import load
+
+    run_dir, net, spec = ort_run
+    output = write_report(load(run_dir), tmp_path)
+    table = pd.read_csv(output.tables["runtimes"])
+    assert len(table) == 1 and table["model"].iloc[0] == spec
+    speedups = pd.read_parquet(run_dir / "speedups.parquet").set_index("runtime")
+    for runtime in ("eager", "onnxruntime"):
+        assert table[f"{runtime}_speedup"].iloc[0] == pytest.approx(speedups.loc[runtime, "speedup_median"])
+        assert table[f"{runtime}_throughput_deploy"].iloc[0] > 0
+    assert list(table.columns).index("eager_speedup") < list(table.columns).index("onnxruntime_speedup")
+    assert "## Runtimes side by side" in output.report_md.read_text()
