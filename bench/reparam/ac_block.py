@@ -10,8 +10,6 @@ ACNet code (`square_conv`, `ver_bn`, ..., deploy `fused_conv`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor, nn
 
 from bench.reparam.algebra import KernelBias, add_branches, pad_kernel
@@ -29,7 +27,7 @@ class ACBlock(ReparamBlock):
     def lowest_padding(kernel_size: int) -> int:
         return 0  # below k // 2 the side branches read a cropped input
 
-    def _build_branches(self, **branch_options: Any) -> None:
+    def _build_branches(self) -> None:
         k, padding, extra = self.kernel_size, self.padding, self.padding - self.kernel_size // 2
         self.crop = max(0, -extra)
         extra = max(0, extra)

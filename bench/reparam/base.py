@@ -9,6 +9,7 @@ implementing `equivalent_kernel_bias()` with the transforms of `bench.reparam.al
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 from typing import Any, Iterable, Optional
 
@@ -65,6 +66,10 @@ class ReparamBlock(nn.Module):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.groups, self.padding_mode = groups, padding_mode
         self._check_geometry()
+        try:  # checked in both forms, so a deploy build cannot ignore an option silently
+            inspect.signature(self._build_branches).bind(**branch_options)
+        except TypeError as exc:
+            raise TypeError(f"{type(self).__name__}: {exc}") from None
         if deploy:
             setattr(self, self.deploy_attr, self._make_deploy_conv())
         else:

@@ -3,8 +3,6 @@ multi-branch block's branches."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor, nn
 
 from bench.reparam.algebra import KernelBias, pad_kernel
@@ -26,7 +24,7 @@ class ConvBN(ReparamBlock):
     def lowest_padding(kernel_size: int) -> int:
         return 0
 
-    def _build_branches(self, **branch_options: Any) -> None:
+    def _build_branches(self) -> None:
         self.conv = nn.Conv2d(
             self.in_channels, self.out_channels, self.kernel_size, self.stride, self.padding,
             groups=self.groups, bias=False,

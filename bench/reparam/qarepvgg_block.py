@@ -10,7 +10,7 @@ YOLOv6's deploy form keeps `bn` beside `rbr_reparam`, ours folds it (only `rbr_r
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +27,7 @@ class QARepVGGBlock(ReparamBlock):
     deploy_attr = "rbr_reparam"
     branch_attrs = ("rbr_dense", "rbr_1x1", "rbr_identity", "bn")
 
-    def _build_branches(self, **branch_options: Any) -> None:
+    def _build_branches(self) -> None:
         self.rbr_identity: Optional[nn.Identity] = nn.Identity() if self.has_identity else None
         self.rbr_dense = branch_conv_bn(self)
         self.rbr_1x1 = branch_conv_bn(self, 1).conv  # a plain conv: QARepVGG drops this branch's BN

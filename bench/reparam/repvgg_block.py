@@ -8,7 +8,7 @@ Submodule names follow the official implementation (`rbr_dense`, `rbr_1x1`, `rbr
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from torch import Tensor, nn
 
@@ -40,7 +40,7 @@ class RepVGGBlock(ReparamBlock):
         self.nonlinearity = nn.ReLU()
         self.se = SEBlock(out_channels, out_channels // 16, se_pooling) if use_se else nn.Identity()
 
-    def _build_branches(self, **branch_options: Any) -> None:
+    def _build_branches(self) -> None:
         self.rbr_identity: Optional[nn.BatchNorm2d] = nn.BatchNorm2d(self.in_channels) if self.has_identity else None
         self.rbr_dense = branch_conv_bn(self)
         self.rbr_1x1 = branch_conv_bn(self, 1)
