@@ -1,4 +1,4 @@
-"""`python -m bench models`: every registered model with its size, MACs and the RepVGG paper's figures.
+"""`python -m bench models`: every registered model with its size, MACs and its paper's figures.
 
 Params and MACs are counted for the deploy form (what the paper reports) at 224x224 unless told
 otherwise; the training-form parameter count is shown beside it. Nothing is cached.
@@ -17,7 +17,8 @@ COLUMNS: tuple[str, ...] = (
     "name", "family", "params_m", "params_train_m", "macs_g", "paper_params_m", "paper_gmacs",
     "paper_speed_1080ti_b128", "paper_top1",
 )
-"""params_m / macs_g: deploy form, measured here; paper_*: RepVGG paper Table 4 (see bench.models.paper)."""
+"""params_m / macs_g: deploy form, measured here; paper_*: RepVGG paper Table 4, or MobileOne's Table 8
+(see bench.models.paper)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,7 @@ def model_row(name: str, resolution: int = 224) -> dict[str, str]:
         "params_train_m": _fmt(train.params / 1e6, 3),
         "macs_g": _fmt(deploy.macs / 1e9, 3),
         "paper_params_m": _fmt(paper and paper.params_m, 2),
-        "paper_gmacs": _fmt(paper and paper.gmacs, 1),
+        "paper_gmacs": "-" if not (paper and paper.gmacs) else f"{paper.gmacs:g}",  # as published
         "paper_speed_1080ti_b128": _fmt(paper and paper.speed_1080ti_b128, 0),
         "paper_top1": _fmt(paper and paper.top1, 2),
     }
@@ -86,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
         if notes and not args.csv:
             print(f"\nparams/MACs: deploy form, {args.resolution}x{args.resolution}; "
                   "paper: RepVGG (CVPR 2021) Table 4, its GFLOPs = multiply-adds, its params truncated "
-                  "to 2 decimals\nnotes:")
+                  "to 2 decimals, unless a note names another source\nnotes:")
             print("\n".join(notes))
     return 1 if failed else 0

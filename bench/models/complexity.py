@@ -1,7 +1,9 @@
 """Static size of a model: parameters and multiply-accumulates per image, counted without running it.
 
-MACs come from `torch.utils.flop_counter.FlopCounterMode` (FLOPs / 2; convolutions and matmuls, no
-bias adds, pooling or activations: the convention of the RepVGG paper's "FLOPs"). Both counts are taken
+MACs come from `bench.measure.flops.count_macs` (the light torch-function-level counter, tested equal to
+`torch.utils.flop_counter.FlopCounterMode` on every registered model, without its import of dynamo;
+FLOPs / 2; convolutions and matmuls, no bias adds, pooling or activations: the convention of the RepVGG
+paper's "FLOPs"). Both counts are taken
 on the meta device, where no memory is allocated and no arithmetic done, so even RepVGG-B3 costs
 milliseconds; a model that cannot be built there is built on the CPU instead.
 """
@@ -12,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from bench.measure.flops import count_macs
 from bench.models.registry import create
 
 
@@ -27,14 +29,6 @@ class Complexity:
 def count_params(model: nn.Module) -> int:
     """Parameters (not buffers): BN running statistics are state, not weights."""
     return sum(p.numel() for p in model.parameters())
-
-
-def count_macs(model: nn.Module, example_input: torch.Tensor) -> int:
-    """MACs of one forward of `example_input` (for the whole batch)."""
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(example_input)
-    return counter.get_total_flops() // 2
 
 
 def _measure(name: str, deploy: bool, resolution: int, device: str, **kwargs) -> Complexity:

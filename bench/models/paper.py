@@ -1,4 +1,4 @@
-"""The RepVGG paper's own figures, so reports can print paper vs measured side by side.
+"""Published figures (the RepVGG paper's, and MobileOne's), so reports can print paper vs measured side by side.
 
 Source: Ding et al., "RepVGG: Making VGG-style ConvNets Great Again", CVPR 2021 (arXiv:2101.03697v3),
 Table 4; the same table is the image `table.PNG` in the README of github.com/DingXiaoH/RepVGG.
@@ -15,6 +15,10 @@ ResNet-101: 44,496,488 -> 44.49), so a deploy form rounds *down* to the paper's 
 The 120-epoch rows use simple augmentation; RepVGG-B3g4 and B3 appear only in the 200-epoch group
 (autoaugment, label smoothing, mixup), whose top-1 is listed for them. RepVGG-D2se is not in the paper:
 its top-1 (81.82% at 224x224) comes from the official README (update of Apr 25, 2021).
+
+MobileOne S0-S4: Vasu et al., "MobileOne: An Improved One millisecond Mobile Backbone", CVPR 2023
+(arXiv:2206.04040), Table 8 (ImageNet top-1, deploy parameters rounded to 0.1M, FLOPs in M that are
+multiply-adds too); no 1080Ti speed. The official README lists S0 at 2.1M as well (2.08M exactly).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from typing import Optional
 TABLE4 = "RepVGG paper (CVPR 2021), Table 4, 120 epochs, simple augmentation"
 TABLE4_200 = "RepVGG paper (CVPR 2021), Table 4, 200 epochs, autoaugment + label smoothing + mixup"
 README_D2SE = "DingXiaoH/RepVGG README (Apr 25, 2021): 224x224 test; not in the paper"
+MOBILEONE_TABLE8 = "MobileOne paper (CVPR 2023), Table 8; params rounded to 0.1M"
+REPVGG_SOURCES: tuple[str, ...] = (TABLE4, TABLE4_200)
+"""Sources whose parameters are truncated to two decimals (so a deploy form rounds down to them)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,11 @@ PAPER: dict[str, PaperFigures] = {
     "repvgg_b3": _row(80.52, 363, 110.96, 26.2, TABLE4_200),
     "repvgg_b3g4": _row(80.21, 464, 75.62, 16.1, TABLE4_200),
     "repvgg_d2se": PaperFigures(81.82, None, None, None, README_D2SE),
+    "mobileone_s0": PaperFigures(71.4, None, 2.1, 0.275, MOBILEONE_TABLE8),
+    "mobileone_s1": PaperFigures(75.9, None, 4.8, 0.825, MOBILEONE_TABLE8),
+    "mobileone_s2": PaperFigures(77.4, None, 7.8, 1.299, MOBILEONE_TABLE8),
+    "mobileone_s3": PaperFigures(78.1, None, 10.1, 1.896, MOBILEONE_TABLE8),
+    "mobileone_s4": PaperFigures(79.4, None, 14.8, 2.978, MOBILEONE_TABLE8),
     "resnet18": _row(71.16, 2442, 11.68, 1.8),
     "resnet34": _row(74.17, 1419, 21.78, 3.7),
     "resnet50": _row(76.31, 719, 25.53, 3.9),

@@ -1,6 +1,6 @@
 """The model registry: a name maps to a builder and a `ModelInfo`, as in timm's `@register_model`.
 
-Families register their variants from data tables (see `repvgg.py`, `resnet.py`); a single network can
+Families register their variants from data tables (see `repvgg.py`, `mobileone.py`, `resnet.py`); a single network can
 use the decorator. Names with a prefix (`torchvision:resnet50`, `timm:repvgg_a2`) resolve through
 `bench.models.external` and are not listed by `names()`.
 """
@@ -82,7 +82,8 @@ def register_prefix(prefix: str, resolver: Callable[[str], tuple[ModelInfo, Buil
 
 
 FAMILY_MODULES: tuple[str, ...] = (
-    "bench.models.repvgg", "bench.models.resnet", "bench.models.blog", "bench.models.external",
+    "bench.models.repvgg", "bench.models.mobileone", "bench.models.resnet", "bench.models.blog",
+    "bench.models.external",
 )
 """Modules that register models when imported; a new family is one more entry here."""
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.models.equivalence import DTYPES, Equivalence, check_model, check_module
 from bench.models.registry import info, names
-from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, RepVGGBlock
+from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, MobileOneBlock, RepVGGBlock
 
 BLOCK_TOLERANCES = {"float32": 1e-5, "float64": 1e-12}
 BLOCK_INPUT = (2, 16, 17, 17)
@@ -45,6 +45,11 @@ BLOCK_CASES: dict[str, Callable[[], nn.Module]] = {
     "DiverseBranchBlock 3x3 g2": partial(DiverseBranchBlock, 16, 32, 3, groups=2),
     "DiverseBranchBlock depthwise": partial(DiverseBranchBlock, 16, 16, 3, groups=16),
     "DiverseBranchBlock 5x5 s2": partial(DiverseBranchBlock, 16, 16, 5, stride=2, padding=2),
+    "MobileOneBlock dw k=4 skip": partial(MobileOneBlock, 16, 16, 3, groups=16, num_conv_branches=4),
+    "MobileOneBlock dw s2": partial(MobileOneBlock, 16, 16, 3, stride=2, groups=16),
+    "MobileOneBlock pw k=4 skip": partial(MobileOneBlock, 16, 16, 1, num_conv_branches=4),
+    "MobileOneBlock pw 16->32 SE": partial(MobileOneBlock, 16, 32, 1, use_se=True),
+    "MobileOneBlock 3x3 s2 (stem)": partial(MobileOneBlock, 16, 32, 3, stride=2),
 }
 
 

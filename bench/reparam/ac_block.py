@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from bench.reparam.algebra import KernelBias, add_branches, pad_kernel, require_padding_at_least
+from bench.reparam.algebra import KernelBias, add_branches, pad_kernel
 from bench.reparam.base import ReparamBlock
 from bench.reparam.fold import fold_conv_bn
 
@@ -23,38 +23,24 @@ class ACBlock(ReparamBlock):
     deploy_attr = "fused_conv"
     branch_attrs = ("square_conv", "square_bn", "ver_conv", "ver_bn", "hor_conv", "hor_bn")
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int = 1,
-        groups: int = 1,
-        deploy: bool = False,
-    ) -> None:
-        super().__init__()
-        require_padding_at_least(type(self).__name__, kernel_size, padding, 0)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
-        if deploy:
-            self.fused_conv = self._make_deploy_conv()
-            return
-        k, extra = kernel_size, padding - kernel_size // 2
+    @staticmethod
+    def lowest_padding(kernel_size: int) -> int:
+        return 0  # below k // 2 the side branches read a cropped input
+
+    def _build_branches(self) -> None:
+        k, padding, extra = self.kernel_size, self.padding, self.padding - self.kernel_size // 2
         self.crop = max(0, -extra)
         extra = max(0, extra)
-        common = dict(stride=stride, groups=groups, bias=False)
-        self.square_conv = nn.Conv2d(in_channels, out_channels, (k, k), padding=(padding, padding), **common)
-        self.square_bn = nn.BatchNorm2d(out_channels)
-        self.ver_conv = nn.Conv2d(in_channels, out_channels, (k, 1), padding=(padding, extra), **common)
-        self.ver_bn = nn.BatchNorm2d(out_channels)
-        self.hor_conv = nn.Conv2d(in_channels, out_channels, (1, k), padding=(extra, padding), **common)
-        self.hor_bn = nn.BatchNorm2d(out_channels)
+        common = dict(stride=self.stride, groups=self.groups, bias=False)
+        channels = (self.in_channels, self.out_channels)
+        self.square_conv = nn.Conv2d(*channels, (k, k), padding=(padding, padding), **common)
+        self.square_bn = nn.BatchNorm2d(self.out_channels)
+        self.ver_conv = nn.Conv2d(*channels, (k, 1), padding=(padding, extra), **common)
+        self.ver_bn = nn.BatchNorm2d(self.out_channels)
+        self.hor_conv = nn.Conv2d(*channels, (1, k), padding=(extra, padding), **common)
+        self.hor_bn = nn.BatchNorm2d(self.out_channels)
 
-    def forward(self, x: Tensor) -> Tensor:
-        fused = self._modules.get("fused_conv")
-        if fused is not None:
-            return fused(x)
+    def linear_forward(self, x: Tensor) -> Tensor:
         square = self.square_bn(self.square_conv(x))
         c = self.crop
         ver_in = x[:, :, :, c:x.shape[3] - c] if c else x

@@ -15,12 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.reparam.algebra import (
-    KernelBias, add_branches, avg_pool_kernel, identity_kernel, merge_1x1_kxk, pad_kernel,
-    require_padding_at_least,
-)
-from bench.reparam.base import ReparamBlock
-from bench.reparam.conv_bn import ConvBN
+from bench.reparam.algebra import KernelBias, add_branches, avg_pool_kernel, identity_kernel, merge_1x1_kxk
+from bench.reparam.base import ReparamBlock, sum_branches
+from bench.reparam.conv_bn import branch_conv_bn, padded_kernel_bias
 from bench.reparam.fold import fold_bn, fold_conv_bn
 
 
@@ -73,42 +70,38 @@ class DiverseBranchBlock(ReparamBlock):
     branch_attrs = ("dbb_origin", "dbb_avg", "dbb_1x1", "dbb_1x1_kxk")
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int = 1,
-        groups: int = 1,
-        deploy: bool = False,
-        internal_channels_1x1_3x3: Optional[int] = None,
-        single_init: bool = False,
+        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+        padding: Optional[int] = None, groups: int = 1, deploy: bool = False,
+        internal_channels_1x1_3x3: Optional[int] = None, single_init: bool = False,
     ) -> None:
-        super().__init__()
-        require_padding_at_least(type(self).__name__, kernel_size, padding, kernel_size // 2)
-        depthwise = groups >= out_channels
-        if depthwise and padding > kernel_size // 2:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, groups, deploy,
+                         internal_channels_1x1_3x3=internal_channels_1x1_3x3)
+        if single_init and not deploy:
+            self.single_init()
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups >= self.out_channels
+
+    def _check_geometry(self) -> None:
+        k, padding = self.kernel_size, self.padding
+        if self.depthwise and padding > k // 2:
             raise ValueError(
-                f"a depthwise DiverseBranchBlock needs padding <= kernel_size // 2 ({kernel_size // 2}), got "
+                f"a depthwise DiverseBranchBlock needs padding <= kernel_size // 2 ({k // 2}), got "
                 f"{padding}: its average-pooling branch (nn.AvgPool2d) pads at most half its kernel"
             )
-        if depthwise and in_channels != out_channels:
+        if self.depthwise and self.in_channels != self.out_channels:
             raise ValueError("a depthwise DiverseBranchBlock (groups == out_channels) needs in == out channels")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
-        if deploy:
-            self.dbb_reparam = self._make_deploy_conv()
-            return
-        self.dbb_origin = ConvBN(in_channels, out_channels, kernel_size, stride, padding, groups)
+
+    def _build_branches(self, internal_channels_1x1_3x3: Optional[int] = None) -> None:
+        depthwise = self.depthwise
+        self.dbb_origin = branch_conv_bn(self)
         self.dbb_avg = self._avg_branch(depthwise)
         if not depthwise:
-            extra = padding - kernel_size // 2
-            self.dbb_1x1 = ConvBN(in_channels, out_channels, 1, stride, extra, groups)
+            self.dbb_1x1 = branch_conv_bn(self, 1)
         if internal_channels_1x1_3x3 is None:
-            internal_channels_1x1_3x3 = in_channels if not depthwise else 2 * in_channels
+            internal_channels_1x1_3x3 = self.in_channels if not depthwise else 2 * self.in_channels
         self.dbb_1x1_kxk = self._1x1_kxk_branch(internal_channels_1x1_3x3)
-        if single_init:
-            self.single_init()
 
     def _avg_branch(self, depthwise: bool) -> nn.Sequential:
         k, s, p = self.kernel_size, self.stride, self.padding
@@ -149,14 +142,9 @@ class DiverseBranchBlock(ReparamBlock):
                 self.dbb_1x1.bn.weight.zero_()
             self.dbb_origin.bn.weight.fill_(1.0)
 
-    def forward(self, x: Tensor) -> Tensor:
-        reparam = self._modules.get("dbb_reparam")
-        if reparam is not None:
-            return reparam(x)
-        out = self.dbb_origin(x) + self.dbb_avg(x) + self.dbb_1x1_kxk(x)
-        if "dbb_1x1" in self._modules:
-            out = out + self.dbb_1x1(x)
-        return out
+    def linear_forward(self, x: Tensor) -> Tensor:
+        branches = (self.dbb_origin, self.dbb_avg, self.dbb_1x1_kxk, self._modules.get("dbb_1x1"))
+        return sum_branches(x, branches)
 
     def _kernel_1x1_kxk(self) -> KernelBias:
         branch = self.dbb_1x1_kxk
@@ -181,6 +169,5 @@ class DiverseBranchBlock(ReparamBlock):
     def equivalent_kernel_bias(self) -> KernelBias:
         branches = [self.dbb_origin.equivalent_kernel_bias(), self._kernel_1x1_kxk(), self._kernel_avg()]
         if "dbb_1x1" in self._modules:
-            k1, b1 = self.dbb_1x1.equivalent_kernel_bias()
-            branches.append((pad_kernel(k1, self.kernel_size), b1))
+            branches.append(padded_kernel_bias(self.dbb_1x1, self.kernel_size))
         return add_branches(*branches)

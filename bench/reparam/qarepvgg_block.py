@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.reparam.algebra import KernelBias, add_branches, identity_kernel, pad_kernel, require_padding_at_least
-from bench.reparam.base import ReparamBlock
-from bench.reparam.conv_bn import ConvBN
+from bench.reparam.algebra import KernelBias, add_branches, identity_kernel, pad_kernel
+from bench.reparam.base import ReparamBlock, sum_branches
+from bench.reparam.conv_bn import branch_conv_bn
 from bench.reparam.fold import fold_bn
 
 
@@ -26,40 +27,17 @@ class QARepVGGBlock(ReparamBlock):
     deploy_attr = "rbr_reparam"
     branch_attrs = ("rbr_dense", "rbr_1x1", "rbr_identity", "bn")
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        padding: int = 1,
-        groups: int = 1,
-        deploy: bool = False,
-    ) -> None:
-        super().__init__()
-        require_padding_at_least(type(self).__name__, kernel_size, padding, kernel_size // 2)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
-        self.nonlinearity = nn.ReLU()
-        if deploy:
-            self.rbr_reparam = self._make_deploy_conv()
-            return
-        has_identity = in_channels == out_channels and stride == 1 and padding == kernel_size // 2
-        self.rbr_identity: Optional[nn.Identity] = nn.Identity() if has_identity else None
-        self.rbr_dense = ConvBN(in_channels, out_channels, kernel_size, stride, padding, groups)
-        self.rbr_1x1 = nn.Conv2d(
-            in_channels, out_channels, 1, stride, padding - kernel_size // 2, groups=groups, bias=False
-        )
-        self.bn = nn.BatchNorm2d(out_channels)
+    def _build_branches(self) -> None:
+        self.rbr_identity: Optional[nn.Identity] = nn.Identity() if self.has_identity else None
+        self.rbr_dense = branch_conv_bn(self)
+        self.rbr_1x1 = branch_conv_bn(self, 1).conv  # a plain conv: QARepVGG drops this branch's BN
+        self.bn = nn.BatchNorm2d(self.out_channels)
 
-    def forward(self, x: Tensor) -> Tensor:
-        reparam = self._modules.get("rbr_reparam")
-        if reparam is not None:
-            return self.nonlinearity(reparam(x))
-        out = self.rbr_dense(x) + self.rbr_1x1(x)
-        if self.rbr_identity is not None:
-            out = out + self.rbr_identity(x)
-        return self.nonlinearity(self.bn(out))
+    def linear_forward(self, x: Tensor) -> Tensor:
+        return self.bn(sum_branches(x, (self.rbr_dense, self.rbr_1x1, self.rbr_identity)))
+
+    def tail(self, x: Tensor) -> Tensor:
+        return F.relu(x)
 
     def equivalent_kernel_bias(self) -> KernelBias:
         k = self.kernel_size

@@ -35,7 +35,10 @@ def test_every_registered_model_counts_as_flop_counter_mode():
         assert ours == reference > 0, name
 
 
-@pytest.mark.parametrize("name", ["repvgg_a0", "acnet_resnet18", "dbb_resnet18", "blog_repvgg", "repvgg_d2se"])
+@pytest.mark.parametrize(
+    "name", ["repvgg_a0", "acnet_resnet18", "dbb_resnet18", "blog_repvgg", "repvgg_d2se", "qarepvgg_a0",
+             "mobileone_s0", "mobileone_s4"],
+)
 def test_deploy_forms_count_as_flop_counter_mode(name):
     from bench.models import create
 

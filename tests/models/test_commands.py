@@ -20,6 +20,8 @@ def test_models_lists_every_registered_model(capsys):
     assert listed == set(names())
     a0 = next(line for line in lines if line.startswith("repvgg_a0 ")).split()
     assert a0[1:] == ["repvgg", "8.309", "9.109", "1.361", "8.30", "1.4", "3256", "72.41"]
+    s0 = next(line.split() for line in out.splitlines() if line.startswith("mobileone_s0 "))
+    assert s0[1:] == ["mobileone", "2.079", "5.293", "0.275", "2.10", "0.275", "-", "71.40"]
 
 
 def test_models_subset_as_csv(capsys):

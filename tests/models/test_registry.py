@@ -14,6 +14,7 @@ EXPECTED = {
     "repvgg_a0", "repvgg_a1", "repvgg_a2", "repvgg_b0", "repvgg_b1", "repvgg_b1g2", "repvgg_b1g4",
     "repvgg_b2", "repvgg_b2g2", "repvgg_b2g4", "repvgg_b3", "repvgg_b3g2", "repvgg_b3g4", "repvgg_d2se",
     "qarepvgg_a0", "qarepvgg_b0",
+    "mobileone_s0", "mobileone_s1", "mobileone_s2", "mobileone_s3", "mobileone_s4",
     "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "acnet_resnet18", "acnet_resnet50", "dbb_resnet18", "dbb_resnet50", "blog_repvgg", "blog_repvgg_code",
 }

@@ -11,7 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, RepVGGBlock, SEBlock, to_deploy
+from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, QARepVGGBlock, RepVGGBlock, SEBlock, to_deploy
 from tests.conftest import randomize_
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -148,3 +148,10 @@ def test_every_supported_padding_folds_exactly(cls, k: int, padding: int, stride
     tolerance = 1e-12 if dtype == torch.float64 else 1e-5
     assert actual.shape == expected.shape
     assert ((actual - expected).abs().max() / expected.abs().max()).item() <= tolerance
+
+
+@pytest.mark.parametrize("deploy", [False, True])
+@pytest.mark.parametrize("cls", [ACBlock, ConvBN, QARepVGGBlock])
+def test_an_option_a_block_does_not_have_is_refused_in_both_forms(cls, deploy: bool) -> None:
+    with pytest.raises(TypeError, match=f"{cls.__name__}: .*unexpected keyword argument 'use_se'"):
+        cls(4, 8, 3, deploy=deploy, use_se=True)
