@@ -47,7 +47,7 @@ def _run_once(preset: str, out: Path, label: str, extra: list[str]) -> dict[str,
     run_dir = next(out.glob(f"*/{label}"))
     speedups = pd.read_parquet(run_dir / "speedups.parquet")
     timed = float(pd.to_numeric(speedups["timed_s"]).sum())
-    return {"run_dir": str(run_dir), "wall_s": wall, "timed_s": timed, "timed_fraction": timed / wall,
+    return {"run_dir": str(run_dir.relative_to(out)), "wall_s": wall, "timed_s": timed, "timed_fraction": timed / wall,
             "pairs": int(len(speedups)), "pair_status": speedups["status"].value_counts().to_dict(),
             "speedups": speedups}
 
