@@ -124,35 +124,35 @@ def error_bars(df: pd.DataFrame, value: str = "throughput") -> np.ndarray:
 def speedups(df: pd.DataFrame) -> pd.DataFrame:
     """Deploy/train speedup for every pair whose two cells have status `ok`.
 
-    speedup = median train latency / median deploy latency (= T_deploy / T_train), read through
-    `bench.results.speedup.pair_values`, the project's one definition: the paired value and 95% interval
-    the run measured (`paired` True), or for older runs the unpaired ratio of the two rows, whose bounds
-    are then the extremes of both spreads: lo = T_deploy_lo / T_train_hi, hi = T_deploy_hi / T_train_lo
-    (p5-p90). `flag` joins the flags of both cells (throttled, noisy, over-peak). Mismatched deploy
-    cells never enter (their output is wrong).
+    speedup = median train latency / median deploy latency, with its interval and the interval's name
+    (`speedup_interval`), read through `bench.results.speedup.pair_values`, the project's one
+    definition, so `bench compare` prints the same numbers. `flag` joins the flags of both cells
+    (throttled, noisy, over-peak). Mismatched deploy cells never enter (their output is wrong).
     """
     from bench.results.speedup import pair_values
 
     rows = drawable(df)
     rows = rows[rows["status"].eq("ok")]
     keys = [k for k in PAIR_KEYS if k in rows.columns]
-    measured = [c for c in ("latency_ms_median", "speedup_median", "speedup_ci_low", "speedup_ci_high")
-                if c in rows.columns]
+    measured = [c for c in ("latency_ms_median", "latency_ms_median_ci_low", "latency_ms_median_ci_high",
+                            "speedup_median", "speedup_ci_low", "speedup_ci_high") if c in rows.columns]
     cols = [*keys, "throughput", "throughput_lo", "throughput_hi", "flag", *measured]
     train = rows[rows["form"].eq("train")][cols]
     deploy = rows[rows["form"].eq("deploy")][cols]
     pairs = train.merge(deploy, on=keys, suffixes=("_train", "_deploy")).reset_index(drop=True)
     values = pair_values(pairs[[f"{c}_train" for c in measured]].rename(columns=lambda c: c[:-6]),
                          pairs[[f"{c}_deploy" for c in measured]].rename(columns=lambda c: c[:-7]))
-    spread_lo = pairs["throughput_lo_deploy"] / pairs["throughput_hi_train"]
-    spread_hi = pairs["throughput_hi_deploy"] / pairs["throughput_lo_train"]
-    pairs["speedup"] = values["speedup"]
-    pairs["speedup_lo"] = values["speedup_lo"].where(values["paired"], spread_lo)
-    pairs["speedup_hi"] = values["speedup_hi"].where(values["paired"], spread_hi)
-    pairs["paired"] = values["paired"]
+    for name in values.columns:
+        pairs[name] = values[name]
     pairs["flag"] = [_merge_flags(a, b) for a, b in zip(pairs["flag_train"], pairs["flag_deploy"])]
     drop = ["flag_train", "flag_deploy", *(f"{c}_{f}" for c in measured for f in ("train", "deploy"))]
     return pairs.drop(columns=drop)
+
+
+def interval_label(pairs: pd.DataFrame) -> str:
+    """The names of the speedup intervals in `pairs` ('95% CI of paired block ratios'), for titles."""
+    kinds = sorted({str(k) for k in pairs.get("speedup_interval", pd.Series(dtype=object)).dropna()})
+    return "; ".join(kinds) if kinds else "no interval"
 
 
 def choose(values: Iterable, preferred: object) -> object:

@@ -92,7 +92,7 @@ def speedup_table(df: pd.DataFrame) -> pd.DataFrame:
     pairs = speedups(df)
     cols = [c for c in ("hardware", "model", "mode", "batch_size", "precision", "memory_format", "runtime",
                         "resolution", "throughput_train", "throughput_deploy", "speedup", "speedup_lo",
-                        "speedup_hi", "flag") if c in pairs.columns]
+                        "speedup_hi", "speedup_interval", "flag") if c in pairs.columns]
     return pairs[cols].sort_values(cols[:8]).reset_index(drop=True)
 
 

@@ -11,7 +11,7 @@ Method (details and sources in `verdicts`, `speedup` and `stats`):
    noise alone rarely produces a SLOWER. SLOWER (FASTER) needs BOTH the interval wholly beyond the
    threshold AND survival of BH; SAME needs the interval wholly inside the band; anything else is
    AMBIGUOUS (listed, never failing). MISSING / NEW: a cell timed on one side only.
-4. Deploy/train speedups (within each run) are compared the same way (bootstrap of all four medians).
+4. Deploy/train speedups (within each run, `speedup.pair_values`) are compared the same way.
 5. Memory is exact: any change of `peak_allocated_mib` beyond 1 MiB is listed.
 6. Correctness: a cell `ok` in the baseline and `mismatch` in the new run is a gate regression.
 
@@ -183,8 +183,8 @@ def compare(base: RunData, new: RunData, settings: Settings | None = None, acros
     boot_base = _bootstrap(base, settings, rng)
     boot_new = _bootstrap(new, settings, rng)
     cells = _cells(base, new, boot_base, boot_new, settings)
-    speedups = compare_speedups(speedups_of(base.summary, _medians(base), boot_base, settings),
-                                speedups_of(new.summary, _medians(new), boot_new, settings), settings)
+    speedups = compare_speedups(speedups_of(base.summary, boot_base), speedups_of(new.summary, boot_new),
+                                settings)
     memory = _memory(cells.iloc[0:0] if across else cells, settings)
     return Comparison(settings=settings, baseline=base.context(), new=new.context(), across_hardware=across,
                       cells=cells, speedups=speedups, memory=memory, gates=_gates(cells),

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.results.compare import Comparison
 from bench.results.schema import AXES
-from bench.results.speedup import PAIR_AXES
+from bench.results.speedup import PAIR_AXES, interval_note
 from bench.results.verdicts import AMBIGUOUS, FASTER, MISSING, NEW, SAME, SLOWER, VERDICTS
 
 
@@ -168,9 +168,12 @@ def headline(cmp: Comparison) -> str:
 
 def method_note(cmp: Comparison) -> str:
     s = cmp.settings
+    kinds = [cmp.speedups[c] for c in ("speedup_interval_base", "speedup_interval_new") if c in cmp.speedups]
+    intervals = interval_note(*kinds)
     return (f"change = new / baseline median latency - 1; {s.level:.0%} percentile-bootstrap CI "
             f"({s.n_boot} resamples, seed {s.seed}); threshold {s.threshold:.0%}; a verdict needs the CI beyond "
-            f"the threshold and Mann-Whitney + Benjamini-Hochberg at FDR q = {s.fdr}")
+            f"the threshold and Mann-Whitney + Benjamini-Hochberg at FDR q = {s.fdr}"
+            + (f"; {intervals}" if intervals else ""))
 
 
 def _context_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:

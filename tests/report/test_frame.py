@@ -45,8 +45,11 @@ def test_speedups_never_use_mismatched_or_failed_cells():
     assert ("repvgg_a0", 256) not in keys  # oom / error
     a0 = pairs[pairs["model"].eq("repvgg_a0") & pairs["batch_size"].eq(8)].iloc[0]
     assert a0["speedup"] == pytest.approx(1.5)
-    assert a0["speedup_lo"] == pytest.approx(1.5 * 0.95 / 1.1)
-    assert a0["speedup_hi"] == pytest.approx(1.5 * 1.1 / 0.95)
+    # unpaired rows: both cells' median CIs (+-2%) combined in log space, and the interval named
+    half = 1.959963984540054 * np.hypot(*[np.log(1.02 / 0.98) / (2 * 1.959963984540054)] * 2)
+    assert a0["speedup_lo"] == pytest.approx(1.5 * np.exp(-half))
+    assert a0["speedup_hi"] == pytest.approx(1.5 * np.exp(half))
+    assert a0["speedup_interval"] == "95% CI from both cells' median CIs (unpaired)"
 
 
 def test_throttled_pairs_are_kept_but_flagged():
