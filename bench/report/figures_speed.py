@@ -1,7 +1,7 @@
 """Speed figures: the paper's Figure 1 views, train vs deploy bars, throughput vs batch, speedup heatmap.
 
 Throughput is samples/s at the median latency; every error bar is the latency's p5..p90 carried through
-throughput = batch * 1000 / latency_ms (see `bench.report.frame.drawable`).
+throughput = `bench.results.derived.throughput` (see `bench.report.frame.drawable`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from bench.results.derived import throughput
 from bench.results.flags import NOISY_CV, noisy_mask  # noqa: F401 - re-exported: figures read them here
 from bench.results.schema import AXES
 
@@ -76,9 +77,9 @@ def latest_per_cell(df: pd.DataFrame) -> pd.DataFrame:
 def drawable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows with valid timings, plus `throughput`, its p5-p90 bounds and the `flag` column.
 
-    Throughput (samples/s) = batch_size * 1000 / latency_ms_median. Its spread is the latency's p5..p90
-    propagated through the same formula: lower = batch*1000/p90, upper = batch*1000/p5 (the slow tail
-    bounds throughput from below). Missing percentiles fall back to median -/+ IQR/2.
+    Throughput: `bench.results.derived.throughput` of the median latency. Its spread is the latency's
+    p5..p90 through the same formula: lower from p90, upper from p5 (the slow tail bounds throughput
+    from below). Missing percentiles fall back to median -/+ IQR/2.
     """
     out = latest_per_cell(df[df["status"].isin(DRAWN_STATUSES)]).copy()
     if out.empty:
@@ -87,10 +88,9 @@ def drawable(df: pd.DataFrame) -> pd.DataFrame:
     median = _col(out, "latency_ms_median")
     p90 = _col(out, "latency_ms_p90").fillna(median + _col(out, "latency_ms_iqr") / 2)
     p5 = _col(out, "latency_ms_p5").fillna(median - _col(out, "latency_ms_iqr") / 2)
-    computed = batch * 1000.0 / median
-    out["throughput"] = _col(out, "throughput_samples_s").fillna(computed)
-    out["throughput_lo"] = (batch * 1000.0 / p90).fillna(out["throughput"])
-    out["throughput_hi"] = (batch * 1000.0 / p5.where(p5 > 0)).fillna(out["throughput"])
+    out["throughput"] = _col(out, "throughput_samples_s").fillna(throughput(batch, median))
+    out["throughput_lo"] = throughput(batch, p90).fillna(out["throughput"])
+    out["throughput_hi"] = throughput(batch, p5).fillna(out["throughput"])
     out["throughput_lo"] = np.minimum(out["throughput_lo"], out["throughput"])
     out["throughput_hi"] = np.maximum(out["throughput_hi"], out["throughput"])
     out["flag"] = flag_of(out)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.results.derived import throughput
 from bench.results.falsealarm import FalseAlarmEstimate, false_alarm_rate
 from bench.results.read import load, load_samples
 from bench.results.schema import AXES
@@ -285,11 +286,11 @@ def _gates(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def _hardware_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Throughput (samples/s = batch * 1000 / median ms) on each hardware and their ratio new / baseline."""
+    """Throughput (`derived.throughput` of the median) on each hardware and their ratio new / baseline."""
     timed = cells[cells["median_ms_base"].notna() & cells["median_ms_new"].notna()].copy()
     batch = timed["batch_size"].astype(float)
-    timed["throughput_base"] = batch * 1000.0 / timed["median_ms_base"]
-    timed["throughput_new"] = batch * 1000.0 / timed["median_ms_new"]
+    timed["throughput_base"] = throughput(batch, timed["median_ms_base"].astype(float))
+    timed["throughput_new"] = throughput(batch, timed["median_ms_new"].astype(float))
     timed["throughput_ratio"] = 1.0 / timed["ratio"]
     timed["throughput_ratio_lo"] = 1.0 / timed["ci_hi"]
     timed["throughput_ratio_hi"] = 1.0 / timed["ci_lo"]
