@@ -12,9 +12,7 @@ written.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -91,16 +89,11 @@ def _build(name: str, form: str, precision: str) -> tuple[nn.Module, nn.Module, 
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temporary file beside `path`, then rename: a failed export leaves `path` as it was."""
+    """`bench.results.io.atomic_write`: a failed export leaves `path` as it was."""
+    from bench.results.io import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, write)
 
 
 def _print_counts(label: str, graph: onnx_check.OnnxGraph) -> None:

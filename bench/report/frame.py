@@ -195,11 +195,6 @@ def hardware_label(df: pd.DataFrame) -> str:
     return " vs ".join(names) if names else "unknown hardware"
 
 
-def on_cuda(df: pd.DataFrame) -> bool:
-    """True when the rows were measured on a CUDA device (the `device` column starts with 'cuda')."""
-    return bool(df.get("device", pd.Series(dtype=object)).astype(str).str.startswith("cuda").any())
-
-
 def _col(df: pd.DataFrame, name: str) -> pd.Series:
     if name not in df.columns:
         return pd.Series(np.nan, index=df.index, dtype=float)

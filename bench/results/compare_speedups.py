@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from bench.results.compare import RunData, compare
-from bench.results.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, table, varying
+from bench.results.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, varying
+from bench.results.table import table
 from bench.results.speedup import LARGER, PAIR_AXES, SMALLER, interval_note
 from bench.results.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings
 

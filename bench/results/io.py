@@ -382,7 +382,3 @@ def _samples_table(records: list[dict[str, Any]]) -> pa.Table:
     assert tuple(schema.names) == SAMPLE_COLUMNS
     return pa.Table.from_arrays(columns, schema=schema)
 
-
-def run_dir_for(results_root: Path | str, hardware: str, run_id: str) -> Path:
-    """`results/<hardware>/<run_id>/`, the one place a run's files live."""
-    return Path(results_root) / hardware / run_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.cli import main
-from bench.report.command import hardware_dirs
+from bench.results.layout import hardware_dirs_of as hardware_dirs
 from bench.report.runs import find_runs, latest_run, preset_of
 
 
