@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results.derived import throughput
-from bench.results.flags import NOISY_CV, noisy_mask  # noqa: F401 - re-exported: figures read them here
+from bench.results.flags import noisy_mask
 from bench.results.schema import AXES
 
 DRAWN_STATUSES: tuple[str, ...] = ("ok", "mismatch")

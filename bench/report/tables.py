@@ -85,7 +85,7 @@ def flagged_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = drawable(df)
     rows = rows[rows["flag"].ne("")]
     cols = [c for c in ("hardware", "run_id", "model", "form", "mode", "batch_size", "resolution", "precision",
-                        "memory_format", "runtime", "flag", "latency_cv", "load_avg_1m", "cpu_pressure_avg10",
+                        "memory_format", "runtime", "flag", "noisy", "latency_cv", "load_avg_1m", "cpu_pressure_avg10",
                         "pct_of_peak", "throttle_reasons", "max_abs_err", "max_rel_err", "tolerance")
             if c in rows.columns]
     return rows[cols].reset_index(drop=True)

@@ -59,6 +59,7 @@ class Result:
     latency_ms_p99: Optional[float] = None
     latency_ms_iqr: Optional[float] = None
     latency_cv: Optional[float] = None
+    noisy: Optional[bool] = None  # the measurement's own judgement (LatencyStats.noisy)
     n_samples: Optional[int] = None
     stop_reason: Optional[str] = None
     warmup_iters: Optional[int] = None

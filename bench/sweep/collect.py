@@ -23,7 +23,7 @@ TIMING_FIELDS: dict[str, str] = {
     "latency_ms_median": "median_ms", "latency_ms_median_ci_low": "median_ci_low_ms",
     "latency_ms_median_ci_high": "median_ci_high_ms", "latency_ms_mean": "mean_ms", "latency_ms_min": "min_ms",
     "latency_ms_p5": "p5_ms", "latency_ms_p90": "p90_ms", "latency_ms_p95": "p95_ms",
-    "latency_ms_p99": "p99_ms", "latency_ms_iqr": "iqr_ms", "latency_cv": "cv", "n_samples": "n",
+    "latency_ms_p99": "p99_ms", "latency_ms_iqr": "iqr_ms", "latency_cv": "cv", "noisy": "noisy", "n_samples": "n",
     "stop_reason": "stop_reason", "warmup_iters": "warmup_iters", "first_call_ms": "first_call_ms",
     "host_enqueue_ms_median": "host_enqueue_ms_median", "timing_regime": "regime",
 }

@@ -69,6 +69,22 @@ def test_noisy_cells_are_flagged_and_flags_combine():
     assert pairs.loc["repvgg_a1", "flag"] == ""
 
 
+def test_the_measurements_own_noise_judgement_wins_over_the_legacy_cv_rule():
+    rows = [row("repvgg_a0", "train", 8, latency_cv=0.01, noisy=True),
+            row("repvgg_a0", "deploy", 8, latency_cv=0.20, noisy=False),
+            row("repvgg_a1", "train", 8, latency_cv=0.08)]  # an older row: no `noisy` value
+    assert list(drawable(frame(rows))["flag"]) == ["noisy", "", "noisy"]
+
+
+def test_timing_fields_carry_the_measurements_noise_judgement():
+    from bench.measure.stats import LatencyStats
+    from bench.sweep.collect import timing_fields
+
+    steady = LatencyStats.from_samples("cpu", [1.0, 1.01, 0.99, 1.0] * 10, stop_reason="max_iters")
+    spread = LatencyStats.from_samples("cpu", [1.0, 2.0, 0.5, 1.5] * 10, stop_reason="max_iters")
+    assert timing_fields(steady, 8)["noisy"] is False and timing_fields(spread, 8)["noisy"] is True
+
+
 def test_cells_above_the_device_peak_are_flagged():
     rows = [row("repvgg_a0", "train", 8, device="cuda:0", pct_of_peak=100.5),
             row("repvgg_a0", "deploy", 8, device="cuda:0", pct_of_peak=99.0)]

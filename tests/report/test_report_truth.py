@@ -18,7 +18,7 @@ def test_a_noisy_cpu_heatmap_cell_is_labelled_noisy_not_throttled(tmp_path):
     df.loc[df["model"].eq("resnet18") & df["batch_size"].eq(8), "latency_cv"] = 0.41
     render_figures(df, tmp_path, ["speedup_heatmap"])
     svg = (tmp_path / "speedup_heatmap.svg").read_text(encoding="utf-8")
-    assert "noisy: latency CV" in svg and "throttled" not in svg
+    assert "noisy: wide timing spread" in svg and "throttled" not in svg
 
 
 def test_titles_carry_the_resolution(tmp_path):
