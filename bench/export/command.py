@@ -21,7 +21,7 @@ from torch import nn
 
 from bench.export import onnx_check
 from bench.measure.repro import dtype_for
-from bench.sweep.axes import CHOICES
+from bench.results.schema import AXIS_SPECS
 
 FORMS: tuple[str, ...] = ("deploy", "train")
 ONNX_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
@@ -43,7 +43,7 @@ WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
 FORMATS: tuple[str, ...] = ("onnx", *WRITERS)
 
 
-PRECISIONS: tuple[str, ...] = CHOICES["precision"]
+PRECISIONS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "precision")
 """The sweep's precisions (each has a gate tolerance in `bench.models.agreement.TOLERANCES`)."""
 
 

@@ -379,6 +379,7 @@ def _samples_table(records: list[dict[str, Any]]) -> pa.Table:
     values = [v for rec in records for v in rec["samples_ms"]]
     columns.append(pa.array(index, type=pa.int64()))
     columns.append(pa.array(values, type=pa.float64()))
-    assert tuple(schema.names) == SAMPLE_COLUMNS
+    if tuple(schema.names) != SAMPLE_COLUMNS:
+        raise RuntimeError(f"samples schema {schema.names} differs from SAMPLE_COLUMNS {SAMPLE_COLUMNS}")
     return pa.Table.from_arrays(columns, schema=schema)
 
