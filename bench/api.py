@@ -57,7 +57,7 @@ class BenchmarkResult:
 
     @property
     def speedup(self) -> Optional[float]:
-        """median train latency / median deploy latency (> 1: the deploy form is faster)."""
+        """Train / deploy latency, the median over block pairs (> 1: the deploy form is faster)."""
         return self.pair.speedup_median if self.pair else None
 
     @property

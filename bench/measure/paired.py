@@ -24,9 +24,9 @@ Interface (kept stable; fields are only ever added):
 Method. Each form: first call alone, `prepare()`, warm-up (`bench.measure.timing.warm_start`), first
 form then second. Then the timed phase: block pairs, one block of each form of about `pair_block_s`
 each (so both forms' blocks see the machine for about as long), in the order of `pair_schedule`. After
-each pair the stop rule (`pair_stop_reason`) is checked. The speedup is median(all first-form samples)
-/ median(all second-form samples); its interval is `bench.measure.stats.speedup_interval` over the
-log-ratios of the block medians of each pair: drift slower than a pair is common to both blocks and
+each pair the stop rule (`pair_stop_reason`) is checked. The speedup and its interval are
+`bench.measure.stats.speedup_interval` of the log-ratios of the block medians of each pair (point: their
+median; interval: their order-statistic interval, widened by that of ABBA-cycle means): drift slower than a pair is common to both blocks and
 cancels, which is why pairing gives a stable ratio on a machine whose speed wanders. Simulated
 (tests/measure/test_measure_intervals.py: a known ratio, AR(1) noise with rho = 0.7 and a random-walk
 drift of the machine, 12 pairs of 10-sample blocks): the interval covers the ratio in 96% of runs, and
@@ -210,7 +210,7 @@ def _check_forms(fns: Mapping[str, Callable[[], Any]]) -> list[str]:
 def measure_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device | str, regime: str,
                  config: Optional[TimingConfig] = None, timed_window: Optional[TimedWindow] = None,
                  seed: int = 0) -> PairMeasurement:
-    """Time the two callables of `fns` interleaved; speedup = median(first) / median(second).
+    """Time the two callables of `fns` interleaved; speedup = first / second latency, per block pair.
 
     Method, arguments and result: module docstring. Errors as `measure_latency` (unknown regime:
     ValueError; CUDA regime without CUDA: RuntimeError), before anything is called.

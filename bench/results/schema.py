@@ -179,8 +179,11 @@ PAIR_AXES: tuple[str, ...] = tuple(a for a in AXES if a != "form")
 class Speedup:
     """One train/deploy pair timed side by side in one process: a row of `speedups.parquet`/`.csv`.
 
-    speedup_median = median train latency / median deploy latency (> 1: the deploy form is faster);
-    speedup_ci_low/high: its 95% interval from the paired blocks (`bench.measure.paired`). The speedup
+    speedup_median = the median, over the pair's block pairs, of (median train latency of the block /
+    median deploy latency of its neighbour block) (> 1: the deploy form is faster); for a steady machine
+    it equals the ratio of the two rows' medians, under drift it is the one of the two that pairing
+    protects. speedup_ci_low/high: its 95% interval from the same block ratios
+    (`bench.measure.stats.speedup_interval`). The speedup
     columns are None unless `status` is 'ok', which needs both form rows ok and the correctness gate
     passed: a mismatched deploy form never yields a speedup. `paired` is False for speedups derived from
     the summary of an older run whose forms were timed in separate processes (no interval).

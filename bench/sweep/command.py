@@ -20,10 +20,10 @@ from bench.results.guard import RunFolderError
 from bench.results.schema import AXIS_SPECS
 from bench.results.runlock import RunLockedError, run_lock
 from bench.sweep.axes import CHOICES, ConfigError
-from bench.sweep.executor import ISOLATIONS
+from bench.sweep.executor import EXECUTORS, ISOLATIONS
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
-from bench.sweep.signals import Terminated, sigterm_raises
-from bench.sweep.verdict import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, judge_run
+from bench.sweep.signals import Terminated, interrupted_exit, sigterm_raises
+from bench.sweep.verdict import EXIT_TERMINATED, EXIT_USAGE, judge_run
 
 AXIS_OPTIONS: dict[str, tuple[str, ...]] = {a.name: a.flags for a in AXIS_SPECS}
 """Each axis's CLI flags (`bench.results.schema.AXIS_SPECS`)."""
@@ -53,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model (default): one worker process per model and runtime serves all its "
                              "cells and pairs, replaced after a failure; cell: a fresh process per pair or "
                              "lone cell")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="local (default): worker processes on this machine; ray: every unit a task on "
+                             "a Ray cluster, on each hardware kind (needs the ray extra)")
+    parser.add_argument("--address", help="with --executor ray: the cluster (default auto: the one `ray "
+                                          "start` began here; ray://HOST:10001 for a remote one)")
+    parser.add_argument("--hardware", metavar="LIST",
+                        help="with --executor ray: hardware ids to sweep (default: every hw: label of the cluster)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any cell of the run (resumed ones included) is mismatch, error or timeout")
 
@@ -95,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
     terminated at any point exits 143 and leaves no worker or temporary folder behind."""
     from bench.sweep.executor import Worker
 
+    if args.executor != "local" or args.address or args.hardware:
+        from bench.sweep.ray_sweep import run_command
+
+        return run_command(args, build_config)
     with sigterm_raises():
         prestarted = None
         try:
@@ -144,10 +155,7 @@ def _run(args: argparse.Namespace, prestarted: Any) -> int:
               "without writing)", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as exc:
-        why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        print(f"\n{why}: finished cells are in {plan.run_dir}; run the same command again to resume",
-              file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        return interrupted_exit(exc, str(plan.run_dir))
     print(f"results: {summary.run_dir}")
     verdict = judge_run(summary.run_dir)
     for line in verdict.lines(args.strict):

@@ -117,6 +117,8 @@ ISOLATIONS: tuple[str, ...] = ("model", "cell")
 """`model`: one persistent worker per model and runtime serves all its units, replaced after a failure;
 `cell`: a fresh process for every unit of work (a pair or a lone cell), as before workers existed."""
 POLL_S = 0.01
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+"""`local`: `LocalExecutor` on this machine; `ray`: `bench.sweep.ray_executor.RayExecutor` per hardware kind."""
 
 
 class Worker:
@@ -142,6 +144,10 @@ class Worker:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def prebuild(self, spec: UnitSpec) -> None:
+        """Have this (spare) worker build `spec`'s model forms now, ahead of its first unit."""
+        self.send(replace(spec, prebuild=True, outcome_path=None), last=False)
 
     def send(self, spec: UnitSpec, last: bool) -> None:
         assert self.proc.stdin is not None
@@ -252,8 +258,10 @@ class LocalExecutor:
                                 spare.kill()
                                 spare = None
                         if index == 0 and following and spare is None and self.isolation == "model":
-                            # the next model's worker imports torch while this one builds and measures
+                            # the next model's worker imports torch and builds its forms while this one
+                            # measures (README, "Method": what runs beside a timed pair)
                             spare = Worker(following[0].worker_key(), self.slots[slot_index], folder)
+                            spare.prebuild(following[0])
                         with lock:
                             on_start(spec, slot_index)
                         started = time.time()

@@ -84,7 +84,9 @@ class UnitSpec:
     """One unit of work: one cell, or the (train, deploy) cells of a pair, with how to run them.
 
     `faults[i]` are the injected faults of `cells[i]`. `outcome_path` is where the worker writes the
-    `UnitOutcome` (set by the executor).
+    `UnitOutcome` (set by the executor). `prebuild=True` asks a worker only to build the unit's model
+    forms, fold report and MACs into its cache, and to write nothing: sent to the next model's worker
+    while the current one measures, so building is off the sweep's critical path.
     """
 
     cells: tuple[Cell, ...]
@@ -94,6 +96,7 @@ class UnitSpec:
     timing: dict = field(default_factory=dict)
     faults: tuple[tuple[str, ...], ...] = ()
     outcome_path: Optional[str] = None
+    prebuild: bool = False
 
     @property
     def is_pair(self) -> bool:

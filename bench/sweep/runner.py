@@ -100,7 +100,8 @@ def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Option
              duration_s: Optional[float]) -> Result:
     """Identity and axes from the parent (authoritative), measured fields from the cell."""
     measured = {k: v for k, v in outcome.fields.items() if k in COLUMNS and k not in IDENTITY}
-    measured.update(cell_load() if started is not None else {})
+    if started is not None:  # a remote worker sends its own machine's load; else it is this machine's
+        measured = {**cell_load(), **measured}
     stamp = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).isoformat(timespec="seconds")
              if started is not None else None)
     return Result(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=outcome.status,
@@ -115,14 +116,15 @@ class SweepSummary:
     resumed: int = 0
 
 
-def _open_writer(plan_: SweepPlan) -> Any:
+def _open_writer(plan_: SweepPlan, env: Optional[dict[str, Any]] = None) -> Any:
+    """`env`: the fingerprint of the machine that runs the units (a remote node's); default this one's."""
     from bench.measure.env import run_environment
     from bench.results.guard import check_run_folder
     from bench.results.io import RunWriter
 
     check_run_folder(plan_.run_dir)
     writer = RunWriter(plan_.run_dir)
-    env = run_environment()
+    env = run_environment() if env is None else env
     if not (plan_.run_dir / "env.json").exists():
         writer.write_env(env)
     plan_.git_sha = plan_.git_sha or env.get("git_sha")
@@ -156,7 +158,8 @@ def _pending_units(plan_: SweepPlan, finished: set) -> list[tuple[Cell, ...]]:
 
 
 def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
-              retry_failed: bool = False, isolation: str = "model", prestarted: Any = None) -> SweepSummary:
+              retry_failed: bool = False, isolation: str = "model", prestarted: Any = None,
+              env: Optional[dict[str, Any]] = None) -> SweepSummary:
     """Run every unfinished unit of the plan (a pair or a lone cell), writing its rows (and the pair's
     speedup row) as each unit ends; returns counts by status.
 
@@ -164,8 +167,9 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
     row replaces the old one; a pair runs again as a whole); 'oom' stays finished, it would not fit the
     next time either. `isolation`: see `bench.sweep.executor.ISOLATIONS`. `prestarted`: a
     `bench.sweep.executor.Worker.prestart()` for the default executor to adopt (killed if unused).
+    `env`: the environment fingerprint for a new run's `env.json` when the units run on another machine.
     """
-    writer = _open_writer(plan_)
+    writer = _open_writer(plan_, env)
     finished = {tuple(k) for k in writer.finished_keys(retry_failed=retry_failed)}
     units = _pending_units(plan_, finished)
     rerun = {c.key() for u in units for c in u}
@@ -188,7 +192,7 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
             progress.finish(row, ran=False)
 
     def on_start(spec: UnitSpec, slot: int) -> None:
-        progress.start(spec.cells[0], label=spec.label())
+        progress.start(spec.cells[0], label=getattr(executor, "tag", "") + spec.label())
 
     def on_done(spec: UnitSpec, outcome: UnitOutcome, started: float, duration: float) -> None:
         share = duration / len(spec.cells)

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Any, Iterator
+
+from bench.sweep.verdict import EXIT_INTERRUPTED, EXIT_TERMINATED
 
 
 class Terminated(BaseException):
@@ -30,3 +33,11 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_exit(exc: BaseException, where: str) -> int:
+    """Say that a sweep stopped on Ctrl-C or SIGTERM and where its finished cells are; the exit code:
+    130 (Ctrl-C) or 143 (SIGTERM)."""
+    why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+    print(f"\n{why}: finished cells are in {where}; run the same command again to resume", file=sys.stderr)
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED

@@ -134,11 +134,19 @@ class _Unit:
             out.update(env)
         return take_baseline(self.device)
 
+    def _leaves_model_alone(self, i: int) -> bool:
+        """True where nothing this unit does can change the cached module: eager inference on the CPU in
+        fp32, contiguous, no injected fault (a copy of a large model costs a quarter of a second)."""
+        cell = self.cells[i]
+        return (self.device.type == "cpu" and cell.mode == "infer" and cell.runtime == "eager"
+                and cell.precision == "fp32" and cell.memory_format == "contiguous" and not self.faults(i))
+
     def prepare(self) -> list[torch.nn.Module]:
         modules = []
         for i, cell in enumerate(self.cells):
             self.current = i
-            module = copy.deepcopy(self.cache.form(cell.model, cell.form))
+            cached = self.cache.form(cell.model, cell.form)
+            module = cached if self._leaves_model_alone(i) else copy.deepcopy(cached)
             if cell.form == "deploy":
                 faults.trigger(self.faults(i), "deploy", module)
             modules.append(workload.prepare_model(module, cell, self.device))
@@ -253,6 +261,29 @@ class _Unit:
             error = text if i == self.current else f"not measured: its pair's {failed.form} form failed: {text}"
             outcomes.append(CellOutcome(status=status, error=error[: len(text) + 60], fields=self.out[i]))
         return UnitOutcome(cells=outcomes)
+
+
+def prebuild(spec: UnitSpec, cache: ModelCache) -> None:
+    """Fill `cache` with what `spec` will need: both forms, the fold report and MACs, on the CPU.
+
+    Seeded as `_Unit.setup` seeds, so the weights are the ones the unit would have built itself. A
+    failure is left for the unit to meet and report as its own outcome; nothing is written here.
+    """
+    import traceback
+
+    torch.manual_seed(spec.seed)
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    try:
+        for cell in spec.cells:
+            cache.form(cell.model, cell.form)
+            cache.macs_of(cell.model, cell.form, cell.resolution)
+        if any(cell.form == "deploy" for cell in spec.cells):
+            cache.fold_of(spec.cells[0].model)
+    except Exception:  # noqa: BLE001 - the unit itself reports it
+        traceback.print_exc()
+    finally:
+        gc.collect()
 
 
 def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:

@@ -67,7 +67,17 @@ def test_speedup_interval_on_known_inputs():
     point, interval = speedup_interval([4.0, 4.0, 4.0], [2.0, 2.0], [math.log(v) for v in (1.5, 2, 2, 2, 2, 3)])
     assert point == 2.0
     assert interval == pytest.approx((1.5, 3.0))
-    assert speedup_interval([4.0], [2.0], [0.0] * 5) == (2.0, None)
+    assert speedup_interval([4.0], [2.0], [0.0] * 5) == (1.0, None)  # the pairs' median; too few for an interval
+    assert speedup_interval([4.0], [2.0], []) == (2.0, None)  # no pairs: the ratio of medians
+
+
+def test_speedup_interval_widens_where_the_ratio_wanders():
+    # 12 pairs whose ratio steps from 2 to 3 half way: pair-level ranks 3..10 see mostly one level each
+    # side, cycle means hold the step; the interval must reach both levels and hold the point
+    logs = [math.log(2.0)] * 6 + [math.log(3.0)] * 6
+    point, (low, high) = speedup_interval([], [], logs)
+    assert low <= point <= high
+    assert low == pytest.approx(2.0) and high == pytest.approx(3.0)
 
 
 @settings(max_examples=60, deadline=None)

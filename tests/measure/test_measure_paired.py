@@ -66,7 +66,9 @@ def test_slow_form_first_gives_a_speedup_above_one_inside_its_interval(one_threa
     assert isinstance(pair, PairMeasurement) and pair.forms == ("slow", "fast")
     assert pair.speedup_median > 1.0, pair.summary()
     assert pair.speedup_ci_low <= pair.speedup_median <= pair.speedup_ci_high
-    assert pair.speedup_median == pytest.approx(pair.stats["slow"].median_ms / pair.stats["fast"].median_ms)
+    # the pairs' median ratio; close to the ratio of the forms' medians on a steady machine
+    assert pair.speedup_median == pytest.approx(pair.stats["slow"].median_ms / pair.stats["fast"].median_ms,
+                                                rel=0.1)
     assert pair.stop_reason in ("converged", "timeout") and pair.n_pairs >= 6
     assert pair.n_blocks == len(pair.block_forms) == 2 * pair.n_pairs
     assert 0 < pair.timed_s <= pair.duration_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -82,3 +83,27 @@ def test_speedups_table_follows_its_cells_and_tables_wait_for_flush(tmp_path):
     assert len(pd.read_parquet(p.run_dir / "summary.parquet")) == 2
     reopened = RunWriter(p.run_dir)
     assert len(pd.read_parquet(reopened.run_dir / "speedups.parquet")) == 1
+
+
+def test_a_prebuilt_cache_holds_the_weights_the_unit_would_have_built():
+    """A spare worker builds the next model ahead (`UnitSpec.prebuild`): the same forms, bit for bit."""
+    import torch
+
+    from bench.sweep.unit import ModelCache, _Unit, prebuild
+
+    cells = tuple(c for c in _cells() if c.model == "repvgg_a0")
+    spec = UnitSpec(cells=cells, device="cpu", seed=5)
+    ahead = ModelCache(seed=5)
+    torch.manual_seed(123)  # whatever the global RNG holds before, prebuild seeds as the unit does
+    prebuild(spec, ahead)
+    assert {("repvgg_a0", "train"), ("repvgg_a0", "deploy")} <= set(ahead.forms)
+    assert "repvgg_a0" in ahead.folds and ahead.macs
+    in_unit = ModelCache(seed=5)
+    unit = _Unit(spec, in_unit)
+    unit.setup()
+    unit.prepare()
+    for form in ("train", "deploy"):
+        a = ahead.forms[("repvgg_a0", form)].state_dict()
+        b = in_unit.forms[("repvgg_a0", form)].state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), form
+    assert UnitSpec.from_json(dataclasses.replace(spec, prebuild=True).to_json()).prebuild

@@ -1,0 +1,84 @@
+"""`RayExecutor`: the units of one hardware kind as Ray tasks on the nodes labelled with it.
+
+Every unit is one task (`bench.sweep.ray_node.run_unit_on_node`) with the resources of its kind
+(`HardwareKind.task_options`); Ray queues them and starts each where its resources are free. The outcome
+comes back to the driver, which hands it to `on_done` like the local executor, so rows, resume and
+reports do not know where a unit ran.
+
+Faults: a task whose Ray worker or node dies is retried once by Ray (`max_retries=1`), on another node of
+the kind if there is one; a unit lost twice becomes an error row naming the Ray error. When no alive
+node of the kind is left, the units not yet finished are cancelled and get no row (`not_run`), so the
+same command, run again once the nodes are back, measures them (a resume).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterable, Optional
+
+from bench.sweep.executor import OnDone, OnStart
+from bench.sweep.protocol import UnitOutcome, UnitSpec
+from bench.sweep.ray_cluster import HardwareKind, alive, import_ray
+from bench.sweep.ray_node import Expected, NodeResult, run_unit_on_node
+
+MAX_RETRIES = 1
+POLL_S = 1.0
+"""How often the driver checks, while no unit ends, that a node of the kind is still alive."""
+
+_remote: Any = None
+_REPORTING = threading.Lock()
+"""Held while a unit's progress lines print, so the lines of kinds swept side by side do not interleave."""
+
+
+def _task() -> Any:
+    global _remote
+    if _remote is None:
+        _remote = import_ray().remote(max_retries=MAX_RETRIES)(run_unit_on_node)
+    return _remote
+
+
+class RayExecutor:
+    """Units of one hardware kind on its Ray nodes; `slots` is the node count (for the progress ETA),
+    `tag` the prefix of its progress lines."""
+
+    def __init__(self, kind: HardwareKind, device: str, timeout_s: float, isolation: str = "model",
+                 expected: Optional[Expected] = None, env: Optional[dict[str, str]] = None) -> None:
+        self.kind, self.device, self.timeout_s, self.isolation = kind, device, timeout_s, isolation
+        self.expected = expected or Expected.here()
+        self.env = dict(env or {})
+        self.options = kind.task_options(device)
+        self.slots = [None] * kind.nodes
+        self.tag = f"{kind.hardware}: "
+        self.not_run: list[UnitSpec] = []
+
+    def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:
+        ray = import_ray()
+        task = _task().options(**self.options)
+        pending = {task.remote(spec, self.timeout_s, self.isolation, self.expected, self.env): spec for spec in specs}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    spec = pending.pop(ref)
+                    result = self._result(ray, ref, spec)
+                    with _REPORTING:
+                        on_start(spec, 0)
+                        on_done(spec, result.outcome, result.started_unix_s, result.duration_s)
+                if not ready and not alive(ray, self.kind.hardware):
+                    self.not_run = list(pending.values())
+                    break
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+
+    def _result(self, ray: Any, ref: Any, spec: UnitSpec) -> NodeResult:
+        """The node's result, or an error outcome for a unit Ray lost twice (worker or node died)."""
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            error = (f"lost on hardware '{self.kind.hardware}' after {MAX_RETRIES} retry: "
+                     f"{type(exc).__name__}: {first}")
+            return NodeResult(outcome=UnitOutcome.failed(len(spec.cells), "error", error),
+                              started_unix_s=time.time(), duration_s=0.0, node="")

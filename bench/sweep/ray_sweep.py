@@ -1,0 +1,170 @@
+"""`bench run --executor ray`: one sweep on several hardware kinds of a Ray cluster at once.
+
+Per kind (`--hardware`, default every `hw:` label in the cluster) the sweep is planned as locally, with
+the kind's id as its hardware: rows go to `<out>/<hardware>/<run_id>/` through the same
+`bench.sweep.runner.run_sweep`, whose executor is a `RayExecutor` for that kind; the kinds run side by
+side, one driver thread each. `env.json` is a node of the kind's own fingerprint (with the driver's git
+state: the driver's code is what runs). The run id is the local one (`<name>-<hash>`), so the same
+command resumes every kind's folder, and `bench compare --across-hardware` reads them as any runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from bench.sweep.axes import ConfigError
+from bench.sweep.cells import expand
+from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
+from bench.sweep.ray_cluster import HardwareKind, connect, import_ray, kinds, select
+from bench.sweep.runner import SweepPlan, SweepSummary, run_sweep
+from bench.sweep.signals import Terminated, interrupted_exit, sigterm_raises
+from bench.sweep.verdict import EXIT_USAGE, judge_run
+
+@dataclass
+class KindRun:
+    """One hardware kind's share of the sweep: its plan, executor and, once done, summary or error."""
+
+    kind: HardwareKind
+    plan: SweepPlan
+    executor: Any = None
+    summary: Optional[SweepSummary] = None
+    error: Optional[BaseException] = None
+
+
+def plan_kinds(config: SweepConfig, chosen: Sequence[HardwareKind], out: Path | str = "results",
+               run_id: Optional[str] = None) -> list[KindRun]:
+    """Validate once, then lay out one run per kind; nothing is run or written."""
+    validate(config)
+    check_results_root(out)
+    runs = []
+    for kind in chosen:
+        device = kind.device(config.device)
+        kind.task_options(device)
+        rid = config.run_id(device) if run_id is None else check_run_id(run_id)
+        runs.append(KindRun(kind=kind, plan=SweepPlan(config=config, device=device, hardware=kind.hardware,
+                                                      run_id=rid, run_dir=Path(out) / kind.hardware / rid,
+                                                      cells=expand(config, device))))
+    return runs
+
+
+ENV_TIMEOUT_S = 300.0
+"""How long a node of a kind may take to start a Ray worker and fingerprint itself."""
+
+
+def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
+    """A node of the kind's fingerprint for `env.json`, with the driver's git state (its code runs)."""
+    from bench.measure.env import git_state
+    from bench.sweep.ray_node import node_environment
+
+    ref = ray.remote(node_environment).options(num_cpus=0, resources={kind.resource: 0.001}).remote()
+    try:
+        env = ray.get(ref, timeout=ENV_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise RuntimeError(f"no node of hardware '{kind.hardware}' fingerprinted itself within "
+                           f"{ENV_TIMEOUT_S:g} s; is one alive?") from None
+    return {**env, **git_state()}
+
+
+def worker_env(plan: SweepPlan) -> dict[str, str]:
+    """torch.compile units get an inductor cache of their own run, as locally, in the node's temporary
+    folder (the run folder is on the driver)."""
+    if "compile" not in plan.config.values("runtime"):
+        return {}
+    from bench.measure.compile_cache import compile_cache_env
+
+    return compile_cache_env(Path(tempfile.gettempdir(), "bench-ray", plan.hardware, plan.run_id))
+
+
+def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: str = "model") -> list[KindRun]:
+    """Run every kind's sweep at once (a thread each, writing only its own folder); returns the runs with
+    their summaries. An error of one kind is kept on its run, so the others finish."""
+    from bench.results.runlock import run_lock
+    from bench.sweep.ray_executor import RayExecutor
+
+    ray = import_ray()
+    with ExitStack() as stack:
+        for run in runs:
+            stack.enter_context(run_lock(run.plan.run_dir))
+
+        def work(run: KindRun) -> None:
+            try:
+                run.executor = RayExecutor(run.kind, run.plan.device, run.plan.config.cell_timeout_s, isolation,
+                                           env=worker_env(run.plan))
+                run.summary = run_sweep(run.plan, run.executor, retry_failed=retry_failed,
+                                        env=node_env(ray, run.kind))
+            except Exception as exc:  # noqa: BLE001 - reported per kind by the caller
+                run.error = exc
+
+        threads = [threading.Thread(target=work, args=(run,), daemon=True) for run in runs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)
+    return list(runs)
+
+
+def run_command(args: argparse.Namespace, build_config: Callable[[argparse.Namespace], SweepConfig]) -> int:
+    """`bench run` with `--executor ray`: exit codes as for a local sweep, judged over every kind's run."""
+    if args.executor != "ray":
+        print("bench run: --address and --hardware need --executor ray", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        import_ray()
+        if args.max_batch:
+            raise ConfigError("--max-batch runs on this machine only; drop --executor ray")
+        config = build_config(args)
+        ray = connect(args.address)
+        wanted = [h.strip() for h in (args.hardware or "").split(",") if h.strip()]
+        runs = plan_kinds(config, select(kinds(ray.nodes()), wanted), out=args.out, run_id=args.run_id)
+    except ConfigError as exc:
+        print(f"bench run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for run in runs:
+        print(f"run {run.plan.run_id} on {run.plan.device} ({run.kind.hardware}, {run.kind.nodes} Ray "
+              f"node(s)): {len(run.plan.cells)} cells -> {run.plan.run_dir}", flush=True)
+    if args.dry_run:
+        return 0
+    from bench.results.guard import RunFolderError
+    from bench.results.runlock import RunLockedError
+
+    try:
+        with sigterm_raises():
+            run_kinds(runs, retry_failed=args.retry_failed, isolation=args.isolation)
+    except (RunLockedError, RunFolderError) as exc:
+        print(f"bench run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, Terminated) as exc:
+        return interrupted_exit(exc, "their run folders")
+    return _report(runs, args.strict)
+
+
+def _report(runs: Sequence[KindRun], strict: bool) -> int:
+    from bench.results.guard import RunFolderError
+    from bench.results.runlock import RunLockedError
+
+    codes = []
+    for run in runs:
+        if run.error is not None:
+            usage = isinstance(run.error, (RunLockedError, RunFolderError, OSError))
+            print(f"bench run: {run.kind.hardware}: {run.error}", file=sys.stderr)
+            codes.append(EXIT_USAGE if usage else 1)
+            continue
+        left = len(getattr(run.executor, "not_run", []))
+        if left:
+            print(f"bench run: {run.kind.hardware}: no Ray node of this kind is left; {left} unit(s) not run: "
+                  "run the same command again once its nodes are back", file=sys.stderr)
+        print(f"results ({run.kind.hardware}): {run.plan.run_dir}")
+        verdict = judge_run(run.plan.run_dir)
+        for line in verdict.lines(strict):
+            print(f"bench run: {run.kind.hardware}: {line}", file=sys.stderr)
+        codes.append(verdict.exit_code(strict) or (1 if left else 0))
+    return max(codes, default=0)
