@@ -3,7 +3,7 @@
 Builds MODEL in training form, in eval mode, and converts it with `bench.reparam.to_deploy` (the form a
 sweep times as 'deploy'). BatchNorm statistics are left as built: an export needs no random statistics.
 ONNX exports are run with ONNX Runtime on the CPU and compared with the PyTorch output under the gate's
-tolerance (`bench.sweep.gate.TOLERANCES`); node counts by op type are printed for both forms.
+tolerance (`bench.models.agreement.TOLERANCES`); node counts by op type are printed for both forms.
 
 Exit status: 0 written (and, for ONNX, checked); 1 written but the ONNX check failed; 2 bad input, nothing
 written.
@@ -12,9 +12,7 @@ written.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +21,7 @@ from torch import nn
 
 from bench.export import onnx_check
 from bench.measure.repro import dtype_for
-from bench.sweep.gate import TOLERANCES
+from bench.results.schema import AXIS_SPECS
 
 FORMS: tuple[str, ...] = ("deploy", "train")
 ONNX_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
@@ -45,6 +43,10 @@ WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
 FORMATS: tuple[str, ...] = ("onnx", *WRITERS)
 
 
+PRECISIONS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "precision")
+"""The sweep's precisions (each has a gate tolerance in `bench.models.agreement.TOLERANCES`)."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a registered model name (see `bench models`) or an own model spec")
     parser.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--form", default="deploy", help="deploy (default) or train")
     parser.add_argument("--batch", type=int, default=1, help="example batch size (default 1)")
     parser.add_argument("--resolution", type=int, default=None, help="input side (default: the model's)")
-    parser.add_argument("--precision", default="fp32", help=f"one of {', '.join(TOLERANCES)}")
+    parser.add_argument("--precision", default="fp32", help=f"one of {', '.join(PRECISIONS)}")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
 
@@ -62,8 +64,8 @@ def _validate(args: argparse.Namespace) -> str | None:
         return f"format '{args.format}' is unknown; valid: {', '.join(FORMATS)}"
     if args.form not in FORMS:
         return f"form '{args.form}' is unknown; valid: {', '.join(FORMS)}"
-    if args.precision not in TOLERANCES:
-        return f"precision '{args.precision}' is unknown; valid: {', '.join(TOLERANCES)}"
+    if args.precision not in PRECISIONS:
+        return f"precision '{args.precision}' is unknown; valid: {', '.join(PRECISIONS)}"
     if args.format == "onnx" and args.precision not in ONNX_PRECISIONS:
         return f"precision '{args.precision}' cannot be checked with ONNX Runtime; valid: {', '.join(ONNX_PRECISIONS)}"
     if args.batch < 1 or (args.resolution is not None and args.resolution < 1):
@@ -87,16 +89,11 @@ def _build(name: str, form: str, precision: str) -> tuple[nn.Module, nn.Module, 
 
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temporary file beside `path`, then rename: a failed export leaves `path` as it was."""
+    """`bench.results.io.atomic_write`: a failed export leaves `path` as it was."""
+    from bench.results.io import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, write)
 
 
 def _print_counts(label: str, graph: onnx_check.OnnxGraph) -> None:

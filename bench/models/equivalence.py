@@ -1,8 +1,6 @@
 """Deploy form == training form, measured: the check behind `bench verify`, the tests and the sweep's gate.
 
-Error measure: max_abs = max |y_deploy - y_train|, max_rel = max_abs / max |y_train|. The relative error
-is normalised by the output's scale, not element by element, because elementwise ratios blow up where an
-output is near zero (every ReLU output that is exactly zero, for instance).
+Error measure and default tolerances: `bench.models.agreement` (shared with the sweep's gate).
 """
 
 from __future__ import annotations
@@ -13,13 +11,11 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from bench.models.agreement import output_error, tolerance_for
 from bench.models.init import randomize_bn_
 from bench.models.registry import create
 from bench.reparam import FoldReport, fold_report, to_deploy
 from bench.reparam.fold_report import KernelRange, kernel_ranges
-
-TOLERANCES: dict[torch.dtype, float] = {torch.float32: 1e-4, torch.float64: 1e-10}
-"""Default max_rel tolerance per dtype for whole networks (blocks pass far tighter)."""
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
@@ -44,13 +40,6 @@ class Equivalence:
     def passed(self) -> bool:
         folded = self.fold is None or self.fold.problem() is None
         return self.max_rel <= self.tolerance and folded  # NaN compares False, so NaN fails
-
-
-def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
-    """(max_abs, max_rel) of `other` against `reference`, as defined in the module docstring."""
-    diff = (other.double() - reference.double()).abs().max().item()
-    scale = reference.double().abs().max().item()
-    return diff, (diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf")))
 
 
 @torch.no_grad()
@@ -83,7 +72,7 @@ def check_module(
     randomize_bn_(model, generator)
     model = model.to(dtype).eval()
     example = torch.randn(input_shape, generator=generator, dtype=torch.float64).to(dtype)
-    tol = TOLERANCES[dtype] if tolerance is None else tolerance
+    tol = tolerance_for(dtype) if tolerance is None else tolerance
     return compare_forms(model, example, label, tol)
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.report.document import write_report
 from bench.report.registry import figure_names
+from bench.results.layout import hardware_dirs_of
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,20 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run folder(s) results/<hardware>/<run_id>, a hardware folder, or results/")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: <first RUN_DIR>/report/)")
-
-
-def hardware_dirs(paths: list[Path]) -> list[Path]:
-    """The `results/<hardware>/` folders the given paths belong to (where profile traces live)."""
-    found: list[Path] = []
-    for path in paths:
-        if (path / "summary.parquet").is_file():
-            candidates = [path.parent]
-        elif any(path.glob("*/summary.parquet")):
-            candidates = [path]
-        else:
-            candidates = sorted({p.parent.parent for p in path.glob("*/*/summary.parquet")})
-        found.extend(c.resolve() for c in candidates if c.resolve() not in found)
-    return found
 
 
 def load_all(paths: list[Path]) -> pd.DataFrame:
@@ -62,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     out = args.out if args.out is not None else args.run_dirs[0] / "report"
     try:
-        output = write_report(df, out, hardware_dirs(list(args.run_dirs)))
+        output = write_report(df, out, hardware_dirs_of(list(args.run_dirs)))
     except OSError as exc:  # a read-only run folder, a full disk
         print(f"bench report: cannot write the report into {out}: {exc.strerror or exc}; pass --out DIR "
               "(the results themselves are only read)", file=sys.stderr)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report import style
-from bench.report.frame import drawable, error_bars, excluded_note, fix_axes, speedups
+from bench.report.frame import drawable, error_bars, excluded_note, fix_axes, interval_label, speedups
 from bench.report.prepare import model_order, one_resolution_per_model, select
 from bench.report.registry import FigureSkipped, register_figure
 
@@ -171,7 +171,7 @@ def hardware_comparison(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                    "value")
     axes[2].axhline(1.0, color="black", lw=0.8)
     axes[2].set_title("speedup = deploy / train (ok pairs only)")
-    axes[2].set_ylabel("speedup (x), bars: p5-p90 bounds")
+    axes[2].set_ylabel(f"speedup (x), bars: {interval_label(pairs)}")
     for ax in axes:
         ax.set_xlabel("model")
     fig.suptitle(style.title("Hardware comparison, same cells", " vs ".join(hardware), setting))

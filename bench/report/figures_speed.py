@@ -1,7 +1,7 @@
 """Speed figures: the paper's Figure 1 views, train vs deploy bars, throughput vs batch, speedup heatmap.
 
 Throughput is samples/s at the median latency; every error bar is the latency's p5..p90 carried through
-throughput = batch * 1000 / latency_ms (see `bench.report.frame.drawable`).
+throughput = `bench.results.derived.throughput` (see `bench.report.frame.drawable`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 
 from bench.report import style
-from bench.report.frame import error_bars, reference_batch, speedups
+from bench.report.frame import error_bars, interval_label, reference_batch, speedups
 from bench.report.paper import with_paper
 from bench.report.prepare import Selection, model_order, select
 from bench.report.registry import FigureSkipped, register_figure
@@ -194,8 +194,8 @@ def speedup_heatmap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.set_xlabel("batch size")
     ax.set_ylabel("model")
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label="speedup = deploy / train throughput (x)")
-    ax.set_title(style.title("Deploy-form speedup (ok pairs only; [p5-p90 bounds])", sel.hardware,
+    fig.colorbar(image, ax=ax, label="speedup = median train / median deploy latency (x)")
+    ax.set_title(style.title(f"Deploy-form speedup (ok pairs only; [{interval_label(pairs)}])", sel.hardware,
                              sel.setting))
     if seen:
         style.bottom_legend(fig, style.flag_handles(seen, bars=True))
@@ -213,8 +213,9 @@ def _annotate_heatmap(ax, pairs: pd.DataFrame, rows: pd.DataFrame, models: list[
             pair = pairs[pairs["model"].eq(model) & pairs["batch_size"].eq(batch)]
             if len(pair):
                 p = pair.iloc[0]
-                ax.text(j, i, f"{p['speedup']:.2f}x\n[{p['speedup_lo']:.2f}-{p['speedup_hi']:.2f}]",
-                        ha="center", va="center", fontsize=7)
+                bounds = (f"\n[{p['speedup_lo']:.2f}-{p['speedup_hi']:.2f}]"
+                          if np.isfinite(p["speedup_lo"]) and np.isfinite(p["speedup_hi"]) else "")
+                ax.text(j, i, f"{p['speedup']:.2f}x{bounds}", ha="center", va="center", fontsize=7)
                 if p["flag"]:
                     seen.update(p["flag"].split("+"))
                     look = style.bar_style(p["flag"], "none")

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from bench.results.flags import NOISY_CV, noisy_mask  # noqa: F401 - re-exported: figures read them here
+from bench.results.derived import throughput
+from bench.results.flags import noisy_mask
 from bench.results.schema import AXES
 
 DRAWN_STATUSES: tuple[str, ...] = ("ok", "mismatch")
@@ -76,9 +77,9 @@ def latest_per_cell(df: pd.DataFrame) -> pd.DataFrame:
 def drawable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows with valid timings, plus `throughput`, its p5-p90 bounds and the `flag` column.
 
-    Throughput (samples/s) = batch_size * 1000 / latency_ms_median. Its spread is the latency's p5..p90
-    propagated through the same formula: lower = batch*1000/p90, upper = batch*1000/p5 (the slow tail
-    bounds throughput from below). Missing percentiles fall back to median -/+ IQR/2.
+    Throughput: `bench.results.derived.throughput` of the median latency. Its spread is the latency's
+    p5..p90 through the same formula: lower from p90, upper from p5 (the slow tail bounds throughput
+    from below). Missing percentiles fall back to median -/+ IQR/2.
     """
     out = latest_per_cell(df[df["status"].isin(DRAWN_STATUSES)]).copy()
     if out.empty:
@@ -87,10 +88,9 @@ def drawable(df: pd.DataFrame) -> pd.DataFrame:
     median = _col(out, "latency_ms_median")
     p90 = _col(out, "latency_ms_p90").fillna(median + _col(out, "latency_ms_iqr") / 2)
     p5 = _col(out, "latency_ms_p5").fillna(median - _col(out, "latency_ms_iqr") / 2)
-    computed = batch * 1000.0 / median
-    out["throughput"] = _col(out, "throughput_samples_s").fillna(computed)
-    out["throughput_lo"] = (batch * 1000.0 / p90).fillna(out["throughput"])
-    out["throughput_hi"] = (batch * 1000.0 / p5.where(p5 > 0)).fillna(out["throughput"])
+    out["throughput"] = _col(out, "throughput_samples_s").fillna(throughput(batch, median))
+    out["throughput_lo"] = throughput(batch, p90).fillna(out["throughput"])
+    out["throughput_hi"] = throughput(batch, p5).fillna(out["throughput"])
     out["throughput_lo"] = np.minimum(out["throughput_lo"], out["throughput"])
     out["throughput_hi"] = np.maximum(out["throughput_hi"], out["throughput"])
     out["flag"] = flag_of(out)
@@ -124,35 +124,35 @@ def error_bars(df: pd.DataFrame, value: str = "throughput") -> np.ndarray:
 def speedups(df: pd.DataFrame) -> pd.DataFrame:
     """Deploy/train speedup for every pair whose two cells have status `ok`.
 
-    speedup = median train latency / median deploy latency (= T_deploy / T_train), read through
-    `bench.results.speedup.pair_values`, the project's one definition: the paired value and 95% interval
-    the run measured (`paired` True), or for older runs the unpaired ratio of the two rows, whose bounds
-    are then the extremes of both spreads: lo = T_deploy_lo / T_train_hi, hi = T_deploy_hi / T_train_lo
-    (p5-p90). `flag` joins the flags of both cells (throttled, noisy, over-peak). Mismatched deploy
-    cells never enter (their output is wrong).
+    speedup = median train latency / median deploy latency, with its interval and the interval's name
+    (`speedup_interval`), read through `bench.results.speedup.pair_values`, the project's one
+    definition, so `bench compare` prints the same numbers. `flag` joins the flags of both cells
+    (throttled, noisy, over-peak). Mismatched deploy cells never enter (their output is wrong).
     """
     from bench.results.speedup import pair_values
 
     rows = drawable(df)
     rows = rows[rows["status"].eq("ok")]
     keys = [k for k in PAIR_KEYS if k in rows.columns]
-    measured = [c for c in ("latency_ms_median", "speedup_median", "speedup_ci_low", "speedup_ci_high")
-                if c in rows.columns]
+    measured = [c for c in ("latency_ms_median", "latency_ms_median_ci_low", "latency_ms_median_ci_high",
+                            "speedup_median", "speedup_ci_low", "speedup_ci_high") if c in rows.columns]
     cols = [*keys, "throughput", "throughput_lo", "throughput_hi", "flag", *measured]
     train = rows[rows["form"].eq("train")][cols]
     deploy = rows[rows["form"].eq("deploy")][cols]
     pairs = train.merge(deploy, on=keys, suffixes=("_train", "_deploy")).reset_index(drop=True)
     values = pair_values(pairs[[f"{c}_train" for c in measured]].rename(columns=lambda c: c[:-6]),
                          pairs[[f"{c}_deploy" for c in measured]].rename(columns=lambda c: c[:-7]))
-    spread_lo = pairs["throughput_lo_deploy"] / pairs["throughput_hi_train"]
-    spread_hi = pairs["throughput_hi_deploy"] / pairs["throughput_lo_train"]
-    pairs["speedup"] = values["speedup"]
-    pairs["speedup_lo"] = values["speedup_lo"].where(values["paired"], spread_lo)
-    pairs["speedup_hi"] = values["speedup_hi"].where(values["paired"], spread_hi)
-    pairs["paired"] = values["paired"]
+    for name in values.columns:
+        pairs[name] = values[name]
     pairs["flag"] = [_merge_flags(a, b) for a, b in zip(pairs["flag_train"], pairs["flag_deploy"])]
     drop = ["flag_train", "flag_deploy", *(f"{c}_{f}" for c in measured for f in ("train", "deploy"))]
     return pairs.drop(columns=drop)
+
+
+def interval_label(pairs: pd.DataFrame) -> str:
+    """The names of the speedup intervals in `pairs` ('95% CI of paired block ratios'), for titles."""
+    kinds = sorted({str(k) for k in pairs.get("speedup_interval", pd.Series(dtype=object)).dropna()})
+    return "; ".join(kinds) if kinds else "no interval"
 
 
 def choose(values: Iterable, preferred: object) -> object:
@@ -193,11 +193,6 @@ def hardware_label(df: pd.DataFrame) -> str:
     """Hardware slug(s) of the rows, for titles."""
     names = sorted({str(h) for h in df.get("hardware", pd.Series(dtype=object)).dropna()})
     return " vs ".join(names) if names else "unknown hardware"
-
-
-def on_cuda(df: pd.DataFrame) -> bool:
-    """True when the rows were measured on a CUDA device (the `device` column starts with 'cuda')."""
-    return bool(df.get("device", pd.Series(dtype=object)).astype(str).str.startswith("cuda").any())
 
 
 def _col(df: pd.DataFrame, name: str) -> pd.Series:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
-from bench.report.runs import ENV_VAR, find_runs, results_root
+from bench.report.runs import ENV_VAR, results_root
 from bench.report.tables import markdown_table
 
 
@@ -20,11 +20,6 @@ def no_results_message(root: Path | None = None, what: str = "a run") -> str:
     root = Path(root) if root is not None else results_root()
     return (f"No results found for {what} under {root}. Run a sweep first, e.g. `python -m bench run "
             f"--preset smoke` (or `./run_all.sh`), or point ${ENV_VAR} at a results folder.")
-
-
-def runs_table(root: Path | None = None) -> pd.DataFrame:
-    """The runs found under root, newest first, without the file-system details."""
-    return find_runs(root)[["hardware", "run_id", "preset"]]
 
 
 def draw(df: pd.DataFrame, names: list[str], out_dir: Path | None = None) -> Rendered:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.results.layout import SUMMARY_FILE, run_dirs_under, run_of
+
 ENV_VAR = "REPBENCH_RESULTS"
 RUN_COLUMNS: tuple[str, ...] = ("hardware", "run_id", "preset", "path", "modified")
 
@@ -38,13 +40,11 @@ def preset_of(run_id: str) -> str:
 def find_runs(root: Path | None = None) -> pd.DataFrame:
     """Every run under root (a results folder, a hardware folder or one run), newest first."""
     root = Path(root) if root is not None else results_root()
-    summaries = [file for pattern in ("summary.parquet", "*/summary.parquet", "*/*/summary.parquet")
-                 for file in root.glob(pattern)]
     rows = []
-    for summary in summaries:
-        run_dir = summary.parent
-        rows.append({"hardware": run_dir.parent.name, "run_id": run_dir.name,
-                     "preset": preset_of(run_dir.name), "path": run_dir, "modified": summary.stat().st_mtime})
+    for run_dir in run_dirs_under(root):
+        hardware, run_id = run_of(run_dir)
+        rows.append({"hardware": hardware, "run_id": run_id, "preset": preset_of(run_id), "path": run_dir,
+                     "modified": (run_dir / SUMMARY_FILE).stat().st_mtime})
     runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return runs.sort_values("modified", ascending=False).reset_index(drop=True)
 
@@ -58,15 +58,6 @@ def latest_run(preset: str | None = None, root: Path | None = None,
     if hardware is not None:
         runs = runs[runs["hardware"].eq(hardware)]
     return Path(runs["path"].iloc[0]) if len(runs) else None
-
-
-def latest_per_hardware(preset: str | None = None, root: Path | None = None) -> dict[str, Path]:
-    """hardware -> its newest run of `preset` (or of any preset), for side-by-side comparison."""
-    runs = find_runs(root)
-    if preset is not None:
-        runs = runs[runs["preset"].eq(preset)]
-    newest = runs.drop_duplicates("hardware", keep="first")
-    return {str(h): Path(p) for h, p in zip(newest["hardware"], newest["path"])}
 
 
 def newest_of(presets: tuple[str, ...] = (), root: Path | None = None) -> Path | None:

@@ -2,7 +2,8 @@
 
 Flagged cells are drawn, not dropped, and never look like clean ones: throttled cells are hatched (bars)
 or ringed in red (points); mismatched deploy cells are cross-hatched in grey (bars) or crossed (points);
-noisy cells (latency CV above 5%) are dotted (bars) or boxed in grey (points); cells above the device's
+noisy cells (timings that judged themselves noisy; older rows: latency CV above 5%) are dotted (bars) or
+boxed in grey (points); cells above the device's
 peak FLOP/s (impossible: a timing bug) are outlined in purple.
 Each figure that shows a flag gets a legend entry for it.
 """
@@ -33,7 +34,7 @@ MISMATCH_COLOR = "#bbbbbb"
 THROTTLE_EDGE = "#d62728"
 NOISY_HATCH = "...."
 NOISY_EDGE = "#555555"
-NOISY_LABEL = "noisy: latency CV > 5% (interference)"
+NOISY_LABEL = "noisy: wide timing spread (interference)"
 OVER_PEAK_COLOR = "#9467bd"
 OVER_PEAK_LABEL = "over-peak: above the device's peak FLOP/s (a timing bug)"
 FORMATS: tuple[str, ...] = ("png", "svg")

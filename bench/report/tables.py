@@ -5,11 +5,12 @@ Each table is a DataFrame first (testable, CSV) and Markdown second (`markdown_t
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
+from bench.results.layout import TRACES_DIR
+from bench.results.table import markdown_table
 from bench.report.frame import drawable, excluded, fix_axes, speedups
 from bench.report.paper import paper_figures
 
@@ -21,24 +22,6 @@ TABLE4_COLUMNS: tuple[str, ...] = (
 PAPER_SETTING: dict[str, object] = {"batch_size": 128, "resolution": 224, "precision": "fp32"}
 """The paper's Table 4 setting (1080 Ti, batch 128, 224x224, fp32): a ratio to its speed is computed only
 for a measurement taken at the same setting; others keep their speed, with the setting beside it."""
-
-
-def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub-flavoured Markdown table; floats to `digits` significant figures, NaN as blank."""
-    if df.empty:
-        return "_(none)_\n"
-    header = "| " + " | ".join(str(c) for c in df.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([header, rule, *body]) + "\n"
-
-
-def _cell(value: object, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) < 10 ** digits else f"{value:.0f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def paper_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +75,7 @@ def speedup_table(df: pd.DataFrame) -> pd.DataFrame:
     pairs = speedups(df)
     cols = [c for c in ("hardware", "model", "mode", "batch_size", "precision", "memory_format", "runtime",
                         "resolution", "throughput_train", "throughput_deploy", "speedup", "speedup_lo",
-                        "speedup_hi", "flag") if c in pairs.columns]
+                        "speedup_hi", "speedup_interval", "flag") if c in pairs.columns]
     return pairs[cols].sort_values(cols[:8]).reset_index(drop=True)
 
 
@@ -102,7 +85,7 @@ def flagged_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = drawable(df)
     rows = rows[rows["flag"].ne("")]
     cols = [c for c in ("hardware", "run_id", "model", "form", "mode", "batch_size", "resolution", "precision",
-                        "memory_format", "runtime", "flag", "latency_cv", "load_avg_1m", "cpu_pressure_avg10",
+                        "memory_format", "runtime", "flag", "noisy", "latency_cv", "load_avg_1m", "cpu_pressure_avg10",
                         "pct_of_peak", "throttle_reasons", "max_abs_err", "max_rel_err", "tolerance")
             if c in rows.columns]
     return rows[cols].reset_index(drop=True)
@@ -140,7 +123,7 @@ def kernel_count_files(hardware_dirs: list[Path]) -> list[Path]:
     """`kernel_counts.csv` files written by `bench profile --compare-forms` under <hardware>/traces/."""
     files: list[Path] = []
     for directory in hardware_dirs:
-        files.extend(sorted((directory / "traces").glob("*/kernel_counts.csv")))
+        files.extend(sorted((directory / TRACES_DIR).glob("*/kernel_counts.csv")))
     return files
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from bench.results.flags import NOISY_CV, noisy_mask
+from bench.results.flags import noisy_mask, noisy_reason
 from bench.results.guard import read_env_json
 from bench.results.io import ENV_JSON, atomic_write, atomic_write_table, samples_schema, summary_schema
 from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, load, load_samples
@@ -45,12 +45,12 @@ class BaselineRefused(ValueError):
 
 def unfit_cells(summary: pd.DataFrame) -> list[str]:
     """Why each cell of a run should not become a regression baseline: a failed status (mismatch, error,
-    timeout) or a noisy timing (latency CV above `bench.results.flags.NOISY_CV`)."""
+    timeout) or a timing that judged itself noisy (`bench.results.flags`)."""
     failed = summary["status"].isin(("mismatch", "error", "timeout"))
     noisy = noisy_mask(summary) & summary["status"].eq("ok")
     out = []
     for row, is_failed in zip(summary[failed | noisy].itertuples(index=False), failed[failed | noisy]):
-        why = row.status if is_failed else f"noisy (latency CV {float(row.latency_cv):.1%} > {NOISY_CV:.0%})"
+        why = row.status if is_failed else noisy_reason(row)
         out.append(f"{row.model} {row.form} b{row.batch_size} {row.precision} {row.runtime} "
                    f"{row.resolution}px: {why}")
     return out

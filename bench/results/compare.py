@@ -11,7 +11,7 @@ Method (details and sources in `verdicts`, `speedup` and `stats`):
    noise alone rarely produces a SLOWER. SLOWER (FASTER) needs BOTH the interval wholly beyond the
    threshold AND survival of BH; SAME needs the interval wholly inside the band; anything else is
    AMBIGUOUS (listed, never failing). MISSING / NEW: a cell timed on one side only.
-4. Deploy/train speedups (within each run) are compared the same way (bootstrap of all four medians).
+4. Deploy/train speedups (within each run, `speedup.pair_values`) are compared the same way.
 5. Memory is exact: any change of `peak_allocated_mib` beyond 1 MiB is listed.
 6. Correctness: a cell `ok` in the baseline and `mismatch` in the new run is a gate regression.
 
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.results.derived import throughput
 from bench.results.falsealarm import FalseAlarmEstimate, false_alarm_rate
 from bench.results.read import load, load_samples
 from bench.results.schema import AXES
@@ -183,8 +184,8 @@ def compare(base: RunData, new: RunData, settings: Settings | None = None, acros
     boot_base = _bootstrap(base, settings, rng)
     boot_new = _bootstrap(new, settings, rng)
     cells = _cells(base, new, boot_base, boot_new, settings)
-    speedups = compare_speedups(speedups_of(base.summary, _medians(base), boot_base, settings),
-                                speedups_of(new.summary, _medians(new), boot_new, settings), settings)
+    speedups = compare_speedups(speedups_of(base.summary, boot_base), speedups_of(new.summary, boot_new),
+                                settings)
     memory = _memory(cells.iloc[0:0] if across else cells, settings)
     return Comparison(settings=settings, baseline=base.context(), new=new.context(), across_hardware=across,
                       cells=cells, speedups=speedups, memory=memory, gates=_gates(cells),
@@ -285,11 +286,11 @@ def _gates(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def _hardware_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Throughput (samples/s = batch * 1000 / median ms) on each hardware and their ratio new / baseline."""
+    """Throughput (`derived.throughput` of the median) on each hardware and their ratio new / baseline."""
     timed = cells[cells["median_ms_base"].notna() & cells["median_ms_new"].notna()].copy()
     batch = timed["batch_size"].astype(float)
-    timed["throughput_base"] = batch * 1000.0 / timed["median_ms_base"]
-    timed["throughput_new"] = batch * 1000.0 / timed["median_ms_new"]
+    timed["throughput_base"] = throughput(batch, timed["median_ms_base"].astype(float))
+    timed["throughput_new"] = throughput(batch, timed["median_ms_new"].astype(float))
     timed["throughput_ratio"] = 1.0 / timed["ratio"]
     timed["throughput_ratio_lo"] = 1.0 / timed["ci_hi"]
     timed["throughput_ratio_hi"] = 1.0 / timed["ci_lo"]

@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from bench.results.compare import RunData, compare
-from bench.results.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, table, varying
-from bench.results.speedup import LARGER, PAIR_AXES, SMALLER
+from bench.results.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, varying
+from bench.results.table import table
+from bench.results.speedup import LARGER, PAIR_AXES, SMALLER, interval_note
 from bench.results.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings
 
 LOST = "LOST"
@@ -118,10 +119,12 @@ def headline(cmp: SpeedupComparison) -> str:
 
 def method_note(cmp: SpeedupComparison) -> str:
     s = cmp.settings
+    intervals = interval_note(*(cmp.speedups[c] for c in ("speedup_interval_base", "speedup_interval_new")
+                                if c in cmp.speedups))
     return (f"speedup = median train / median deploy latency within one run; change = new / baseline; "
             f"{s.level:.0%} percentile-bootstrap CI ({s.n_boot} resamples, seed {s.seed}); SMALLER: CI below "
             f"1/(1+{s.threshold:g}) = {1 / (1 + s.threshold):.3f} and Benjamini-Hochberg at q = {s.fdr}; "
-            f"LOST: baseline CI above {1 + LOST_MARGIN:g}, new CI below it")
+            f"LOST: baseline CI above {1 + LOST_MARGIN:g}, new CI below it" + (f"; {intervals}" if intervals else ""))
 
 
 def _gate_rows(cmp: SpeedupComparison) -> list[list[str]]:

@@ -379,10 +379,7 @@ def _samples_table(records: list[dict[str, Any]]) -> pa.Table:
     values = [v for rec in records for v in rec["samples_ms"]]
     columns.append(pa.array(index, type=pa.int64()))
     columns.append(pa.array(values, type=pa.float64()))
-    assert tuple(schema.names) == SAMPLE_COLUMNS
+    if tuple(schema.names) != SAMPLE_COLUMNS:
+        raise RuntimeError(f"samples schema {schema.names} differs from SAMPLE_COLUMNS {SAMPLE_COLUMNS}")
     return pa.Table.from_arrays(columns, schema=schema)
 
-
-def run_dir_for(results_root: Path | str, hardware: str, run_id: str) -> Path:
-    """`results/<hardware>/<run_id>/`, the one place a run's files live."""
-    return Path(results_root) / hardware / run_id

@@ -17,7 +17,8 @@ import pandas as pd
 
 from bench.results.compare import Comparison
 from bench.results.schema import AXES
-from bench.results.speedup import PAIR_AXES
+from bench.results.speedup import PAIR_AXES, interval_note
+from bench.results.table import table
 from bench.results.verdicts import AMBIGUOUS, FASTER, MISSING, NEW, SAME, SLOWER, VERDICTS
 
 
@@ -168,25 +169,18 @@ def headline(cmp: Comparison) -> str:
 
 def method_note(cmp: Comparison) -> str:
     s = cmp.settings
+    kinds = [cmp.speedups[c] for c in ("speedup_interval_base", "speedup_interval_new") if c in cmp.speedups]
+    intervals = interval_note(*kinds)
     return (f"change = new / baseline median latency - 1; {s.level:.0%} percentile-bootstrap CI "
             f"({s.n_boot} resamples, seed {s.seed}); threshold {s.threshold:.0%}; a verdict needs the CI beyond "
-            f"the threshold and Mann-Whitney + Benjamini-Hochberg at FDR q = {s.fdr}")
+            f"the threshold and Mann-Whitney + Benjamini-Hochberg at FDR q = {s.fdr}"
+            + (f"; {intervals}" if intervals else ""))
 
 
 def _context_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
     keys = ["source", "hardware", "run_id", "git_sha", "torch_version", "cuda_version", "cells"]
     return ["", *keys], [[side, *("-" if ctx.get(k) is None else str(ctx.get(k)) for k in keys)]
                          for side, ctx in (("baseline", cmp.baseline), ("new", cmp.new))]
-
-
-def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
-    if markdown:
-        esc: Callable[[str], str] = lambda s: s.replace("|", "\\|")
-        lines = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
-        return "\n".join([*lines, *("| " + " | ".join(map(esc, r)) + " |" for r in rows)])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
 
 def render_text(cmp: Comparison, show_all: bool = False) -> str:

@@ -13,9 +13,40 @@ from typing import Any, Optional
 
 SCHEMA_VERSION = 1
 
-AXES: tuple[str, ...] = (
-    "model", "form", "mode", "batch_size", "precision", "memory_format", "runtime", "resolution",
+@dataclass(frozen=True)
+class Axis:
+    """One axis of a sweep, declared once (as NVBench declares its axes): the sweep's validation, the
+    config's defaults, the cells' loop order and the CLI's flags are all read from `AXIS_SPECS`.
+
+    `choices`: the closed set of values (None: open; `model` is checked against the registry, int axes
+    must be positive). `default`: the values a config that leaves the axis out gets (None: required).
+    `loop`: nesting of the cells' expansion, 0 outermost (form innermost: train/deploy pairs adjacent).
+    """
+
+    name: str
+    type: type
+    choices: Optional[tuple[str, ...]]
+    default: Optional[tuple]
+    flags: tuple[str, ...]
+    loop: int
+
+
+AXIS_SPECS: tuple[Axis, ...] = (
+    Axis("model", str, None, None, ("--models", "--model"), 0),
+    Axis("form", str, ("train", "deploy"), ("train", "deploy"), ("--forms", "--form"), 7),
+    Axis("mode", str, ("infer", "train_step"), ("infer",), ("--modes", "--mode"), 6),
+    Axis("batch_size", int, None, (1,), ("--batch", "--batch-size"), 2),
+    Axis("precision", str, ("fp32", "tf32", "fp16", "bf16"), ("fp32",), ("--precision", "--precisions"), 3),
+    Axis("memory_format", str, ("contiguous", "channels_last"), ("contiguous",),
+         ("--memory-format", "--memory-formats"), 4),
+    Axis("runtime", str, ("eager", "cudagraph", "compile", "onnxruntime"), ("eager",), ("--runtime", "--runtimes"),
+         5),
+    Axis("resolution", int, None, (224,), ("--resolution", "--resolutions"), 1),
 )
+"""Every axis, in schema order. `train_step` = forward + backward + SGD step (training forms only).
+`onnxruntime`: the form exported to ONNX and run by an ONNX Runtime session (`bench.sweep.ort_unit`)."""
+
+AXES: tuple[str, ...] = tuple(a.name for a in AXIS_SPECS)
 """The columns that identify a cell: two rows with equal axes measure the same thing."""
 
 STATUSES: tuple[str, ...] = ("ok", "mismatch", "oom", "error", "timeout", "skipped")
@@ -59,6 +90,7 @@ class Result:
     latency_ms_p99: Optional[float] = None
     latency_ms_iqr: Optional[float] = None
     latency_cv: Optional[float] = None
+    noisy: Optional[bool] = None  # the measurement's own judgement (LatencyStats.noisy)
     n_samples: Optional[int] = None
     stop_reason: Optional[str] = None
     warmup_iters: Optional[int] = None

@@ -6,7 +6,10 @@ equal), from one run. Since runs time the two forms side by side (`bench.measure
 writes it with its 95% interval from the paired blocks to the run's `speedups.parquet` and onto both
 form rows (`speedup_median`, `speedup_ci_low`, `speedup_ci_high`); `pair_values` reads it from there.
 Older runs timed the forms in separate processes minutes apart: their speedup is derived here from the
-two rows' medians and marked `paired = False` (no paired interval; slow drift lands in such ratios).
+two rows' medians and marked `paired = False`; its interval combines the two cells' own 95% median
+intervals in log space (sd of log = (ln hi - ln lo) / (2 * 1.96) per cell, added in quadrature), which
+no paired block saw, so slow drift lands in such ratios unseen. Every speedup carries the name of its
+interval (`speedup_interval`), and the report and `bench compare` print the same numbers from here.
 Only pairs whose two cells have status `ok` count (a `mismatch` deploy form computes something else).
 
 Intervals of a change between runs: percentile bootstrap. Unpaired speedups resample both medians from
@@ -38,18 +41,42 @@ def _num(df: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(df[name], errors="coerce").to_numpy(float)
 
 
+PAIRED_INTERVAL = "95% CI of paired block ratios"
+UNPAIRED_INTERVAL = "95% CI from both cells' median CIs (unpaired)"
+NO_INTERVAL = "no interval (unpaired, no median CIs)"
+INTERVAL_KINDS: tuple[str, ...] = (PAIRED_INTERVAL, UNPAIRED_INTERVAL, NO_INTERVAL)
+"""The names a speedup's interval may carry, as printed beside it."""
+
+
+def interval_note(*kinds: pd.Series) -> str:
+    """'speedup intervals: 95% CI of paired block ratios': the interval names present, for a footnote."""
+    names = sorted({str(k) for series in kinds for k in series.dropna()})
+    return "speedup intervals: " + "; ".join(names) if names else ""
+
+
+def _log_sd(df: pd.DataFrame, low: str, high: str) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (np.log(_num(df, high)) - np.log(_num(df, low))) / (2 * Z95)
+
+
 def pair_values(train: pd.DataFrame, deploy: pd.DataFrame) -> pd.DataFrame:
     """Speedup of aligned train/deploy rows (same index order): `speedup`, `speedup_lo`, `speedup_hi`,
-    `paired`. The paired value the run wrote where the train row carries one, else (older runs) the
-    ratio of the two rows' medians, unpaired and without an interval."""
+    `paired`, `speedup_interval`. The paired value the run wrote where the train row carries one, else
+    (older runs) the ratio of the two rows' medians with the interval of their median CIs."""
     paired = _num(train, "speedup_median")
     with np.errstate(divide="ignore", invalid="ignore"):
         unpaired = _num(train, "latency_ms_median") / _num(deploy, "latency_ms_median")
+        sd = np.hypot(_log_sd(train, "latency_ms_median_ci_low", "latency_ms_median_ci_high"),
+                      _log_sd(deploy, "latency_ms_median_ci_low", "latency_ms_median_ci_high"))
     is_paired = ~np.isnan(paired)
+    has_sd = np.isfinite(sd)
+    kind = np.where(is_paired, PAIRED_INTERVAL, np.where(has_sd, UNPAIRED_INTERVAL, NO_INTERVAL))
     return pd.DataFrame({"speedup": np.where(is_paired, paired, unpaired),
-                         "speedup_lo": np.where(is_paired, _num(train, "speedup_ci_low"), np.nan),
-                         "speedup_hi": np.where(is_paired, _num(train, "speedup_ci_high"), np.nan),
-                         "paired": is_paired}, index=train.index)
+                         "speedup_lo": np.where(is_paired, _num(train, "speedup_ci_low"),
+                                                unpaired * np.exp(-Z95 * sd)),
+                         "speedup_hi": np.where(is_paired, _num(train, "speedup_ci_high"),
+                                                unpaired * np.exp(Z95 * sd)),
+                         "paired": is_paired, "speedup_interval": kind.astype(object)}, index=train.index)
 
 
 def pairs(summary: pd.DataFrame) -> pd.DataFrame:
@@ -72,25 +99,24 @@ def _standard_normal(replicates: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(z), z, 0.0)
 
 
-def speedups_of(summary: pd.DataFrame, medians: np.ndarray, boot: np.ndarray,
-                settings: Settings) -> tuple[pd.DataFrame, np.ndarray]:
-    """Speedup per pair with its interval, and the (n_boot, n_pairs) bootstrap replicates."""
+def speedups_of(summary: pd.DataFrame, boot: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Speedup per pair with its interval (`pair_values`), and the (n_boot, n_pairs) replicates of the
+    comparison: log-normal around the speedup with its interval's width, or, where a pair has no
+    interval, the ratio of the bootstrapped medians of its raw samples."""
     table = pairs(summary)
     t, d = table["col_train"].to_numpy(int), table["col_deploy"].to_numpy(int)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table["speedup"] = medians[t] / medians[d]
         replicates = boot[:, t] / boot[:, d]
-    table["speedup_lo"], table["speedup_hi"] = percentile_interval(replicates, settings.level)
     values = pair_values(summary.iloc[t].reset_index(drop=True), summary.iloc[d].reset_index(drop=True))
-    paired = values["paired"].to_numpy(bool)
-    if paired.any():
-        lo, hi = values["speedup_lo"].to_numpy(float), values["speedup_hi"].to_numpy(float)
-        sd = np.where(np.isnan(lo) | np.isnan(hi), 0.0, (np.log(hi) - np.log(lo)) / (2 * Z95))
+    lo, hi = values["speedup_lo"].to_numpy(float), values["speedup_hi"].to_numpy(float)
+    known = ~(np.isnan(lo) | np.isnan(hi))
+    if known.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sd = np.where(known, (np.log(hi) - np.log(lo)) / (2 * Z95), 0.0)
         drawn = values["speedup"].to_numpy(float) * np.exp(_standard_normal(replicates) * sd)
-        replicates = np.where(paired, drawn, replicates)
-        for name in ("speedup", "speedup_lo", "speedup_hi"):
-            table[name] = np.where(paired, values[name].to_numpy(float), table[name].to_numpy(float))
-    table["paired"] = paired
+        replicates = np.where(known, drawn, replicates)
+    for name in values.columns:
+        table[name] = values[name].to_numpy()
     return table.drop(columns=["col_train", "col_deploy"]), replicates
 
 

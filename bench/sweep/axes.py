@@ -12,21 +12,12 @@ import importlib
 from types import ModuleType
 from typing import Callable, Iterable, Optional, Sequence
 
-from bench.results.schema import AXES
+from bench.results.schema import AXES, AXIS_SPECS
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "form": ("train", "deploy"),
-    "mode": ("infer", "train_step"),
-    "precision": ("fp32", "tf32", "fp16", "bf16"),
-    "memory_format": ("contiguous", "channels_last"),
-    "runtime": ("eager", "cudagraph", "compile", "onnxruntime"),
-}
-"""Closed value sets. `train_step` = forward + backward + SGD step (training forms only). `onnxruntime`:
-the form exported to ONNX and run by an ONNX Runtime session (`bench.sweep.ort_unit`)."""
+CHOICES: dict[str, tuple[str, ...]] = {a.name: a.choices for a in AXIS_SPECS if a.choices is not None}
+"""Closed value sets, from `bench.results.schema.AXIS_SPECS`."""
 
-INT_AXES: tuple[str, ...] = ("batch_size", "resolution")
-
-assert set(CHOICES) | set(INT_AXES) | {"model"} == set(AXES), "axes out of sync with the schema"
+INT_AXES: tuple[str, ...] = tuple(a.name for a in AXIS_SPECS if a.type is int)
 
 
 class ConfigError(ValueError):

@@ -15,14 +15,11 @@ import itertools
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
-from bench.results.schema import AXES
+from bench.results.schema import AXES, AXIS_SPECS
 from bench.sweep.config import SweepConfig
 
-ORDER: tuple[str, ...] = (
-    "model", "resolution", "batch_size", "precision", "memory_format", "runtime", "mode", "form",
-)
-"""Loop nesting of the expansion, outermost first (form innermost: train/deploy pairs are adjacent)."""
-assert set(ORDER) == set(AXES)
+ORDER: tuple[str, ...] = tuple(a.name for a in sorted(AXIS_SPECS, key=lambda a: a.loop))
+"""Loop nesting of the expansion, outermost first (`Axis.loop`; form innermost: pairs are adjacent)."""
 
 
 @dataclass(frozen=True)

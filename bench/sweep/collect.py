@@ -1,8 +1,7 @@
 """Measurement objects -> `Result` fields (names of bench.results.schema.Result).
 
 Only renaming and the few per-cell derived quantities that need the cell's batch and mode:
-- throughput_samples_s = batch * 1000 / latency_ms_median (median, not mean: one slow outlier must not
-  move it; optimum-benchmark's mean-based throughput is what we avoid).
+- throughput_samples_s = `bench.results.derived.throughput(batch, latency_ms_median)`.
 - tflops_achieved = bench.measure.flops.tflops_achieved(MACs_per_sample * batch * k, median_ms), i.e.
   2 * MACs per call / seconds / 1e12, with k = 1 for inference and k = 3 for a training step (backward
   costs about twice the forward: Kaplan et al. 2020, sec. 2.1).
@@ -18,11 +17,13 @@ from typing import Any, Optional
 
 import torch
 
+from bench.results.derived import throughput
+
 TIMING_FIELDS: dict[str, str] = {
     "latency_ms_median": "median_ms", "latency_ms_median_ci_low": "median_ci_low_ms",
     "latency_ms_median_ci_high": "median_ci_high_ms", "latency_ms_mean": "mean_ms", "latency_ms_min": "min_ms",
     "latency_ms_p5": "p5_ms", "latency_ms_p90": "p90_ms", "latency_ms_p95": "p95_ms",
-    "latency_ms_p99": "p99_ms", "latency_ms_iqr": "iqr_ms", "latency_cv": "cv", "n_samples": "n",
+    "latency_ms_p99": "p99_ms", "latency_ms_iqr": "iqr_ms", "latency_cv": "cv", "noisy": "noisy", "n_samples": "n",
     "stop_reason": "stop_reason", "warmup_iters": "warmup_iters", "first_call_ms": "first_call_ms",
     "host_enqueue_ms_median": "host_enqueue_ms_median", "timing_regime": "regime",
 }
@@ -49,7 +50,7 @@ def _plain(value: Any) -> Any:
 def timing_fields(stats: Any, batch_size: int) -> dict[str, Any]:
     out = {col: _plain(getattr(stats, attr, None)) for col, attr in TIMING_FIELDS.items()}
     median = out["latency_ms_median"]
-    out["throughput_samples_s"] = batch_size * 1000.0 / median if median else None
+    out["throughput_samples_s"] = throughput(batch_size, median)
     return out
 
 

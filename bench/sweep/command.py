@@ -17,6 +17,7 @@ import sys
 from typing import Any, Optional
 
 from bench.results.guard import RunFolderError
+from bench.results.schema import AXIS_SPECS
 from bench.results.runlock import RunLockedError, run_lock
 from bench.sweep.axes import CHOICES, ConfigError
 from bench.sweep.executor import EXECUTORS, ISOLATIONS
@@ -24,16 +25,8 @@ from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, pre
 from bench.sweep.signals import Terminated, interrupted_exit, sigterm_raises
 from bench.sweep.verdict import EXIT_TERMINATED, EXIT_USAGE, judge_run
 
-AXIS_OPTIONS: dict[str, tuple[str, ...]] = {
-    "model": ("--models", "--model"),
-    "form": ("--forms", "--form"),
-    "mode": ("--modes", "--mode"),
-    "batch_size": ("--batch", "--batch-size"),
-    "precision": ("--precision", "--precisions"),
-    "memory_format": ("--memory-format", "--memory-formats"),
-    "runtime": ("--runtime", "--runtimes"),
-    "resolution": ("--resolution", "--resolutions"),
-}
+AXIS_OPTIONS: dict[str, tuple[str, ...]] = {a.name: a.flags for a in AXIS_SPECS}
+"""Each axis's CLI flags (`bench.results.schema.AXIS_SPECS`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from bench.results.schema import AXES
+from bench.results.schema import AXES, AXIS_SPECS
 from bench.sweep.axes import CHOICES, ConfigError, check_axis, check_models
 
 if sys.version_info >= (3, 11):
@@ -46,15 +46,8 @@ TOP_KEYS: tuple[str, ...] = ("name", "description", "axes", "run", "timing", "fa
 RUN_KEYS: tuple[str, ...] = ("device", "cell_timeout_s", "seed", "num_threads")
 FAULT_KEYS: tuple[str, ...] = ("match", "kind")
 
-DEFAULT_AXES: dict[str, tuple] = {
-    "form": ("train", "deploy"),
-    "mode": ("infer",),
-    "batch_size": (1,),
-    "precision": ("fp32",),
-    "memory_format": ("contiguous",),
-    "runtime": ("eager",),
-    "resolution": (224,),
-}
+DEFAULT_AXES: dict[str, tuple] = {a.name: a.default for a in AXIS_SPECS if a.default is not None}
+"""The values of an axis a config leaves out (`bench.results.schema.AXIS_SPECS`)."""
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ import re
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule, tensorboard_trace_handler
 
+from bench.results.table import markdown_table
 from bench.sweep import workload
 from bench.sweep.axes import CHOICES
 from bench.sweep.cells import Cell
@@ -71,6 +73,10 @@ CPU_THREADS = 1
 """Default CPU threads: the committed CPU runs and the CI sweep use one thread; torch's default (every
 core) on a shared machine made the deploy form look 2.7x slower (2047 vs 764 ms) while one thread gave
 94 vs 150 ms. Pass --threads to profile another setting."""
+
+
+_md = partial(markdown_table, digits=4)
+"""Profile tables: floats to 4 significant figures."""
 
 
 def pin_threads(config: ProfileConfig, device: torch.device) -> int:
@@ -225,11 +231,12 @@ class ProfileResult:
         return "CUDA kernels" if self.device.startswith("cuda") else "top-level ATen ops"
 
 
-def hardware_dir(out: Path, device: torch.device) -> Path:
-    """`<out>/<hardware slug>`, the folder `bench run` writes this device's runs to."""
+def traces_for(out: Path, device: torch.device, cell) -> Path:
+    """`bench.results.layout.traces_dir` of this device's hardware slug (the one `bench run` uses)."""
+    from bench.results.layout import traces_dir
     from bench.sweep.runner import hardware_slug
 
-    return Path(out) / hardware_slug(device.type)
+    return traces_dir(out, hardware_slug(device.type), trace_name(cell))
 
 
 def profile_cell(config: ProfileConfig, out: Path) -> ProfileResult:
@@ -241,7 +248,7 @@ def profile_cell(config: ProfileConfig, out: Path) -> ProfileResult:
     previous = torch.get_num_threads()
     try:
         threads = pin_threads(config, device)
-        trace_dir = hardware_dir(out, device) / "traces" / trace_name(config.cell)
+        trace_dir = traces_for(out, device, config.cell)
         _model, fn = build(config.cell, device, config.seed)
         prof = capture(fn, device, config, trace_dir)
         top, categories = summarize(prof, config.active, device.type == "cuda", config.top)
@@ -250,14 +257,6 @@ def profile_cell(config: ProfileConfig, out: Path) -> ProfileResult:
     finally:
         torch.set_num_threads(previous)
     return result
-
-
-def _md(df: pd.DataFrame) -> str:
-    """A Markdown table (floats to 4 significant figures)."""
-    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
-             for row in df.itertuples(index=False)]
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + " --- |" * len(df.columns)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
 
 
 def write_summary(result: ProfileResult) -> None:

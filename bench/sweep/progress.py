@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Optional, TextIO
 
-from bench.results.flags import NOISY_CV, is_noisy
+from bench.results.flags import is_noisy, noisy_reason
 from bench.results.schema import AXES, Result
 from bench.sweep.cells import Cell
 
@@ -29,12 +29,12 @@ def format_duration(seconds: Optional[float]) -> str:
 
 def summary_line(result: Result) -> str:
     """e.g. 'ok  3.21 ms (p5-p90 3.1-3.4)  2492 samples/s  gate 2.1e-07 <= 1e-04  (4.2 s)'; a cell whose
-    latency CV is above `bench.results.flags.NOISY_CV` is marked NOISY as it finishes."""
+    timing judged itself noisy (`bench.results.flags`) is marked NOISY as it finishes."""
     parts = [f"{result.status:<8}"]
     if result.latency_ms_median is not None:
         parts.append(f"{result.latency_ms_median:.4g} ms{_spread(result)}")
-    if is_noisy(result.latency_cv):
-        parts.append(f"NOISY (CV {result.latency_cv:.0%} > {NOISY_CV:.0%})")
+    if is_noisy(result):
+        parts.append(noisy_reason(result).replace("noisy", "NOISY", 1))
     if result.throughput_samples_s is not None:
         parts.append(f"{result.throughput_samples_s:.4g} samples/s")
     if result.max_rel_err is not None and result.tolerance is not None:

@@ -12,7 +12,6 @@ means the process died (signal, abort, host OOM killer) or was killed on timeout
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -74,12 +73,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """`bench.results.io.atomic_write` of a text file (temp + fsync + rename + folder fsync)."""
+    from bench.results.io import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 @dataclass(frozen=True)

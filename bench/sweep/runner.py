@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from bench.results.layout import run_dir_for
 from bench.results.schema import COLUMNS, PAIR_AXES, Result, Speedup
 from bench.sweep.axes import ConfigError
 from bench.sweep.cells import Cell, expand
@@ -88,7 +89,7 @@ def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str]
     rid = config.run_id(device) if run_id is None else check_run_id(run_id)
     check_results_root(out)
     return SweepPlan(config=config, device=device, hardware=hardware, run_id=rid,
-                     run_dir=Path(out) / hardware / rid, cells=expand(config, device),
+                     run_dir=run_dir_for(out, hardware, rid), cells=expand(config, device),
                      sources={m: model_provenance(m) for m in config.values("model")})
 
 

@@ -112,3 +112,22 @@ def test_the_committed_cpu_baseline_covers_the_ci_sweep() -> None:
         "bench run --config results/baselines/ci-sweep.toml, then bench baseline update RUN_DIR")
     assert result.speedups["paired_base"].all(), "the baseline's speedups must come from paired timing"
     assert (result.speedups["speedup_lo_base"] > 1.2).all() and result.exit_code() == 0
+
+
+@pytest.mark.parametrize("source", ["unpaired", "paired"])
+def test_report_and_compare_print_the_same_speedups(base: Path, source: str) -> None:
+    """One definition of a run's speedup: the report's table and compare's baseline column agree, interval
+    and its name included (the committed paired baseline, and an older unpaired run)."""
+    from bench.report.tables import speedup_table
+    from bench.results.read import load
+
+    path = base if source == "unpaired" else REPO / "results" / "baselines" / "intel-xeon.parquet"
+    report = speedup_table(load(path)).set_index(["model", "batch_size"]).sort_index()
+    compared = compare_speedups_only(load_run(path), load_run(path), CI).speedups
+    compared = compared.set_index(["model", "batch_size"]).sort_index()
+    assert len(report) == len(compared) > 0
+    for name in ("speedup", "speedup_lo", "speedup_hi"):
+        np.testing.assert_allclose(report[name], compared[f"{name}_base"], rtol=1e-12)
+    assert list(report["speedup_interval"]) == list(compared["speedup_interval_base"])
+    kind = "95% CI of paired block ratios" if source == "paired" else "(unpaired)"
+    assert all(kind in k for k in report["speedup_interval"])

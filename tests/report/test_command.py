@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.cli import main
-from bench.report.command import hardware_dirs
+from bench.results.layout import hardware_dirs_of as hardware_dirs
 from bench.report.runs import find_runs, latest_run, preset_of
 
 
@@ -26,9 +26,13 @@ def test_real_deploy_forms_have_valid_speedups(real_results, tmp_path):
     run = latest_run(None, real_results)
     main(["report", str(run), "--out", str(tmp_path)])
     speedups = pd.read_csv(tmp_path / "speedups.csv")
-    assert len(speedups) >= 1
-    assert (speedups["speedup_lo"] <= speedups["speedup"]).all()
-    assert (speedups["speedup"] <= speedups["speedup_hi"]).all()
+    assert len(speedups) >= 1 and speedups["speedup"].gt(0).all()
+    bounded = speedups[speedups["speedup_lo"].notna()]
+    assert (bounded["speedup_lo"] <= bounded["speedup"]).all()
+    assert (bounded["speedup"] <= bounded["speedup_hi"]).all()
+    # every interval is named; rows older than the median CI say that they have none
+    assert speedups["speedup_interval"].notna().all()
+    assert speedups.loc[speedups["speedup_lo"].isna(), "speedup_interval"].str.startswith("no interval").all()
 
 
 def test_default_output_is_inside_the_run(real_results, tmp_path):

@@ -93,7 +93,7 @@ def test_titles_name_hardware_and_precision(cpu_figures, name):
 @pytest.mark.parametrize("name,label", [
     ("throughput_forms", "throughput (samples/s)"), ("throughput_vs_batch", "batch size"),
     ("speed_vs_params", "parameters (millions"), ("memory_forms", "peak resident set size (MiB)"),
-    ("speedup_heatmap", "deploy / train throughput (x)"),
+    ("speedup_heatmap", "median train / median deploy latency (x)"),
 ])
 def test_axes_carry_labels_with_units(cpu_figures, name, label):
     assert label in _svg(cpu_figures[0], name)

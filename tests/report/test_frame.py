@@ -45,8 +45,11 @@ def test_speedups_never_use_mismatched_or_failed_cells():
     assert ("repvgg_a0", 256) not in keys  # oom / error
     a0 = pairs[pairs["model"].eq("repvgg_a0") & pairs["batch_size"].eq(8)].iloc[0]
     assert a0["speedup"] == pytest.approx(1.5)
-    assert a0["speedup_lo"] == pytest.approx(1.5 * 0.95 / 1.1)
-    assert a0["speedup_hi"] == pytest.approx(1.5 * 1.1 / 0.95)
+    # unpaired rows: both cells' median CIs (+-2%) combined in log space, and the interval named
+    half = 1.959963984540054 * np.hypot(*[np.log(1.02 / 0.98) / (2 * 1.959963984540054)] * 2)
+    assert a0["speedup_lo"] == pytest.approx(1.5 * np.exp(-half))
+    assert a0["speedup_hi"] == pytest.approx(1.5 * np.exp(half))
+    assert a0["speedup_interval"] == "95% CI from both cells' median CIs (unpaired)"
 
 
 def test_throttled_pairs_are_kept_but_flagged():
@@ -64,6 +67,22 @@ def test_noisy_cells_are_flagged_and_flags_combine():
     pairs = speedups(frame(rows)).set_index("model")
     assert pairs.loc["repvgg_a0", "flag"] == "throttled+noisy"
     assert pairs.loc["repvgg_a1", "flag"] == ""
+
+
+def test_the_measurements_own_noise_judgement_wins_over_the_legacy_cv_rule():
+    rows = [row("repvgg_a0", "train", 8, latency_cv=0.01, noisy=True),
+            row("repvgg_a0", "deploy", 8, latency_cv=0.20, noisy=False),
+            row("repvgg_a1", "train", 8, latency_cv=0.08)]  # an older row: no `noisy` value
+    assert list(drawable(frame(rows))["flag"]) == ["noisy", "", "noisy"]
+
+
+def test_timing_fields_carry_the_measurements_noise_judgement():
+    from bench.measure.stats import LatencyStats
+    from bench.sweep.collect import timing_fields
+
+    steady = LatencyStats.from_samples("cpu", [1.0, 1.01, 0.99, 1.0] * 10, stop_reason="max_iters")
+    spread = LatencyStats.from_samples("cpu", [1.0, 2.0, 0.5, 1.5] * 10, stop_reason="max_iters")
+    assert timing_fields(steady, 8)["noisy"] is False and timing_fields(spread, 8)["noisy"] is True
 
 
 def test_cells_above_the_device_peak_are_flagged():

@@ -18,7 +18,7 @@ def test_a_noisy_cpu_heatmap_cell_is_labelled_noisy_not_throttled(tmp_path):
     df.loc[df["model"].eq("resnet18") & df["batch_size"].eq(8), "latency_cv"] = 0.41
     render_figures(df, tmp_path, ["speedup_heatmap"])
     svg = (tmp_path / "speedup_heatmap.svg").read_text(encoding="utf-8")
-    assert "noisy: latency CV" in svg and "throttled" not in svg
+    assert "noisy: wide timing spread" in svg and "throttled" not in svg
 
 
 def test_titles_carry_the_resolution(tmp_path):
@@ -61,7 +61,8 @@ def test_kernel_counts_of_other_models_are_not_attached(tmp_path):
 def test_every_interval_is_labelled(tmp_path):
     out = write_report(frame(sweep_rows()), tmp_path)
     text = out.report_md.read_text(encoding="utf-8")
-    assert "bounds from the p5-p90 latency spread of both cells, not a confidence interval" in text
+    assert "the interval named in speedup_interval, as `bench compare` prints it" in text
+    assert "95% CI from both cells' median CIs (unpaired)" in text
 
 
 def test_compare_labels_its_interval_as_a_bootstrap_ci(tmp_path, capsys):
@@ -72,7 +73,8 @@ def test_compare_labels_its_interval_as_a_bootstrap_ci(tmp_path, capsys):
     a = write_run(tmp_path / "h" / "a", cells(4), rng, run_id="a", hardware="h")
     b = write_run(tmp_path / "h" / "b", cells(4), rng, run_id="b", hardware="h")
     main(["compare", str(a), str(b), "--all"])
-    assert "95% bootstrap CI" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "95% bootstrap CI" in out and "speedup intervals: 95% CI from both cells' median CIs" in out
 
 
 def test_the_figure_count_over_two_hardware_is_per_page(tmp_path, capsys):

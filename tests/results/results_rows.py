@@ -22,9 +22,20 @@ def row(model: str = "repvgg_a0", form: str = "deploy", batch: int = 8, *, run_i
                   batch_size=batch, precision="fp32", memory_format="contiguous", runtime="eager",
                   resolution=224, status=status, error=None if status in ("ok", "mismatch") else f"{status}: x",
                   latency_ms_median=float(np.median(samples)) if timed else None,
-                  n_samples=len(samples) if timed else None)
+                  n_samples=len(samples) if timed else None, **_median_ci(samples if timed else None))
     fields.update(extra)
     return Result(**fields)
+
+
+def _median_ci(samples: np.ndarray | None) -> dict[str, float]:
+    """The distribution-free 95% interval of the median (order statistics n/2 -/+ 1.96 sqrt(n)/2), as rows
+    carry it."""
+    if samples is None or len(samples) < 2:
+        return {}
+    ordered, n = np.sort(samples), len(samples)
+    half = 1.96 * np.sqrt(n) / 2
+    lo, hi = int(max(0, np.floor(n / 2 - half))), int(min(n - 1, np.ceil(n / 2 + half)))
+    return {"latency_ms_median_ci_low": float(ordered[lo]), "latency_ms_median_ci_high": float(ordered[hi])}
 
 
 def cells(n: int) -> list[tuple[str, str, int]]:

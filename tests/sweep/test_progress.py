@@ -9,7 +9,10 @@ from tests.results.results_rows import row
 def test_a_noisy_cell_is_marked_and_shows_its_spread():
     line = summary_line(row(latency_ms_median=3.2, latency_ms_p5=2.0, latency_ms_p90=6.5, latency_cv=0.41))
     assert line.startswith("ok") and "3.2 ms (p5-p90 2-6.5)" in line
-    assert "NOISY (CV 41% > 5%)" in line
+    assert "NOISY (latency CV 41.0% > 5%)" in line  # an older row: no `noisy` value, the CV rule
+    own = summary_line(row(latency_ms_median=3.2, latency_ms_iqr=0.64, latency_cv=0.01, noisy=True))
+    assert "NOISY (IQR 20.0% of the median)" in own
+    assert "NOISY" not in summary_line(row(latency_ms_median=3.2, latency_cv=0.41, noisy=False))
 
 
 def test_a_steady_cell_is_not_marked():

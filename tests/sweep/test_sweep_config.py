@@ -230,3 +230,20 @@ def test_external_models_need_their_library_at_plan_time(name, message):
         pytest.skip(f"{name.split(':')[0]} is installed here")
     with pytest.raises(ConfigError, match=message):
         validate(from_dict(_raw(model=[name])))
+
+
+def test_the_axes_are_declared_once_and_read_by_config_cells_and_cli():
+    import argparse
+
+    from bench.results.schema import AXES, AXIS_SPECS
+    from bench.sweep.cells import ORDER
+    from bench.sweep.command import add_arguments
+    from bench.sweep.config import DEFAULT_AXES
+
+    assert tuple(a.name for a in AXIS_SPECS) == AXES and sorted(ORDER) == sorted(AXES) and ORDER[-1] == "form"
+    assert set(DEFAULT_AXES) == set(AXES) - {"model"}
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for axis in AXIS_SPECS:
+        for flag in axis.flags:
+            assert getattr(parser.parse_args([flag, "x"]), axis.name) == "x"

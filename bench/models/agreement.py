@@ -1,0 +1,46 @@
+"""How far a deploy form may be from its training form: the one error measure and tolerance table, used by
+the sweep's gate, `bench verify`, export checks and the tests.
+
+Error: max_abs = max |y_deploy - y_train| and max_rel = max_abs / max |y_train|, in float64 so the
+comparison adds no rounding. The relative error is normalised by the output's scale, not element by
+element: elementwise ratios blow up where an output is near zero (every ReLU output that is exactly 0).
+A non-finite output has max_rel = inf. A deploy form passes when max_rel <= TOLERANCES[precision].
+
+Why these tolerances (relative to the largest output):
+- fp32 1e-4: folding reorders sums (three branch kernels added before the conv instead of three convs
+  added after), so exact equality is impossible; fp32 rounding (unit roundoff 6e-8) accumulated over
+  ~25 layers of 3x3 convs with random BN statistics gives errors around 1e-6..1e-5 of the output scale.
+  1e-4 leaves a 10x margin and still catches any real algebra error (those are O(1e-2) or larger).
+- tf32 1e-2: convolutions read 10-bit mantissas (unit roundoff 4.9e-4); the two forms round different
+  kernels, so per-layer differences of ~1e-3 compound through the network.
+- fp16 / bf16 5e-2: fp16 has the same 10-bit mantissa as tf32 but also stores every activation and the
+  folded weights in it; bf16 has 7 bits (unit roundoff 3.9e-3). Errors of 1e-2 of the output scale are
+  normal for a 20-layer network, while a wrong fold (a branch dropped, BN misapplied) is O(1e-1..1).
+- fp64 1e-10: the same reordering at unit roundoff 1.1e-16.
+"""
+
+from __future__ import annotations
+
+import torch
+
+TOLERANCES: dict[str, float] = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 5e-2, "bf16": 5e-2, "fp64": 1e-10}
+PRECISION_OF_DTYPE: dict[torch.dtype, str] = {torch.float32: "fp32", torch.float16: "fp16",
+                                              torch.bfloat16: "bf16", torch.float64: "fp64"}
+
+
+def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:
+    """(max_abs, max_rel) of `other` against `reference`, as defined above."""
+    a, b = reference.detach().double(), other.detach().double()
+    diff = float((b - a).abs().max())
+    scale = float(a.abs().max())
+    rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
+    if not torch.isfinite(a).all() or not torch.isfinite(b).all():
+        rel = float("inf")
+    return diff, rel
+
+
+def tolerance_for(dtype: torch.dtype) -> float:
+    """TOLERANCES of a tensor dtype; a clear error for one without an entry."""
+    if dtype not in PRECISION_OF_DTYPE:
+        raise ValueError(f"no tolerance for dtype {dtype}; known: {', '.join(map(str, PRECISION_OF_DTYPE))}")
+    return TOLERANCES[PRECISION_OF_DTYPE[dtype]]

@@ -1,0 +1,49 @@
+"""Where results live on disk, in one place: `<root>/<hardware>/<run_id>/` for a run (its files are named
+in `bench.results.io`), `<root>/<hardware>/traces/<name>/` for profiles, `<root>/baselines/` for
+baselines. Every reader and writer asks here, so moving a folder is one edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SUMMARY_FILE = "summary.parquet"
+TRACES_DIR = "traces"
+
+
+def hardware_dir(root: Path | str, hardware: str) -> Path:
+    """`<root>/<hardware>/`: every run and trace of one machine."""
+    return Path(root) / hardware
+
+
+def run_dir_for(root: Path | str, hardware: str, run_id: str) -> Path:
+    """`<root>/<hardware>/<run_id>/`, the folder of one run."""
+    return hardware_dir(root, hardware) / run_id
+
+
+def traces_dir(root: Path | str, hardware: str, name: str) -> Path:
+    """`<root>/<hardware>/traces/<name>/`, where `bench profile` writes one cell's trace."""
+    return hardware_dir(root, hardware) / TRACES_DIR / name
+
+
+def run_of(run_dir: Path) -> tuple[str, str]:
+    """(hardware, run_id) of a run folder laid out by `run_dir_for`."""
+    return run_dir.parent.name, run_dir.name
+
+
+def run_dirs_under(path: Path) -> list[Path]:
+    """The run folders at `path`: itself (a run), its children (a hardware folder) or grandchildren (a
+    results root)."""
+    return sorted({file.parent for pattern in (SUMMARY_FILE, f"*/{SUMMARY_FILE}", f"*/*/{SUMMARY_FILE}")
+                   for file in Path(path).glob(pattern)})
+
+
+def hardware_dirs_of(paths: list[Path]) -> list[Path]:
+    """The `<root>/<hardware>/` folders the given runs, hardware folders or roots belong to (where the
+    traces of their profiles live)."""
+    found: list[Path] = []
+    for run in (r for path in paths for r in run_dirs_under(path)):
+        hardware = run.parent.resolve()
+        if hardware not in found:
+            found.append(hardware)
+    return found
