@@ -15,8 +15,8 @@ from types import ModuleType
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.sweep.command", "run a sweep (preset or TOML config) and write results"),
     "report": ("bench.report.command", "write figures and tables for result files"),
-    "compare": ("bench.results.compare_command", "compare two result sets: verdicts and exit code"),
-    "baseline": ("bench.results.baseline", "promote a run to the regression baseline of its hardware"),
+    "compare": ("bench.compare.command", "compare two result sets: verdicts and exit code"),
+    "baseline": ("bench.compare.baseline", "promote a run to the regression baseline of its hardware"),
     "profile": ("bench.sweep.profile", "capture a torch.profiler trace and a kernel summary for one cell"),
     "env": ("bench.measure.env", "print the environment fingerprint and preflight checks"),
     "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),

@@ -96,7 +96,7 @@ def hardware_slug(device: Optional[torch.device | str] = None) -> str:
 
     Ids before this rule held only the name ("amd-epyc" for every EPYC of any core count); such runs stay
     readable, and `bench compare` explains the difference when it meets both forms (see
-    `bench.results.compare.legacy_id_note`). A CPU `device` gives the CPU slug even where a GPU is present.
+    `bench.compare.comparison.legacy_id_note`). A CPU `device` gives the CPU slug even where a GPU is present.
     """
     dev = torch.device(device) if device is not None else None
     if (dev is None or dev.type == "cuda") and torch.cuda.is_available():

@@ -125,11 +125,11 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
     """Deploy/train speedup for every pair whose two cells have status `ok`.
 
     speedup = median train latency / median deploy latency, with its interval and the interval's name
-    (`speedup_interval`), read through `bench.results.speedup.pair_values`, the project's one
+    (`speedup_interval`), read through `bench.compare.speedup.pair_values`, the project's one
     definition, so `bench compare` prints the same numbers. `flag` joins the flags of both cells
     (throttled, noisy, over-peak). Mismatched deploy cells never enter (their output is wrong).
     """
-    from bench.results.speedup import pair_values
+    from bench.compare.speedup import pair_values
 
     rows = drawable(df)
     rows = rows[rows["status"].eq("ok")]

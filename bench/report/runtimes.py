@@ -1,7 +1,7 @@
 """Runtimes side by side: for every setting measured under several runtimes (eager and onnxruntime, say),
 each runtime's training and deploy throughput and its deploy/train speedup in one row.
 
-The speedups are `bench.report.frame.speedups`, i.e. `bench.results.speedup.pair_values`: the paired
+The speedups are `bench.report.frame.speedups`, i.e. `bench.compare.speedup.pair_values`: the paired
 value and 95% interval the run wrote to `speedups.parquet` (and onto both form rows). Throughputs of
 different runtimes were timed in different units of work, so comparing them across runtimes carries the
 machine's drift between those units; the speedups within a runtime do not.

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule, tensorboard_trace_handler
 
-from bench.results.table import markdown_table
+from bench.compare.table import markdown_table
 from bench.sweep import workload
 from bench.sweep.axes import CHOICES
 from bench.sweep.cells import Cell

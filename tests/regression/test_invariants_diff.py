@@ -104,5 +104,5 @@ def test_bench_baseline_invariants_runs_the_check_without_importing_torch(tmp_pa
     path.write_text(json.dumps(doc), encoding="utf-8")
     failed = subprocess.run(base, capture_output=True, text=True)
     assert failed.returncode == 1 and "blog_repvgg: macs.deploy" in failed.stderr
-    probe = "import sys, bench.results.baseline, bench.results.compare_command; print('torch' in sys.modules)"
+    probe = "import sys, bench.compare.baseline, bench.compare.command; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.results.compare import load_run
-from bench.results.compare_speedups import LOST, compare_speedups_only
+from bench.compare.comparison import load_run
+from bench.compare.speedups_only import LOST, compare_speedups_only
 from bench.results.io import RunWriter
-from bench.results.verdicts import Settings
+from bench.compare.verdicts import Settings
 from tests.results.results_rows import cells, lognormal, row, write_run
 
 KEYS = cells(40)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.results import ResultsFileError, load, load_samples
-from bench.results.baseline import promote
+from bench.compare.baseline import promote
 from bench.results.schema import SCHEMA_VERSION
 from tests.results.results_rows import cells, write_run
 

@@ -1,7 +1,7 @@
 """`bench compare --speedups-only`: compare the deploy/train speedups of two runs, across hardware too.
 
 speedup = median train latency / median deploy latency of one configuration inside one run (see
-`bench.results.speedup`). Both forms ran back to back on one machine, so the ratio cancels most of what
+`bench.compare.speedup`). Both forms ran back to back on one machine, so the ratio cancels most of what
 differs between machines (clock, memory bandwidth, core count), and, unlike cell timings, it may be
 compared between a committed baseline and a CI machine of another kind. It does not cancel everything (a
 CPU with other vector units favours some kernels), so the threshold t given should be generous.
@@ -30,11 +30,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bench.results.compare import RunData, compare
-from bench.results.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, varying
-from bench.results.table import table
-from bench.results.speedup import LARGER, PAIR_AXES, SMALLER, interval_note
-from bench.results.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings
+from bench.compare.comparison import RunData, compare
+from bench.compare.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, varying
+from bench.compare.table import table
+from bench.compare.speedup import LARGER, PAIR_AXES, SMALLER, interval_note
+from bench.compare.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings
 
 LOST = "LOST"
 LOST_MARGIN = 0.05

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results.falsealarm import false_alarm_rate
+from bench.compare.falsealarm import false_alarm_rate
 from bench.results.schema import AXES
-from bench.results.verdicts import SLOWER, Settings, timing_verdicts
+from bench.compare.verdicts import SLOWER, Settings, timing_verdicts
 
 TRIALS, CELLS, SAMPLES, SIGMA = 200, 100, 20, 0.05
 

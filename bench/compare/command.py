@@ -1,4 +1,4 @@
-"""`bench compare BASELINE NEW`: verdict table and CI exit code (method: `bench.results.compare`).
+"""`bench compare BASELINE NEW`: verdict table and CI exit code (method: `bench.compare.comparison`).
 
 BASELINE and NEW are each a run folder `results/<hardware>/<run_id>/`, or a baseline file
 `results/baselines/<hardware>.parquet` (its raw samples beside it). Exit codes: 0 pass (AMBIGUOUS never
@@ -7,7 +7,7 @@ cannot be compared (unreadable, or different hardware without `--across-hardware
 
 `--speedups-only` compares only the deploy/train speedup of each configuration (a ratio inside one run),
 which is allowed across hardware; it fails on a speedup SMALLER beyond `--threshold`, a speedup LOST
-(deploy no longer faster), a MISSING pair or a gate regression (`bench.results.compare_speedups`).
+(deploy no longer faster), a MISSING pair or a gate regression (`bench.compare.speedups_only`).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.results.compare import FAIL_ON_CHOICES, HardwareMismatchError, compare, load_run
-from bench.results.compare_speedups import RENDERERS as SPEEDUP_RENDERERS, compare_speedups_only
+from bench.compare.comparison import FAIL_ON_CHOICES, HardwareMismatchError, compare, load_run
+from bench.compare.speedups_only import RENDERERS as SPEEDUP_RENDERERS, compare_speedups_only
 from bench.results.read import ResultsFileError
-from bench.results.render import RENDERERS
-from bench.results.verdicts import Settings
+from bench.compare.render import RENDERERS
+from bench.compare.verdicts import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.results.stats import (benjamini_hochberg, bootstrap_medians, mann_whitney_greater, normal_sf,
+from bench.compare.stats import (benjamini_hochberg, bootstrap_medians, mann_whitney_greater, normal_sf,
                                  percentile_interval)
 
 SAME, FASTER, SLOWER, AMBIGUOUS = "SAME", "FASTER", "SLOWER", "AMBIGUOUS"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.results.compare import HardwareMismatchError, compare, load_run
+from bench.compare.comparison import HardwareMismatchError, compare, load_run
 from bench.results.io import RunWriter
-from bench.results.verdicts import Settings
+from bench.compare.verdicts import Settings
 from tests.results.results_rows import cells, row, write_run
 
 KEYS = cells(50)

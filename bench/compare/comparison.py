@@ -30,12 +30,12 @@ import numpy as np
 import pandas as pd
 
 from bench.results.derived import throughput
-from bench.results.falsealarm import FalseAlarmEstimate, false_alarm_rate
+from bench.compare.falsealarm import FalseAlarmEstimate, false_alarm_rate
 from bench.results.read import load, load_samples
 from bench.results.schema import AXES
-from bench.results.speedup import SMALLER, compare_speedups, speedups_of
-from bench.results.stats import bootstrap_medians
-from bench.results.verdicts import MISSING, NEW, SLOWER, UNTIMED, Settings, medians, timing_verdicts
+from bench.compare.speedup import SMALLER, compare_speedups, speedups_of
+from bench.compare.stats import bootstrap_medians
+from bench.compare.verdicts import MISSING, NEW, SLOWER, UNTIMED, Settings, medians, timing_verdicts
 
 TIMED_STATUSES: tuple[str, ...] = ("ok", "mismatch")
 CONTEXT_COLUMNS: tuple[str, ...] = ("run_id", "git_sha", "device", "torch_version", "cuda_version",
@@ -109,7 +109,7 @@ def load_run(path: Path | str) -> RunData:
 
 @dataclass
 class Comparison:
-    """Everything `bench compare` reports; rendering lives in `bench.results.render`."""
+    """Everything `bench compare` reports; rendering lives in `bench.compare.render`."""
 
     settings: Settings
     baseline: dict[str, Any]

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 
 from bench.results.schema import AXES
-from bench.results.stats import benjamini_hochberg, percentile_interval
-from bench.results.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings, log_normal_p_values
+from bench.compare.stats import benjamini_hochberg, percentile_interval
+from bench.compare.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings, log_normal_p_values
 
 SMALLER, LARGER = "SMALLER", "LARGER"
 PAIR_AXES: tuple[str, ...] = tuple(a for a in AXES if a != "form")

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.results.compare import Comparison
+from bench.compare.comparison import Comparison
 from bench.results.schema import AXES
-from bench.results.speedup import PAIR_AXES, interval_note
-from bench.results.table import table
-from bench.results.verdicts import AMBIGUOUS, FASTER, MISSING, NEW, SAME, SLOWER, VERDICTS
+from bench.compare.speedup import PAIR_AXES, interval_note
+from bench.compare.table import table
+from bench.compare.verdicts import AMBIGUOUS, FASTER, MISSING, NEW, SAME, SLOWER, VERDICTS
 
 
 @dataclass

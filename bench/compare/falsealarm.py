@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from bench.results.schema import AXES
-from bench.results.stats import wilson_interval
-from bench.results.verdicts import AMBIGUOUS, FASTER, SLOWER, Settings, timing_verdicts
+from bench.compare.stats import wilson_interval
+from bench.compare.verdicts import AMBIGUOUS, FASTER, SLOWER, Settings, timing_verdicts
 
 SPLITS: tuple[str, ...] = ("random", "halves")
 
@@ -111,10 +111,10 @@ def _split(x: np.ndarray, split: str, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m bench.results.falsealarm PATH`: the estimate for the samples of any results path."""
+    """`python -m bench.compare.falsealarm PATH`: the estimate for the samples of any results path."""
     from bench.results.read import load_samples
 
-    parser = argparse.ArgumentParser(prog="python -m bench.results.falsealarm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.compare.falsealarm", description=__doc__.splitlines()[0])
     parser.add_argument("path", help="a run folder, a hardware folder, results/ or a baseline .parquet")
     parser.add_argument("--trials", type=int, default=200, help="A/A comparisons (default 200)")
     parser.add_argument("--split", choices=SPLITS, default="random", help="how samples are halved")

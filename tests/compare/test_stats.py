@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.results.stats import (benjamini_hochberg, bootstrap_medians, mann_whitney_greater, normal_sf,
+from bench.compare.stats import (benjamini_hochberg, bootstrap_medians, mann_whitney_greater, normal_sf,
                                  wilson_interval)
 
 
