@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("bench.report.command", "write figures and tables for result files"),
     "compare": ("bench.compare.command", "compare two result sets: verdicts and exit code"),
     "baseline": ("bench.compare.baseline", "promote a run to the regression baseline of its hardware"),
-    "profile": ("bench.sweep.profile", "capture a torch.profiler trace and a kernel summary for one cell"),
+    "profile": ("bench.profile.command", "capture a torch.profiler trace and a kernel summary for one cell"),
     "env": ("bench.measure.env", "print the environment fingerprint and preflight checks"),
     "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),
     "verify": ("bench.models.verify", "check deploy form == training form for blocks and models"),

@@ -13,7 +13,7 @@ each atomically, so a baseline never has summary rows without their samples.
 
 `bench baseline invariants [--write]` checks (or rewrites) `results/baselines/cpu_invariants.json`, the
 deterministic per-model expectations of the CPU CI. Measuring them needs torch and the models, which this
-package must not import, so the action runs `python -m bench.sweep.invariants` in a child process.
+package must not import, so the action runs `python -m bench.models.invariants` in a child process.
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ def _update(args: argparse.Namespace) -> int:
 
 
 def _invariants(args: argparse.Namespace) -> int:
-    """`python -m bench.sweep.invariants` in a child process (it imports torch; this module must not)."""
-    argv = [sys.executable, "-m", "bench.sweep.invariants", *(["--write"] if args.write else [])]
+    """`python -m bench.models.invariants` in a child process (it imports torch; this module must not)."""
+    argv = [sys.executable, "-m", "bench.models.invariants", *(["--write"] if args.write else [])]
     argv += ["--file", str(args.file)] if args.file is not None else []
     argv += ["--models", args.models] if args.models else []
     return subprocess.call(argv)

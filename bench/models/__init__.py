@@ -2,7 +2,8 @@
 
 `create(name, deploy=False, **kwargs)`, `names()`, `info(name)`; official-checkpoint loading in
 `checkpoint`; the RepVGG paper's reference figures in `paper` (pure data); `randomize_bn_` in `init` for
-tests and correctness gates. Nothing here measures anything.
+tests and correctness gates; `build_form` in `build`, a model as a sweep cell measures it; `invariants`,
+the deterministic counts CI checks. Nothing here times anything.
 
 Names are imported on first use (PEP 562), so `bench.models.paper` can be read without importing torch:
 `bench.report` uses it and must stay torch-free.
@@ -14,6 +15,9 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
+    "build_form": "bench.models.build",
+    "deploy_form": "bench.models.build",
+    "training_form": "bench.models.build",
     "CheckpointMismatchError": "bench.models.checkpoint",
     "load_checkpoint": "bench.models.checkpoint",
     "randomize_bn_": "bench.models.init",

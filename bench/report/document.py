@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
+from bench.compare.table import markdown_table
 from bench.report.runtimes import runtime_table
 from bench.report.tables import (excluded_table, flagged_table, kernel_count_files, kernel_count_table,
-                                 markdown_table, paper_table, repeated_cells, speedup_table)
+                                 paper_table, repeated_cells, speedup_table)
 
 SINGLE_HARDWARE_FIGURES_EXCLUDE = ("hardware_comparison",)
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
 from bench.report.runs import ENV_VAR, results_root
-from bench.report.tables import markdown_table
+from bench.compare.table import markdown_table
 
 
 def no_results_message(root: Path | None = None, what: str = "a run") -> str:

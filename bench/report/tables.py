@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 
 from bench.results.layout import TRACES_DIR
-from bench.compare.table import markdown_table
 from bench.report.frame import drawable, excluded, fix_axes, speedups
 from bench.report.paper import paper_figures
 

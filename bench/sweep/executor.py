@@ -10,7 +10,7 @@ share a process.
 GPU), one slot on the CPU (parallel CPU cells would steal each other's cores and time nothing useful).
 In a slot one worker serves a model's units in a row (`isolation="model"`) and is replaced after a
 failure, a timeout or a crash; `isolation="cell"` starts a fresh process for every unit.
-`run_cell_subprocess` runs one `CellSpec` in `python -m bench.sweep.cell` (the `--max-batch` probes).
+`run_cell_subprocess` runs one `CellSpec` in `python -m bench.sweep.probe` (the `--max-batch` probes).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _died(proc: subprocess.Popen, output: str) -> CellOutcome:
 
 def run_cell_subprocess(spec: CellSpec, timeout_s: float,
                         env: Optional[dict[str, str]] = None) -> CellOutcome:
-    """Run one cell in `python -m bench.sweep.cell` and return its outcome; never raises for cell failures.
+    """Run one probe in `python -m bench.sweep.probe` and return its outcome; never raises for cell failures.
 
     A timeout kills the process group and yields status 'timeout'. Ctrl-C (or any exception here) kills
     the child too, then propagates, so an interrupted sweep leaves no orphan measuring in the background.
@@ -81,7 +81,7 @@ def run_cell_subprocess(spec: CellSpec, timeout_s: float,
     with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "outcome.json")
         spec_path.write_text(spec.to_json())
-        cmd = [sys.executable, "-m", "bench.sweep.cell", str(spec_path), str(out_path)]
+        cmd = [sys.executable, "-m", "bench.sweep.probe", str(spec_path), str(out_path)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=_child_env(env or {}), start_new_session=True,
                                 preexec_fn=die_with_parent())

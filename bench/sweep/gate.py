@@ -17,6 +17,9 @@ from torch import nn
 from bench.models.agreement import TOLERANCES, output_error
 from bench.reparam.fold_report import FoldReport
 
+GATE_MAX_BATCH = 16
+"""Eval-mode BN and convs treat samples independently, so a few samples check the conversion as well as
+the full batch does, without a second full-batch training-form forward (memory) at batch 256."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """No cell outlives the sweep: the kernel kills a cell the instant its parent dies, from the first instant.
 
-The cell's own parent watcher (`bench.sweep.cell._watch_parent`) starts only after `import torch`, which
+The process's own parent watcher (`watch_parent`) starts only after `import torch`, which
 takes seconds; a sweep SIGKILLed in that window used to leave the cell measuring unsupervised. Linux's
 `prctl(PR_SET_PDEATHSIG, SIGKILL)`, set between fork and exec (`subprocess.Popen(preexec_fn=...)`),
 survives the exec and holds before the child runs a single line. The parent may already have died
@@ -15,6 +15,8 @@ import ctypes.util
 import os
 import signal
 import sys
+import threading
+import time
 from typing import Callable, Optional
 
 PR_SET_PDEATHSIG = 1
@@ -48,3 +50,17 @@ def die_with_parent() -> Optional[Callable[[], None]]:
             os._exit(3)
 
     return preexec
+
+
+def watch_parent() -> None:
+    """Inside a cell or worker: exit if the sweep process dies (killed, Ctrl-C'd), so no orphan keeps
+    measuring where prctl is not available."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()

@@ -1,6 +1,6 @@
 """What the parent hands a cell subprocess or a worker and what it gets back: JSON files.
 
-`CellSpec` -> `CellOutcome`: one cell in `python -m bench.sweep.cell` (the `--max-batch` probes).
+`CellSpec` -> `CellOutcome`: one `--max-batch` probe in `python -m bench.sweep.probe`.
 `UnitSpec` -> `UnitOutcome`: one unit of work (a cell, or a train/deploy pair timed side by side) sent to
 a persistent worker, `python -m bench.sweep.worker`, as one line on its stdin.
 

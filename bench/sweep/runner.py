@@ -20,12 +20,11 @@ from typing import Any, Optional, Sequence
 
 from bench.results.layout import run_dir_for
 from bench.results.schema import COLUMNS, PAIR_AXES, Result, Speedup
-from bench.sweep.axes import ConfigError
 from bench.sweep.cells import Cell, expand
 from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
-from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec, group_units
+from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec, group_units
 
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
             "duration_s", "model_source", "model_source_sha256")
@@ -60,11 +59,6 @@ class SweepPlan:
     git_sha: Optional[str] = None
     sources: dict[str, tuple[Optional[str], Optional[str]]] = field(default_factory=dict)
     """Model name -> (model_source, model_source_sha256) of its rows, read when the sweep is planned."""
-
-    def spec(self, cell: Cell) -> CellSpec:
-        kinds = tuple(f.kind for f in self.config.faults if f.applies(cell.axes()))
-        return CellSpec(cell=cell, device=self.device, seed=self.config.seed,
-                        num_threads=self.config.num_threads, timing=dict(self.config.timing), faults=kinds)
 
     def unit_spec(self, cells: Sequence[Cell]) -> UnitSpec:
         faults = tuple(tuple(f.kind for f in self.config.faults if f.applies(c.axes())) for c in cells)

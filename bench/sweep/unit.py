@@ -9,7 +9,7 @@ PyTorch training form, see `bench.sweep.ort_unit`) -> MACs (once per model, form
 CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed
 phase, a lone cell alone -> a memory pass per form -> rows.
 
-Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `cell.classify`);
+Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`);
 the other cell of a pair gets the same status, its error naming the form that failed.
 """
 
@@ -25,8 +25,9 @@ from typing import Any, Iterator, Optional
 import torch
 
 from bench.sweep import collect, faults, workload
-from bench.sweep.cell import GATE_MAX_BATCH, _host_enqueue_ms, _peak_tflops, _time_first_call, classify, describe
-from bench.sweep.gate import GateResult, run_gate
+from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
+from bench.sweep.failures import classify, describe
+from bench.sweep.gate import GATE_MAX_BATCH, GateResult, run_gate
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
 
@@ -45,16 +46,10 @@ class ModelCache:
     def form(self, model: str, form: str) -> torch.nn.Module:
         key = (model, form)
         if key not in self.forms:
-            if form == "train":
-                from bench.models import create, randomize_bn_
+            from bench.models.build import deploy_form, training_form
 
-                module = create(model, deploy=False)
-                randomize_bn_(module, generator=torch.Generator().manual_seed(self.seed))
-                self.forms[key] = module.eval()
-            else:
-                from bench.reparam import to_deploy
-
-                self.forms[key] = to_deploy(self.form(model, "train")).eval()
+            self.forms[key] = (training_form(model, self.seed) if form == "train"
+                               else deploy_form(self.form(model, "train")))
         return self.forms[key]
 
     def fold_of(self, model: str) -> Any:
@@ -229,7 +224,7 @@ class _Unit:
             faults.trigger(self.faults(i), "workload", self.device)
             if cell.runtime == "compile":
                 misses = _inductor_misses()
-                self.out[i]["first_call_ms"] = _time_first_call(fn, self.device)
+                self.out[i]["first_call_ms"] = time_first_call(fn, self.device)
                 after = _inductor_misses()
                 self.out[i]["compile_cache_cold"] = None if misses is None else bool(after > misses)
             fns.append(fn)
@@ -262,14 +257,14 @@ class _Unit:
             fields = collect.timing_fields(stats, c.batch_size)
             fields.update({k: v for k, v in self.out[i].items() if k == "first_call_ms"})
             if regime == "pipelined" and fields.get("host_enqueue_ms_median") is None:
-                fields["host_enqueue_ms_median"] = _host_enqueue_ms(fn, self.device, config)
+                fields["host_enqueue_ms_median"] = host_enqueue_ms(fn, self.device, config)
             fields["host_bound"] = collect.host_bound(regime, fields.get("host_enqueue_ms_median"),
                                                       stats.median_ms)
             fields["flush_l2"] = config.flush_l2 if self.device.type == "cuda" else None
             self.out[i].update(fields)
             self.out[i].update(collect.telemetry_fields(telemetry, window_s, stats.median_ms, c.batch_size))
             self.out[i].update(collect.compute_fields(self.macs[i], stats.median_ms, c.batch_size, c.mode,
-                                                      _peak_tflops(self.device, c.precision)))
+                                                      peak_tflops(self.device, c.precision)))
         return timed
 
     def memory(self, fns: list[Any], modules: list[torch.nn.Module], baseline: Any) -> None:

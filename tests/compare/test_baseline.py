@@ -103,6 +103,6 @@ def test_invariants_messages_name_the_documented_command(tmp_path: Path, capsys)
     pytest.importorskip("torch")
     code = main(["baseline", "invariants", "--file", str(tmp_path / "none.json"), "--models", "repvgg_a0"])
     assert code == 2
-    from bench.sweep import invariants
+    from bench.models import invariants
 
     assert invariants.REGENERATE == "python -m bench baseline invariants --write"

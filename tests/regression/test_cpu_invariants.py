@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.sweep import invariants
+from bench.models import invariants
 
 FILE = Path(__file__).resolve().parents[2] / invariants.EXPECTATIONS
 DOC, SETTINGS = invariants.load(FILE)

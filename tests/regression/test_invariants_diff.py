@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.sweep import invariants
+from bench.models import invariants
 
 SETTINGS = invariants.Settings()
 

@@ -98,7 +98,7 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and (b"bench.sweep.cell" in cmdline or b"bench.sweep.worker" in cmdline):
+        if int(fields[1]) == pid and fields[0] != "Z" and (b"bench.sweep.probe" in cmdline or b"bench.sweep.worker" in cmdline):
             out.append(int(entry.name))
     return out
 

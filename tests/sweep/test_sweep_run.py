@@ -212,6 +212,6 @@ def test_resume_after_a_killed_sweep(tmp_path):
 def test_library_allocation_failures_are_oom(message, status):
     """cuBLAS/cuDNN report their own failed cudaMalloc as a RuntimeError, not torch.OutOfMemoryError; a
     --max-batch probe that dies so near the limit must read as 'does not fit', not stop the search."""
-    from bench.sweep.cell import classify
+    from bench.sweep.failures import classify
 
     assert classify(RuntimeError(message)) == status

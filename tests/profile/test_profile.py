@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.sweep.profile import kernel_name_category, launches
+from bench.measure.ops import kernel_name_category, launches
 
 BLOCKS = 1 + sum((2, 4, 14, 1))
 STAGES = 5

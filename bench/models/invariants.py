@@ -7,7 +7,7 @@ noise. Per registered non-external model:
   and of the converted form (`to_deploy` of the training form), which must equal the direct one;
 - `macs`: multiply-accumulates per image at 224x224 of both forms (`bench.models.complexity`, meta device);
 - `ops_per_forward`: top-level ATen operators per inference forward of each form by category, counted
-  exactly as `bench profile` counts CPU launches (`bench.sweep.profile.summarize`), at a tiny input;
+  exactly as `bench profile` counts CPU launches (`bench.measure.ops.summarize`), at a tiny input;
 - `equivalence`: max relative error of the converted form against the training form with random weights
   and random BN statistics (`bench.models.equivalence.check_model`); it must stay within its tolerance.
 
@@ -15,9 +15,9 @@ Models whose training form exceeds `heavy_params` parameters (RepVGG-B2, B3, B3g
 meta device (same operators, no arithmetic) and skip the equivalence forward, to keep CI fast; their
 blocks are the same classes as the smaller RepVGGs', whose conversion is checked.
 
-    python -m bench.sweep.invariants                 # check; exit 1 naming every change
-    python -m bench.sweep.invariants --write         # rewrite the file after an intended change
-    python -m bench.sweep.invariants --models repvgg_a0,resnet18 --write   # refresh some entries
+    python -m bench.models.invariants                 # check; exit 1 naming every change
+    python -m bench.models.invariants --write         # rewrite the file after an intended change
+    python -m bench.models.invariants --models repvgg_a0,resnet18 --write   # refresh some entries
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench.sweep.cells import Cell
 
 EXPECTATIONS = Path("results") / "baselines" / "cpu_invariants.json"
 """Default expectation file, relative to the repository root."""
@@ -68,20 +67,26 @@ def _device_for(params_train: int, settings: Settings) -> str:
 def op_counts(name: str, form: str, settings: Settings, device: str = "cpu") -> tuple[dict[str, int], int]:
     """Top-level ATen ops per forward by category (`bench profile`'s CPU count), and the built model's params.
 
-    The deploy form is `to_deploy` of the training form, as in `bench run`; one warm-up call precedes the
-    profiled one on the CPU.
+    The model is built as a sweep cell builds it (`bench.models.build.build_form`: seeded weights, random
+    BN statistics, the deploy form by `to_deploy`), and called as a cell's inference call is (fp32,
+    contiguous, under `torch.inference_mode`); one warm-up call precedes the profiled one on the CPU.
     """
+    from bench.measure.ops import summarize
+    from bench.models.build import build_form
     from bench.models.complexity import count_params
-    from bench.sweep.profile import build, summarize
 
-    cell = Cell(model=name, form=form, mode="infer", batch_size=settings.ops_batch, precision="fp32",
-                memory_format="contiguous", runtime="eager", resolution=settings.ops_resolution)
     with torch.device(device):
-        model, fn = build(cell, torch.device(device), settings.seed)
+        model = build_form(name, form, settings.seed)
+        x = torch.randn(settings.ops_batch, 3, settings.ops_resolution, settings.ops_resolution)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
     if device != "meta":
-        fn()
+        forward()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        fn()
+        forward()
     _, categories = summarize(prof, active=1, on_gpu=False)
     counts = {}
     for row in categories.itertuples(index=False):
@@ -262,7 +267,7 @@ def _write(path: Path, names: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.sweep.invariants", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.models.invariants", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
