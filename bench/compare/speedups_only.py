@@ -24,13 +24,13 @@ The comparison fails (exit 1) on any SMALLER, LOST or MISSING pair and on a corr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from bench.compare.comparison import RunData, compare
+from bench.compare.comparison import Comparison, RunData, compare
 from bench.compare.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, varying
 from bench.compare.table import table
 from bench.compare.speedup import LARGER, PAIR_AXES, SMALLER, interval_note
@@ -44,16 +44,9 @@ SPEEDUP_VERDICTS: tuple[str, ...] = (LOST, SMALLER, MISSING, AMBIGUOUS, LARGER, 
 FAILING: tuple[str, ...] = (LOST, SMALLER, MISSING)
 
 
-@dataclass
-class SpeedupComparison:
-    """The speedup table of two runs, their context, and the correctness gates."""
-
-    settings: Settings
-    baseline: dict[str, Any]
-    new: dict[str, Any]
-    across_hardware: bool
-    speedups: pd.DataFrame
-    gates: pd.DataFrame
+class SpeedupComparison(Comparison):
+    """The speedup view of a `Comparison`: the same context and gates, its speedups with LOST marked, and
+    verdicts that read only the speedups (cell timings of two machines are not compared)."""
 
     def counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.speedups["verdict"].value_counts().items()}
@@ -87,9 +80,7 @@ def compare_speedups_only(base: RunData, new: RunData, settings: Settings | None
     """Speedup verdicts of two runs on any hardware (cell timings are not compared)."""
     settings = settings or Settings()
     full = compare(base, new, settings, across_hardware=True)
-    return SpeedupComparison(settings=settings, baseline=full.baseline, new=full.new,
-                             across_hardware=full.across_hardware, speedups=mark_lost(full.speedups),
-                             gates=full.gates)
+    return SpeedupComparison(**{**vars(full), "speedups": mark_lost(full.speedups)})
 
 
 def _rows(cmp: SpeedupComparison) -> tuple[list[str], list[list[str]]]:

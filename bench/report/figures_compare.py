@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.report import style
 from bench.report.frame import drawable, error_bars, excluded_note, fix_axes, interval_label, speedups
+from bench.report.panels import forms_by_batch
 from bench.report.prepare import model_order, one_resolution_per_model, select
 from bench.report.registry import FigureSkipped, register_figure
 
@@ -42,21 +43,8 @@ def memory_forms(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Peak memory of training vs deploy form per batch size, one panel per model."""
     column = memory_column(drawable(df))
     sel = select(df, need=column)
-    models = model_order(sel.rows)
-    fig, axes = style.grid(len(models))
-    seen: set[str] = set()
-    for ax, model in zip(axes, models):
-        for form, group in sel.rows[sel.rows["model"].eq(model)].groupby("form"):
-            group = group.sort_values("batch_size")
-            ax.plot(group["batch_size"], group[column], marker="o", ms=4, color=style.form_color(form),
-                    label=style.form_label(form))
-            seen |= style.mark_points(ax, group["batch_size"], group[column], group["flag"])
-        style.batch_axis(ax, sel.rows["batch_size"])
-        ax.set_title(model)
-        ax.set_ylabel(MEMORY_DEFINITIONS[column])
-    forms = [f for f in ("train", "deploy") if f in set(sel.rows["form"])]
-    fig.suptitle(style.title(f"Peak memory, training vs deploy form ({column})", sel.hardware, sel.setting))
-    style.bottom_legend(fig, [*style.form_handles(forms), *style.flag_handles(seen, bars=False)])
+    fig = forms_by_batch(sel, column, MEMORY_DEFINITIONS[column],
+                         f"Peak memory, training vs deploy form ({column})")
     note = " ".join(n for n in (RSS_CAVEAT if column == "peak_rss_mib" else "", sel.note) if n)
     return style.save(fig, out_dir, "memory_forms", note=note)
 

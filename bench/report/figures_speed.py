@@ -15,6 +15,7 @@ from matplotlib.colors import TwoSlopeNorm
 
 from bench.report import style
 from bench.report.frame import error_bars, interval_label, reference_batch, speedups
+from bench.report.panels import forms_by_batch
 from bench.report.paper import with_paper
 from bench.report.prepare import Selection, model_order, select
 from bench.report.registry import FigureSkipped, register_figure
@@ -69,13 +70,8 @@ def label_offsets(points: list[tuple[float, float]], near: float = 0.06, step: f
 def speed_vs_params(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Throughput against parameter count, both forms (the paper's Fig. 1 with params on the x axis)."""
     sel = _at_reference_batch(select(df, need="params_m"))
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    seen = _scatter_forms(ax, sel.rows, "params_m", "throughput", xerr=False)
-    ax.set_xlabel("parameters (millions, of the form measured)")
-    ax.set_ylabel(TPUT_LABEL)
-    ax.set_title(style.title("Throughput vs parameters", sel.hardware, sel.setting))
-    ax.legend(handles=[*ax.get_legend_handles_labels()[0], *style.flag_handles(seen, bars=False)])
-    return style.save(fig, out_dir, "speed_vs_params", note=sel.note)
+    return _scatter_figure(sel, sel.rows, ("params_m", "parameters (millions, of the form measured)"),
+                           ("throughput", TPUT_LABEL), "Throughput vs parameters", out_dir, "speed_vs_params")
 
 
 @register_figure("speed_vs_top1")
@@ -89,14 +85,21 @@ def speed_vs_top1(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         raise FigureSkipped("no measured model has a published top-1 (bench/models/paper.py)")
     if unpublished:
         sel.note = " ".join(n for n in (f"Not drawn (no published top-1): {', '.join(unpublished)}.", sel.note) if n)
+    return _scatter_figure(sel, rows, ("throughput", "throughput measured here (samples/s), median, bars: p5-p90"),
+                           ("paper_top1", "ImageNet top-1 (%), as published"),
+                           "Speed vs accuracy (RepVGG paper Fig. 1, measured here)", out_dir, "speed_vs_top1")
+
+
+def _scatter_figure(sel: Selection, rows: pd.DataFrame, x: tuple[str, str], y: tuple[str, str], title: str,
+                    out_dir: Path, name: str) -> list[Path]:
+    """One scatter of both forms, `x` and `y` as (column, axis label); error bars on the throughput axis."""
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    seen = _scatter_forms(ax, rows, "throughput", "paper_top1", xerr=True)
-    ax.set_xlabel("throughput measured here (samples/s), median, bars: p5-p90")
-    ax.set_ylabel("ImageNet top-1 (%), as published")
-    ax.set_title(style.title("Speed vs accuracy (RepVGG paper Fig. 1, measured here)", sel.hardware,
-                             sel.setting))
+    seen = _scatter_forms(ax, rows, x[0], y[0], xerr=x[0] == "throughput")
+    ax.set_xlabel(x[1])
+    ax.set_ylabel(y[1])
+    ax.set_title(style.title(title, sel.hardware, sel.setting))
     ax.legend(handles=[*ax.get_legend_handles_labels()[0], *style.flag_handles(seen, bars=False)])
-    return style.save(fig, out_dir, "speed_vs_top1", note=sel.note)
+    return style.save(fig, out_dir, name, note=sel.note)
 
 
 @register_figure("throughput_forms")
@@ -150,24 +153,13 @@ def _pairs_in(df: pd.DataFrame, sel: Selection) -> pd.DataFrame:
 @register_figure("throughput_vs_batch")
 def throughput_vs_batch(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Throughput vs batch size on log-log axes, both forms, one panel per model (the blog's figure)."""
+    def draw(ax, group: pd.DataFrame, form: str) -> None:
+        ax.errorbar(group["batch_size"], group["throughput"], yerr=error_bars(group), marker="o", ms=4,
+                    capsize=2, color=style.form_color(form), label=style.form_label(form))
+
     sel = select(df)
-    models = model_order(sel.rows)
-    fig, axes = style.grid(len(models))
-    seen: set[str] = set()
-    for ax, model in zip(axes, models):
-        for form, group in sel.rows[sel.rows["model"].eq(model)].groupby("form"):
-            group = group.sort_values("batch_size")
-            ax.errorbar(group["batch_size"], group["throughput"], yerr=error_bars(group), marker="o", ms=4,
-                        capsize=2, color=style.form_color(form), label=style.form_label(form))
-            seen |= style.mark_points(ax, group["batch_size"], group["throughput"], group["flag"])
-        style.batch_axis(ax, sel.rows["batch_size"])
-        style.plain_log_y(ax)
-        ax.set_title(model)
-        ax.set_ylabel("throughput (samples/s)")
-    forms = [f for f in ("train", "deploy") if f in set(sel.rows["form"])]
-    fig.suptitle(style.title("Throughput vs batch size (log-log; median, bars p5-p90)", sel.hardware,
-                             sel.setting))
-    style.bottom_legend(fig, [*style.form_handles(forms), *style.flag_handles(seen, bars=False)])
+    fig = forms_by_batch(sel, "throughput", "throughput (samples/s)",
+                         "Throughput vs batch size (log-log; median, bars p5-p90)", draw=draw, log_y=True)
     return style.save(fig, out_dir, "throughput_vs_batch", note=sel.note)
 
 

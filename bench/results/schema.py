@@ -54,8 +54,22 @@ STATUSES: tuple[str, ...] = ("ok", "mismatch", "oom", "error", "timeout", "skipp
 output differs from the training form beyond tolerance, so no speedup may be reported from it."""
 
 
+class _Row:
+    """What every kind of row shares: a status from STATUSES, checked when it is made, and its columns as
+    a dict."""
+
+    status: str
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status '{self.status}' is unknown; known: {', '.join(STATUSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True)
-class Result:
+class Result(_Row):
     """One cell of a sweep: its axes, how it ended, and everything measured about it."""
 
     # identity
@@ -162,13 +176,6 @@ class Result:
     ort_graph_optimization_level: Optional[str] = None
     ort_intra_op_threads: Optional[int] = None
 
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status '{self.status}' is unknown; known: {', '.join(STATUSES)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def cell_key(self) -> tuple:
         return tuple(getattr(self, axis) for axis in AXES)
 
@@ -187,7 +194,7 @@ PAIR_AXES: tuple[str, ...] = tuple(a for a in AXES if a != "form")
 
 
 @dataclass(frozen=True)
-class Speedup:
+class Speedup(_Row):
     """One train/deploy pair timed side by side in one process: a row of `speedups.parquet`/`.csv`.
 
     speedup_median = the median, over the pair's block pairs, of (median train latency of the block /
@@ -227,13 +234,6 @@ class Speedup:
     duration_s: Optional[float] = None
     timed_s: Optional[float] = None
     git_sha: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status '{self.status}' is unknown; known: {', '.join(STATUSES)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def pair_key(self) -> tuple:
         return tuple(getattr(self, axis) for axis in PAIR_AXES)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, field, make_dataclass
 from typing import Callable, Optional
 
 from bench.results.schema import AXES, AXIS_SPECS
@@ -22,17 +22,8 @@ ORDER: tuple[str, ...] = tuple(a.name for a in sorted(AXIS_SPECS, key=lambda a: 
 """Loop nesting of the expansion, outermost first (`Axis.loop`; form innermost: pairs are adjacent)."""
 
 
-@dataclass(frozen=True)
-class Cell:
-    model: str
-    form: str
-    mode: str
-    batch_size: int
-    precision: str
-    memory_format: str
-    runtime: str
-    resolution: int
-    skip_reason: Optional[str] = None
+class _CellMethods:
+    """What a cell does beyond holding its axes; `Cell` below adds one field per axis."""
 
     def key(self) -> tuple:
         """Values of AXES in schema order: the key `RunWriter.finished_keys()` holds."""
@@ -49,6 +40,14 @@ class Cell:
                 f"{self.memory_format} {self.runtime} r{self.resolution}")
 
 
+Cell = make_dataclass(
+    "Cell", [*((a.name, a.type) for a in AXIS_SPECS), ("skip_reason", Optional[str], field(default=None))],
+    bases=(_CellMethods,), frozen=True)
+Cell.__module__ = __name__  # so pickle (Ray, worker pools) finds it here
+Cell.__doc__ = """One point of the axes' product: a field per `AXIS_SPECS` entry (model, form, mode, batch_size,
+precision, memory_format, runtime, resolution), in schema order, plus the reason it is skipped, if any."""
+
+
 SkipRule = Callable[[Cell, str], Optional[str]]
 SKIP_RULES: list[SkipRule] = []
 
@@ -58,32 +57,23 @@ def skip_rule(fn: SkipRule) -> SkipRule:
     return fn
 
 
-@skip_rule
-def _deploy_cannot_train(cell: Cell, device_type: str) -> Optional[str]:
-    if cell.form == "deploy" and cell.mode == "train_step":
-        return "train_step needs the training form; the deploy form is for inference only"
-    return None
+PLAIN_SKIPS: tuple[tuple[Callable[[Cell, str], bool], str], ...] = (
+    (lambda cell, device: cell.form == "deploy" and cell.mode == "train_step",
+     "train_step needs the training form; the deploy form is for inference only"),
+    (lambda cell, device: device == "cpu" and cell.precision != "fp32",
+     "{precision} not timed on CPU (the CPU sweep measures fp32 only)"),
+    (lambda cell, device: device == "cpu" and cell.runtime == "cudagraph",
+     "cudagraph not timed on CPU (CUDA graphs need a GPU)"),
+    (lambda cell, device: cell.runtime == "cudagraph" and cell.mode == "train_step",
+     "cudagraph runtime is measured for inference only (optimizer state capture not supported)"),
+)
+"""(applies to (cell, device type), reason with the cell's axes filled in): the rules one condition says."""
 
 
 @skip_rule
-def _cpu_precision(cell: Cell, device_type: str) -> Optional[str]:
-    if device_type == "cpu" and cell.precision != "fp32":
-        return f"{cell.precision} not timed on CPU (the CPU sweep measures fp32 only)"
-    return None
-
-
-@skip_rule
-def _cpu_cudagraph(cell: Cell, device_type: str) -> Optional[str]:
-    if device_type == "cpu" and cell.runtime == "cudagraph":
-        return "cudagraph not timed on CPU (CUDA graphs need a GPU)"
-    return None
-
-
-@skip_rule
-def _cudagraph_train(cell: Cell, device_type: str) -> Optional[str]:
-    if cell.runtime == "cudagraph" and cell.mode == "train_step":
-        return "cudagraph runtime is measured for inference only (optimizer state capture not supported)"
-    return None
+def _plain_skips(cell: Cell, device_type: str) -> Optional[str]:
+    return next((reason.format(**cell.axes()) for applies, reason in PLAIN_SKIPS if applies(cell, device_type)),
+                None)
 
 
 ORT_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16")

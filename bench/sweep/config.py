@@ -30,7 +30,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from bench.results.schema import AXES, AXIS_SPECS
 from bench.sweep.axes import CHOICES, ConfigError, check_axis, check_models
@@ -143,16 +143,12 @@ def _parse_faults(raw: Any) -> tuple[Fault, ...]:
 
 def _parse_run(raw: Mapping[str, Any]) -> dict[str, Any]:
     _reject_unknown("[run]", raw, RUN_KEYS)
-    out: dict[str, Any] = {}
-    if "device" in raw:
-        out["device"] = check_device(raw["device"])
-    if "cell_timeout_s" in raw:
-        out["cell_timeout_s"] = check_timeout(raw["cell_timeout_s"])
-    if "seed" in raw:
-        out["seed"] = check_seed(raw["seed"])
-    if "num_threads" in raw:
-        out["num_threads"] = check_threads(raw["num_threads"])
-    return out
+    return _checked_run(raw)
+
+
+def _checked_run(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Run settings with each value that has a check (`RUN_CHECKS`) checked and normalized."""
+    return {key: RUN_CHECKS[key](value) if key in RUN_CHECKS else value for key, value in values.items()}
 
 
 def check_device(device: Any) -> str:
@@ -185,6 +181,12 @@ def check_threads(value: Any) -> int | None:
         raise ConfigError(f"num_threads must be a whole number >= 1 (omit it for torch's default); "
                           f"got {value!r}")
     return int(value)
+
+
+RUN_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "device": check_device, "cell_timeout_s": check_timeout, "seed": check_seed, "num_threads": check_threads,
+}
+"""`[run]` key (and `override` setting) -> its check, which raises `ConfigError` or returns the value."""
 
 
 def check_run_id(run_id: Any) -> str:
@@ -304,15 +306,7 @@ def with_overrides(config: SweepConfig, axes: Mapping[str, Sequence[Any]] | None
             new_axes[axis] = check_axis(axis, list(values))
     changes = {k: v for k, v in run.items() if v is not None}
     _reject_unknown("override", changes, [f.name for f in dataclasses.fields(SweepConfig)])
-    if "device" in changes:
-        check_device(changes["device"])
-    if "cell_timeout_s" in changes:
-        changes["cell_timeout_s"] = check_timeout(changes["cell_timeout_s"])
-    if "seed" in changes:
-        changes["seed"] = check_seed(changes["seed"])
-    if "num_threads" in changes:
-        changes["num_threads"] = check_threads(changes["num_threads"])
-    return dataclasses.replace(config, axes=new_axes, **changes)
+    return dataclasses.replace(config, axes=new_axes, **_checked_run(changes))
 
 
 def validate(config: SweepConfig, known_models: Sequence[str] | None = None) -> SweepConfig:
