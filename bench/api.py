@@ -5,7 +5,7 @@
     print(result.summary())
 
 The deploy form is `deploy=` when given, else `convert(model)`, else `bench.reparam.to_deploy(model)`.
-Both forms run in eval mode; the gate (`bench.sweep.gate.run_gate`, tolerance by precision) compares
+Both forms run in eval mode; the gate (`bench.models.gate.run_gate`, tolerance by precision) compares
 their outputs on the example input, and only a passing pair is timed, with
 `bench.measure.paired.measure_pair` (the two forms in alternating blocks, speedup = median train /
 median deploy with its 95% interval over the block pairs). A mismatch is returned with no timing, so a
@@ -25,8 +25,8 @@ from bench.measure.paired import PairMeasurement, measure_pair
 from bench.measure.repro import dtype_for
 from bench.measure.stats import LatencyStats
 from bench.measure.timing import TimingConfig
+from bench.models.gate import GateResult, run_gate
 from bench.reparam import fold_report
-from bench.sweep.gate import GateResult, run_gate
 from bench.sweep.workload import infer_fn
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")

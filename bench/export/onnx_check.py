@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.sweep.gate import GateResult, compare_outputs
+from bench.models.gate import GateResult, compare_outputs
 
 ONNX_EXTRA = "onnx"
 ONNX_MODULES: tuple[str, ...] = ("onnx", "onnxruntime", "onnxscript")

@@ -1,6 +1,9 @@
-"""Measurement objects -> `Result` fields (names of bench.results.schema.Result).
+"""Measurement objects -> `Result` fields (names of bench.results.schema.Result), in one place.
 
-Only renaming and the few per-cell derived quantities that need the cell's batch and mode:
+A unit keeps what it measured of each cell as the measurement objects themselves, in a `CellRecord`;
+`CellRecord.fields(cell)` turns them into columns once, at the end (or at a failure, with what was measured
+before it). Attributes are read without defaults, so a renamed attribute fails loudly instead of emptying
+a column. Only renaming and the few per-cell derived quantities that need the cell's batch and mode:
 - throughput_samples_s = `bench.results.derived.throughput(batch, latency_ms_median)`.
 - tflops_achieved = bench.measure.flops.tflops_achieved(MACs_per_sample * batch * k, median_ms), i.e.
   2 * MACs per call / seconds / 1e12, with k = 1 for inference and k = 3 for a training step (backward
@@ -13,11 +16,20 @@ Only renaming and the few per-cell derived quantities that need the cell's batch
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
 from bench.results.derived import throughput
+
+if TYPE_CHECKING:
+    from bench.export.ort_runtime import OrtRecord
+    from bench.measure.memory import MemoryStats
+    from bench.measure.nvml import Telemetry
+    from bench.measure.stats import LatencyStats
+    from bench.models.gate import GateResult
+    from bench.sweep.cells import Cell
 
 TIMING_FIELDS: dict[str, str] = {
     "latency_ms_median": "median_ms", "latency_ms_median_ci_low": "median_ci_low_ms",
@@ -47,8 +59,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def timing_fields(stats: Any, batch_size: int) -> dict[str, Any]:
-    out = {col: _plain(getattr(stats, attr, None)) for col, attr in TIMING_FIELDS.items()}
+def timing_fields(stats: LatencyStats, batch_size: int) -> dict[str, Any]:
+    out = {col: _plain(getattr(stats, attr)) for col, attr in TIMING_FIELDS.items()}
     median = out["latency_ms_median"]
     out["throughput_samples_s"] = throughput(batch_size, median)
     return out
@@ -62,19 +74,19 @@ def host_bound(regime: str, host_enqueue_ms: Optional[float], median_ms: Optiona
     return pipelined_host_bound(host_enqueue_ms, median_ms) if regime == "pipelined" else None
 
 
-def memory_fields(stats: Any) -> dict[str, Any]:
-    return {col: _plain(getattr(stats, col, None)) for col in MEMORY_FIELDS}
+def memory_fields(stats: MemoryStats) -> dict[str, Any]:
+    return {col: _plain(getattr(stats, col)) for col in MEMORY_FIELDS}
 
 
-def telemetry_fields(telemetry: Any, window_s: float, median_ms: Optional[float],
+def telemetry_fields(telemetry: Telemetry, window_s: float, median_ms: Optional[float],
                      batch_size: int) -> dict[str, Any]:
-    out = {col: _plain(getattr(telemetry, col, None)) for col in TELEMETRY_FIELDS}
-    reasons = getattr(telemetry, "throttle_reasons", None)
+    out = {col: _plain(getattr(telemetry, col)) for col in TELEMETRY_FIELDS}
+    reasons = telemetry.throttle_reasons
     out["throttle_reasons"] = _plain(reasons) if reasons else None
-    fractions = getattr(telemetry, "reason_fractions", None)
+    fractions = telemetry.reason_fractions
     out["throttle_reason_fractions"] = (", ".join(f"{name}:{share:.2f}" for name, share in fractions)
                                         if fractions else None)
-    energy = getattr(telemetry, "energy_j", None)
+    energy = telemetry.energy_j
     if energy is not None and window_s > 0 and median_ms:
         out["energy_j_per_sample"] = energy / window_s * (median_ms / 1000.0) / batch_size
     else:
@@ -94,8 +106,7 @@ def compute_fields(macs_per_sample: Optional[int], median_ms: Optional[float], b
     return {"tflops_achieved": tflops, "pct_of_peak": pct}
 
 
-def model_fields(model: torch.nn.Module, macs_per_sample: Optional[int]) -> dict[str, Any]:
-    params = sum(p.numel() for p in model.parameters())
+def model_fields(params: int, macs_per_sample: Optional[int]) -> dict[str, Any]:
     return {"params_m": params / 1e6, "gmacs": macs_per_sample / 1e9 if macs_per_sample else None}
 
 
@@ -113,3 +124,60 @@ def env_fields(seed: int, flags: dict[str, Any]) -> dict[str, Any]:
                 "fp32_precision_cudnn_conv", "cudnn_benchmark", "deterministic"):
         out[key] = _plain(flags.get(key))
     return out
+
+
+@dataclass
+class CellRecord:
+    """What a unit measured of one cell so far, as typed measurement objects (None: not measured yet)."""
+
+    env: dict[str, Any] = field(default_factory=dict)
+    """`env_fields` of the unit's process (versions and reproducibility switches), already columns."""
+    gate: Optional[GateResult] = None
+    ort: Optional[OrtRecord] = None
+    params: Optional[int] = None
+    macs: Optional[int] = None
+    first_call_ms: Optional[float] = None
+    """The runtime's first call (`compile`: its compilation), timed apart from the measurement."""
+    compile_cache_cold: Optional[bool] = None
+    stats: Optional[LatencyStats] = None
+    host_enqueue_ms: Optional[float] = None
+    """From a short synchronized pass, where the timing regime could not see the host's enqueue time."""
+    flush_l2: Optional[bool] = None
+    telemetry: Optional[Telemetry] = None
+    window_s: Optional[float] = None
+    peak_tflops: Optional[float] = None
+    memory: Optional[MemoryStats] = None
+
+    def fields(self, cell: Cell) -> dict[str, Any]:
+        """The row's measured columns."""
+        out = dict(self.env)
+        if self.gate is not None:
+            out.update(self.gate.row_fields())
+        if self.ort is not None:
+            from bench.sweep.ort_unit import record_fields
+
+            out.update(record_fields(self.ort))
+        if self.params is not None:
+            out.update(model_fields(self.params, self.macs))
+        if self.first_call_ms is not None:
+            out["first_call_ms"] = self.first_call_ms
+        if cell.runtime == "compile":
+            out["compile_cache_cold"] = self.compile_cache_cold
+        if self.stats is not None:
+            out.update(self._timed(cell, self.stats))
+        if self.memory is not None:
+            out.update(memory_fields(self.memory))
+        return out
+
+    def _timed(self, cell: Cell, stats: LatencyStats) -> dict[str, Any]:
+        out = timing_fields(stats, cell.batch_size)
+        if self.first_call_ms is not None:
+            out["first_call_ms"] = self.first_call_ms
+        if out["host_enqueue_ms_median"] is None:
+            out["host_enqueue_ms_median"] = self.host_enqueue_ms
+        out["host_bound"] = host_bound(stats.regime, out["host_enqueue_ms_median"], stats.median_ms)
+        out["flush_l2"] = self.flush_l2
+        if self.telemetry is not None:
+            out.update(telemetry_fields(self.telemetry, self.window_s or 0.0, stats.median_ms, cell.batch_size))
+        out.update(compute_fields(self.macs, stats.median_ms, cell.batch_size, cell.mode, self.peak_tflops))
+        return out

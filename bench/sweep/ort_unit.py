@@ -2,7 +2,7 @@
 on the unit's device, and gated against PyTorch before anything is timed.
 
 The gate of an onnxruntime unit compares every session's output with the PyTorch training form's on the
-same input, under the gate's tolerances (`bench.sweep.gate.TOLERANCES`): the training-form session checks
+same input, under the gate's tolerances (`bench.models.agreement.TOLERANCES`): the training-form session checks
 the export, the deploy-form session the conversion and the export together (its row also gets the fold
 check). A session that fails makes its row `mismatch`, so its pair gets no speedup.
 
@@ -14,14 +14,15 @@ unit's torch thread count (`torch.get_num_threads()` after `--threads` is applie
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
 
 from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
+from bench.models.gate import GateResult, compare_outputs
 from bench.sweep.cells import Cell
-from bench.sweep.gate import GateResult, compare_outputs
 
 GRAPH_LEVEL = "all"
 """ONNX Runtime's default graph optimisation level: what a deployment gets without asking for less."""
@@ -40,16 +41,7 @@ def record_fields(record: OrtRecord) -> dict[str, Any]:
             "ort_intra_op_threads": record.intra_op_threads}
 
 
-def gate(reference: torch.Tensor, session: OrtSession, n: int, precision: str) -> GateResult:
+def gate(reference: torch.Tensor, session: OrtSession, n: int, precision: str, form: str) -> GateResult:
     """The session's output on its first `n` samples against PyTorch's `reference` (those `n` samples)."""
-    return compare_outputs(reference.detach().cpu(), session.output()[:n], precision)
-
-
-def describe(result: GateResult, form: str) -> Optional[str]:
-    """Why the row of `form` is a mismatch, or None when its gate passed."""
-    if result.passed:
-        return None
-    if result.fold_problem is not None:
-        return result.describe()
-    return (f"ONNX Runtime output of the {form} form differs from the PyTorch training form: max_rel_err "
-            f"{result.max_rel_err:.3g} > tolerance {result.tolerance:g} (max_abs_err {result.max_abs_err:.3g})")
+    return replace(compare_outputs(reference.detach().cpu(), session.output()[:n], precision),
+                   compared=f"ONNX Runtime output of the {form} form", reference="the PyTorch training form")

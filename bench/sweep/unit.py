@@ -24,10 +24,10 @@ from typing import Any, Iterator, Optional
 
 import torch
 
+from bench.models.gate import GATE_MAX_BATCH, run_gate
 from bench.sweep import collect, faults, workload
 from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
 from bench.sweep.failures import classify, describe
-from bench.sweep.gate import GATE_MAX_BATCH, GateResult, run_gate
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
 
@@ -104,15 +104,14 @@ class _Unit:
     def __init__(self, spec: UnitSpec, cache: ModelCache) -> None:
         self.spec, self.cache = spec, cache
         self.cells = spec.cells
-        self.out: list[dict[str, Any]] = [{} for _ in self.cells]
+        self.records = [collect.CellRecord() for _ in self.cells]
+        """What was measured of each cell; a deploy cell's (torch runtimes) or every cell's (onnxruntime)
+        record holds its gate."""
         self.current = 0
         self.device = torch.device("cuda:0" if spec.device == "cuda" else "cpu")
-        self.gates: dict[int, GateResult] = {}
-        """Gate per cell index: the deploy cell's (torch runtimes), every cell's (onnxruntime)."""
         self.sessions: list[Any] = []
         """onnxruntime only: one `OrtSession` per cell (and the inputs bound to them, kept alive)."""
         self.inputs: list[torch.Tensor] = []
-        self.macs: list[Optional[int]] = [None for _ in self.cells]
 
     @property
     def onnxruntime(self) -> bool:
@@ -135,8 +134,8 @@ class _Unit:
             faults.trigger(self.faults(i), "start")
         apply_precision_settings(self.cells[0].precision)
         env = collect.env_fields(self.spec.seed, reproducibility_flags())
-        for out in self.out:
-            out.update(env)
+        for record in self.records:
+            record.env = env
         return take_baseline(self.device)
 
     def _leaves_model_alone(self, i: int) -> bool:
@@ -179,9 +178,8 @@ class _Unit:
         x = workload.make_input(cell, self.device, batch_size=min(cell.batch_size, GATE_MAX_BATCH),
                                 seed=self.spec.seed + 1)
         with no_autotune():
-            self.gates[d] = replace(run_gate(train, modules[d], x, cell.precision),
-                                    fold=self.cache.fold_of(cell.model))
-        self.out[d].update(self.gates[d].row_fields())
+            self.records[d].gate = replace(run_gate(train, modules[d], x, cell.precision),
+                                           fold=self.cache.fold_of(cell.model))
         del train, x
         _free(self.device)
 
@@ -194,7 +192,7 @@ class _Unit:
             self.current = i
             self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed))
             self.sessions.append(ort_unit.open_session(module, self.inputs[i], cell, self.device))
-            self.out[i].update(ort_unit.record_fields(self.sessions[i].record))
+            self.records[i].ort = self.sessions[i].record
         cell = self.cells[0]
         n = min(cell.batch_size, GATE_MAX_BATCH)
         train = self._train_module(modules, cell)
@@ -202,11 +200,10 @@ class _Unit:
             reference = train(self.inputs[0][:n])
         for i, c in enumerate(self.cells):
             self.current = i
-            result = ort_unit.gate(reference, self.sessions[i], n, c.precision)
+            result = ort_unit.gate(reference, self.sessions[i], n, c.precision, c.form)
             if c.form == "deploy":
                 result = replace(result, fold=self.cache.fold_of(c.model))
-            self.gates[i] = result
-            self.out[i].update(result.row_fields())
+            self.records[i].gate = result
         del train, reference
         _free(self.device)
 
@@ -214,8 +211,9 @@ class _Unit:
         fns = []
         for i, (cell, module) in enumerate(zip(self.cells, modules)):
             self.current = i
-            self.macs[i] = self.cache.macs_of(cell.model, cell.form, cell.resolution)
-            self.out[i].update(collect.model_fields(module, self.macs[i]))
+            record = self.records[i]
+            record.macs = self.cache.macs_of(cell.model, cell.form, cell.resolution)
+            record.params = sum(p.numel() for p in module.parameters())
             if self.onnxruntime:
                 fn = self.sessions[i].call
             else:
@@ -224,9 +222,9 @@ class _Unit:
             faults.trigger(self.faults(i), "workload", self.device)
             if cell.runtime == "compile":
                 misses = _inductor_misses()
-                self.out[i]["first_call_ms"] = time_first_call(fn, self.device)
+                record.first_call_ms = time_first_call(fn, self.device)
                 after = _inductor_misses()
-                self.out[i]["compile_cache_cold"] = None if misses is None else bool(after > misses)
+                record.compile_cache_cold = None if misses is None else bool(after > misses)
             fns.append(fn)
         return fns
 
@@ -250,21 +248,16 @@ class _Unit:
             timed = time_alone(cell.form, fns[0], self.device, regime, config, window)
         window_s = time.perf_counter() - start
         telemetry = samplers[-1].result if samplers else None
-        window_s = getattr(telemetry, "duration_s", None) or timed.pair.get("timed_s") or window_s
+        window_s = (telemetry.duration_s if telemetry else None) or timed.pair.get("timed_s") or window_s
         for i, (c, fn) in enumerate(zip(self.cells, fns)):
             self.current = i
-            stats = timed.stats[c.form]
-            fields = collect.timing_fields(stats, c.batch_size)
-            fields.update({k: v for k, v in self.out[i].items() if k == "first_call_ms"})
-            if regime == "pipelined" and fields.get("host_enqueue_ms_median") is None:
-                fields["host_enqueue_ms_median"] = host_enqueue_ms(fn, self.device, config)
-            fields["host_bound"] = collect.host_bound(regime, fields.get("host_enqueue_ms_median"),
-                                                      stats.median_ms)
-            fields["flush_l2"] = config.flush_l2 if self.device.type == "cuda" else None
-            self.out[i].update(fields)
-            self.out[i].update(collect.telemetry_fields(telemetry, window_s, stats.median_ms, c.batch_size))
-            self.out[i].update(collect.compute_fields(self.macs[i], stats.median_ms, c.batch_size, c.mode,
-                                                      peak_tflops(self.device, c.precision)))
+            record = self.records[i]
+            record.stats = stats = timed.stats[c.form]
+            if regime == "pipelined" and stats.host_enqueue_ms_median is None:
+                record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
+            record.flush_l2 = config.flush_l2 if self.device.type == "cuda" else None
+            record.telemetry, record.window_s = telemetry, window_s
+            record.peak_tflops = peak_tflops(self.device, c.precision)
         return timed
 
     def memory(self, fns: list[Any], modules: list[torch.nn.Module], baseline: Any) -> None:
@@ -282,26 +275,19 @@ class _Unit:
             _free(self.device)
             calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
             regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
-            self.out[i].update(collect.memory_fields(measure_memory(fn, self.device, baseline, calls=calls,
-                                                                    regime=regime)))
+            self.records[i].memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime)
 
     def outcome(self, timed: Timed) -> UnitOutcome:
         outcomes = []
         for i, cell in enumerate(self.cells):
             stats = timed.stats[cell.form]
-            gate = self.gates.get(i)
+            gate = self.records[i].gate
             mismatch = gate is not None and not gate.passed
             outcomes.append(CellOutcome(status="mismatch" if mismatch else "ok",
-                                        error=self._mismatch_text(gate, cell.form) if mismatch else None,
-                                        fields=self.out[i], samples_ms=[float(s) for s in stats.samples_ms]))
+                                        error=gate.describe() if mismatch else None,
+                                        fields=self.records[i].fields(cell),
+                                        samples_ms=[float(s) for s in stats.samples_ms]))
         return UnitOutcome(cells=outcomes, pair=dict(timed.pair))
-
-    def _mismatch_text(self, gate: GateResult, form: str) -> Optional[str]:
-        if self.onnxruntime:
-            from bench.sweep.ort_unit import describe as ort_describe
-
-            return ort_describe(gate, form)
-        return gate.describe()
 
     def failure(self, exc: BaseException) -> UnitOutcome:
         status, text = classify(exc), describe(exc)
@@ -309,7 +295,8 @@ class _Unit:
         outcomes = []
         for i, cell in enumerate(self.cells):
             error = text if i == self.current else f"not measured: its pair's {failed.form} form failed: {text}"
-            outcomes.append(CellOutcome(status=status, error=error[: len(text) + 60], fields=self.out[i]))
+            outcomes.append(CellOutcome(status=status, error=error[: len(text) + 60],
+                                        fields=self.records[i].fields(cell)))
         return UnitOutcome(cells=outcomes)
 
 

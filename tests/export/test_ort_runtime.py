@@ -8,7 +8,7 @@ from torch import nn
 
 from bench.export import onnx_check, ort_runtime
 from bench.measure.timing import TimingConfig, measure_latency
-from bench.sweep.gate import compare_outputs
+from bench.models.gate import compare_outputs
 
 pytest.importorskip("onnxruntime")
 

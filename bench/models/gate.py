@@ -25,12 +25,16 @@ the full batch does, without a second full-batch training-form forward (memory) 
 @dataclass(frozen=True)
 class GateResult:
     """The outputs' agreement, and what the conversion removed (`fold`, a `bench.reparam.FoldReport`):
-    a deploy form that equals its training form only because nothing was folded fails the gate too."""
+    a deploy form that equals its training form only because nothing was folded fails the gate too.
+    `compared` and `reference` name the two outputs in the mismatch text (an exported session's gate
+    compares each form's ONNX Runtime output with the PyTorch training form)."""
 
     max_abs_err: float
     max_rel_err: float
     tolerance: float
     fold: Optional[FoldReport] = None
+    compared: str = "deploy output"
+    reference: str = "the training form"
 
     @property
     def fold_problem(self) -> Optional[str]:
@@ -52,7 +56,7 @@ class GateResult:
     def describe(self) -> str:
         if self.fold_problem is not None:
             return f"deploy form not converted: {self.fold_problem}"
-        return (f"deploy output differs from the training form: max_rel_err {self.max_rel_err:.3g} > "
+        return (f"{self.compared} differs from {self.reference}: max_rel_err {self.max_rel_err:.3g} > "
                 f"tolerance {self.tolerance:g} (max_abs_err {self.max_abs_err:.3g})")
 
 

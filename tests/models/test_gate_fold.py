@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from bench.reparam import fold_report, to_deploy
-from bench.sweep.gate import GateResult
+from bench.models.gate import GateResult
 
 
 def _model() -> nn.Module:
