@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("bench.report.command", "write figures and tables for result files"),
     "compare": ("bench.compare.command", "compare two result sets: verdicts and exit code"),
     "baseline": ("bench.compare.baseline", "promote a run to the regression baseline of its hardware"),
+    "invariants": ("bench.models.invariants", "check (or --write) every model's params, MACs, op counts and fold error"),
     "profile": ("bench.profile.command", "capture a torch.profiler trace and a kernel summary for one cell"),
     "env": ("bench.measure.env", "print the environment fingerprint and preflight checks"),
     "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),

@@ -1,6 +1,5 @@
 """Statistics over result rows, and their rendering: verdicts between two runs, the one deploy/train
 speedup, the baseline of each hardware, the false-alarm estimate, and the one table writer.
 
-Reads rows through `bench.results`; never imports torch (`bench baseline invariants` starts the model
-check in a child process for that reason).
+Reads rows through `bench.results`; never imports torch.
 """

@@ -11,16 +11,14 @@ Two files rather than a list column keep both readable by the same code as a run
 (`bench.results.load` / `load_samples` take the `.parquet` path). Samples are written before the summary,
 each atomically, so a baseline never has summary rows without their samples.
 
-`bench baseline invariants [--write]` checks (or rewrites) `results/baselines/cpu_invariants.json`, the
-deterministic per-model expectations of the CPU CI. Measuring them needs torch and the models, which this
-package must not import, so the action runs `python -m bench.models.invariants` in a child process.
+The other file there, `cpu_invariants.json`, is not a run: it holds the deterministic per-model counts
+that `bench invariants` (`bench.models.invariants`) checks.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -121,17 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("hardware", nargs="?", default=None, help="only this hardware slug")
     show.add_argument("--results-root", type=Path, default=Path("results"),
                       help="folder holding baselines/ (default: results)")
-    inv = sub.add_parser("invariants", help="check (or --write) the CPU invariants: params, MACs, op counts, "
-                                            "conversion error of every model")
-    inv.add_argument("--write", action="store_true", help="rewrite the file after an intended change")
-    inv.add_argument("--file", type=Path, default=None,
-                     help="expectation file (default: results/baselines/cpu_invariants.json)")
-    inv.add_argument("--models", default="", metavar="LIST", help="comma list of models (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.action == "invariants":
-        return _invariants(args)
     try:
         return _update(args) if args.action == "update" else _show(args)
     except (ResultsFileError, ValueError) as exc:
@@ -148,14 +138,6 @@ def _update(args: argparse.Namespace) -> int:
     replaced = f"; replaced run {previous}" if previous else ""
     print(f"baseline {target}: run {info['run_id']} ({info['cells']} cells: {info['status']}){replaced}")
     return 0
-
-
-def _invariants(args: argparse.Namespace) -> int:
-    """`python -m bench.models.invariants` in a child process (it imports torch; this module must not)."""
-    argv = [sys.executable, "-m", "bench.models.invariants", *(["--write"] if args.write else [])]
-    argv += ["--file", str(args.file)] if args.file is not None else []
-    argv += ["--models", args.models] if args.models else []
-    return subprocess.call(argv)
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -15,9 +15,9 @@ Models whose training form exceeds `heavy_params` parameters (RepVGG-B2, B3, B3g
 meta device (same operators, no arithmetic) and skip the equivalence forward, to keep CI fast; their
 blocks are the same classes as the smaller RepVGGs', whose conversion is checked.
 
-    python -m bench.models.invariants                 # check; exit 1 naming every change
-    python -m bench.models.invariants --write         # rewrite the file after an intended change
-    python -m bench.models.invariants --models repvgg_a0,resnet18 --write   # refresh some entries
+    python -m bench invariants                 # check; exit 1 naming every change
+    python -m bench invariants --write         # rewrite the file after an intended change
+    python -m bench invariants --models repvgg_a0,resnet18 --write   # refresh some entries
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ EXPECTATIONS = Path("results") / "baselines" / "cpu_invariants.json"
 """Default expectation file, relative to the repository root."""
 FORMAT_VERSION = 1
 FORMS: tuple[str, ...] = ("train", "deploy")
-REGENERATE = "python -m bench baseline invariants --write"
+REGENERATE = "python -m bench invariants --write"
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def _write(path: Path, names: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.models.invariants", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench invariants", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

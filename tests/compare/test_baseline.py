@@ -101,8 +101,8 @@ def test_update_refuses_a_corrupt_or_empty_env_json(root: Path, capsys, content:
 
 def test_invariants_messages_name_the_documented_command(tmp_path: Path, capsys) -> None:
     pytest.importorskip("torch")
-    code = main(["baseline", "invariants", "--file", str(tmp_path / "none.json"), "--models", "repvgg_a0"])
+    code = main(["invariants", "--file", str(tmp_path / "none.json"), "--models", "repvgg_a0"])
     assert code == 2
     from bench.models import invariants
 
-    assert invariants.REGENERATE == "python -m bench baseline invariants --write"
+    assert invariants.REGENERATE == "python -m bench invariants --write"

@@ -2,7 +2,7 @@
 per forward of each form, and the correctness of its conversion, against results/baselines/cpu_invariants.json.
 
 A failure names the model and what changed; after an intended change regenerate the file with
-`python -m bench baseline invariants --write` and commit it.
+`python -m bench invariants --write` and commit it.
 """
 
 from __future__ import annotations

@@ -91,13 +91,14 @@ def test_cli_write_then_check_then_detect_an_edit(tmp_path: Path, capsys) -> Non
     assert "model 'repvgg_a9' is unknown; known:" in capsys.readouterr().err
 
 
-def test_bench_baseline_invariants_runs_the_check_without_importing_torch(tmp_path: Path) -> None:
-    """`bench baseline invariants` lives in the torch-free results package and delegates to a child process."""
+def test_bench_invariants_writes_then_names_a_changed_count(tmp_path: Path) -> None:
+    """`bench invariants` is a command of its own (`bench.models.invariants`); the torch-free baseline and
+    compare commands do not reach it."""
     import subprocess
     import sys
 
     path = tmp_path / "inv.json"
-    base = [sys.executable, "-m", "bench", "baseline", "invariants", "--file", str(path), "--models", "blog_repvgg"]
+    base = [sys.executable, "-m", "bench", "invariants", "--file", str(path), "--models", "blog_repvgg"]
     assert subprocess.run([*base, "--write"], capture_output=True).returncode == 0
     doc = json.loads(path.read_text(encoding="utf-8"))
     doc["models"]["blog_repvgg"]["macs"]["deploy"] += 1
