@@ -17,6 +17,11 @@ Why these tolerances (relative to the largest output):
   folded weights in it; bf16 has 7 bits (unit roundoff 3.9e-3). Errors of 1e-2 of the output scale are
   normal for a 20-layer network, while a wrong fold (a branch dropped, BN misapplied) is O(1e-1..1).
 - fp64 1e-10: the same reordering at unit roundoff 1.1e-16.
+
+`BLOCK_TOLERANCES` are for one block alone (`bench verify`'s block rows): a single block's reordered sum
+has no depth to compound over; every block agrees to at most 1.4e-6 in fp32 and 1.7e-15 in fp64 (random
+BN statistics, 16 -> 32 channels), so 1e-5 and 1e-12 keep a 7x and 600x margin and catch a wrong fold
+that a whole network's looser tolerance could hide in one layer.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import torch
 
 TOLERANCES: dict[str, float] = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 5e-2, "bf16": 5e-2, "fp64": 1e-10}
+BLOCK_TOLERANCES: dict[str, float] = {"fp32": 1e-5, "fp64": 1e-12}
 PRECISION_OF_DTYPE: dict[torch.dtype, str] = {torch.float32: "fp32", torch.float16: "fp16",
                                               torch.bfloat16: "bf16", torch.float64: "fp64"}
 
@@ -39,8 +45,11 @@ def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, f
     return diff, rel
 
 
-def tolerance_for(dtype: torch.dtype) -> float:
-    """TOLERANCES of a tensor dtype; a clear error for one without an entry."""
-    if dtype not in PRECISION_OF_DTYPE:
-        raise ValueError(f"no tolerance for dtype {dtype}; known: {', '.join(map(str, PRECISION_OF_DTYPE))}")
-    return TOLERANCES[PRECISION_OF_DTYPE[dtype]]
+def tolerance_for(dtype: torch.dtype, table: dict[str, float] = TOLERANCES) -> float:
+    """The tolerance of a tensor dtype in `table` (TOLERANCES, or BLOCK_TOLERANCES for one block); a clear
+    error for a dtype without an entry."""
+    precision = PRECISION_OF_DTYPE.get(dtype)
+    if precision not in table:
+        known = [str(d) for d, p in PRECISION_OF_DTYPE.items() if p in table]
+        raise ValueError(f"no tolerance for dtype {dtype}; known: {', '.join(known)}")
+    return table[precision]

@@ -15,11 +15,11 @@ from typing import Callable
 
 from torch import nn
 
+from bench.models.agreement import BLOCK_TOLERANCES, tolerance_for
 from bench.models.equivalence import DTYPES, Equivalence, check_model, check_module
 from bench.models.registry import info, names
 from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, MobileOneBlock, RepVGGBlock
 
-BLOCK_TOLERANCES = {"float32": 1e-5, "float64": 1e-12}
 BLOCK_INPUT = (2, 16, 17, 17)
 """Odd spatial size, so strided convs see an uneven border."""
 
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     rows: list[Equivalence] = []
     for dtype in dtypes:
         for label, build in ({} if args.no_blocks else BLOCK_CASES).items():
-            row = check_module(build, BLOCK_INPUT, label, DTYPES[dtype], BLOCK_TOLERANCES[dtype])
+            row = check_module(build, BLOCK_INPUT, label, DTYPES[dtype],
+                               tolerance_for(DTYPES[dtype], BLOCK_TOLERANCES))
             rows.append(row)
             _print_row("block", row)
     for name in models:
