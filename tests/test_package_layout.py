@@ -12,7 +12,7 @@ ALLOWED: dict[str, set[str]] = {
     "reparam": set(),
     "measure": set(),
     "results": set(),
-    "models": {"reparam", "measure"},
+    "models": {"reparam", "measure", "results"},
     "compare": {"results"},
     "report": {"results", "compare", "models"},
     "export": {"reparam", "models", "measure", "results"},

@@ -32,11 +32,11 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from bench.models.build import FORMS
 
 EXPECTATIONS = Path("results") / "baselines" / "cpu_invariants.json"
 """Default expectation file, relative to the repository root."""
 FORMAT_VERSION = 1
-FORMS: tuple[str, ...] = ("train", "deploy")
 REGENERATE = "python -m bench invariants --write"
 
 
@@ -149,11 +149,11 @@ def load(path: Path = EXPECTATIONS) -> tuple[dict[str, Any], Settings]:
 
 
 def write(doc: dict[str, Any], path: Path = EXPECTATIONS) -> None:
+    from bench.results.io import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8"))
 
 
 def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Cells: one point of the axes' cartesian product, with an NVBench-style skip reason.
 
 A skip rule is a function (cell, device_type) -> reason or None, registered with `@skip_rule`; the first
-rule that gives a reason wins. A rule that one condition says is a line of `PLAIN_SKIPS` instead. Skipped cells are still written as rows (status 'skipped', the reason in
-`error`) so a results table shows what was not measured and why, instead of silently missing it.
+rule that gives a reason wins; a rule that one condition says is a line of `PLAIN_SKIPS` instead. Skipped
+cells are still written as rows (status 'skipped', the reason in `error`) so a results table shows what
+was not measured and why, instead of silently missing it.
 
 Cells are ordered so that the train and deploy forms of one configuration run back to back: the pair that
 a speedup is computed from is measured minutes apart at most, under the same thermal and clock state.

@@ -159,20 +159,18 @@ class CellRecord:
             out.update(record_fields(self.ort))
         if self.params is not None:
             out.update(model_fields(self.params, self.macs))
-        if self.first_call_ms is not None:
-            out["first_call_ms"] = self.first_call_ms
         if cell.runtime == "compile":
             out["compile_cache_cold"] = self.compile_cache_cold
         if self.stats is not None:
             out.update(self._timed(cell, self.stats))
+        if self.first_call_ms is not None:  # the runtime's own first call wins over the timing's
+            out["first_call_ms"] = self.first_call_ms
         if self.memory is not None:
             out.update(memory_fields(self.memory))
         return out
 
     def _timed(self, cell: Cell, stats: LatencyStats) -> dict[str, Any]:
         out = timing_fields(stats, cell.batch_size)
-        if self.first_call_ms is not None:
-            out["first_call_ms"] = self.first_call_ms
         if out["host_enqueue_ms_median"] is None:
             out["host_enqueue_ms_median"] = self.host_enqueue_ms
         out["host_bound"] = host_bound(stats.regime, out["host_enqueue_ms_median"], stats.median_ms)

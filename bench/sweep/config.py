@@ -43,7 +43,6 @@ else:  # pragma: no cover
 PRESET_DIR = Path(__file__).with_name("presets")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 TOP_KEYS: tuple[str, ...] = ("name", "description", "axes", "run", "timing", "fault")
-RUN_KEYS: tuple[str, ...] = ("device", "cell_timeout_s", "seed", "num_threads")
 FAULT_KEYS: tuple[str, ...] = ("match", "kind")
 
 DEFAULT_AXES: dict[str, tuple] = {a.name: a.default for a in AXIS_SPECS if a.default is not None}
@@ -142,7 +141,7 @@ def _parse_faults(raw: Any) -> tuple[Fault, ...]:
 
 
 def _parse_run(raw: Mapping[str, Any]) -> dict[str, Any]:
-    _reject_unknown("[run]", raw, RUN_KEYS)
+    _reject_unknown("[run]", raw, list(RUN_CHECKS))
     return _checked_run(raw)
 
 

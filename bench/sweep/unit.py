@@ -303,12 +303,12 @@ class _Unit:
 def prebuild(spec: UnitSpec, cache: ModelCache) -> None:
     """Fill `cache` with what `spec` will need: both forms, the fold report and MACs, on the CPU.
 
-    Seeded as `_Unit.setup` seeds, so the weights are the ones the unit would have built itself. A
-    failure is left for the unit to meet and report as its own outcome; nothing is written here.
+    The weights come from `bench.models.build.training_form` with the cache's seed, so they are the ones
+    the unit would have built itself. A failure is left for the unit to meet and report as its own
+    outcome; nothing is written here.
     """
     import traceback
 
-    torch.manual_seed(spec.seed)
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
     try:
