@@ -6,9 +6,10 @@ balances performance and accuracy"; onnxruntime.ai/docs/performance/model-optimi
   quantization tool asks;
 - `quantize_static` with `QuantFormat.QDQ`: the float graph gains QuantizeLinear/DequantizeLinear pairs,
   which the session's graph optimiser fuses into int8 kernels (QLinearConv and friends);
-- weights int8, symmetric, one scale per output channel (`per_channel=True`): the granularity of the
-  PTQ baselines in the QARepVGG paper is per-tensor, so per-channel is the kinder setting; the deploy
-  kernel's per-tensor range (`bench quant`) is printed beside it;
+- weights int8, symmetric, one scale per output channel (`per_channel=True`, the sweep's setting), or
+  one per tensor (`per_channel=False`, `bench quant --weights per-tensor`): a per-tensor scale must
+  cover the whole kernel's range, the quantity a re-parameterized kernel widens (`bench quant` prints the
+  widest deploy kernel beside the errors);
 - activations int8, asymmetric, one scale per tensor, from MinMax calibration (`CalibrationMethod.MinMax`:
   the min and max each tensor reaches over the calibration set) on `bench.quant.calibration`'s seeded set.
 Ops the tool does not quantize (a training form's standalone BatchNorms, ReduceMean) stay in float between
@@ -33,7 +34,8 @@ from bench.quant.scheme import QuantScheme
 
 CALIBRATION = "minmax"
 FORMAT = "QDQ"
-WEIGHTS = "int8 symmetric per-channel"
+WEIGHTS = {True: "int8 symmetric per-channel", False: "int8 symmetric per-tensor"}
+"""By `per_channel`."""
 ACTIVATIONS = "int8 asymmetric per-tensor"
 
 
@@ -63,15 +65,16 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(saved)
 
 
-def _scheme(samples: int, seed: int) -> QuantScheme:
+def _scheme(samples: int, seed: int, per_channel: bool) -> QuantScheme:
     import onnxruntime
 
     return QuantScheme(tool=f"onnxruntime {onnxruntime.__version__} quantize_static", format=FORMAT,
-                       weights=WEIGHTS, activations=ACTIVATIONS, calibration=CALIBRATION,
+                       weights=WEIGHTS[per_channel], activations=ACTIVATIONS, calibration=CALIBRATION,
                        calibration_samples=samples, calibration_seed=seed)
 
 
-def quantize_onnx(data: bytes, calibration: Sequence[np.ndarray], calibration_seed: int) -> QuantizedGraph:
+def quantize_onnx(data: bytes, calibration: Sequence[np.ndarray], calibration_seed: int,
+                  per_channel: bool = True) -> QuantizedGraph:
     """Quantize the fp32 graph `data` (one input) on the `calibration` batches (each in the input's
     static shape; `bench.quant.calibration.InputSet.batches()`). `calibration_seed` is only recorded."""
     reason = skip_reason()
@@ -97,13 +100,13 @@ def quantize_onnx(data: bytes, calibration: Sequence[np.ndarray], calibration_se
         source, prepared, output = (Path(tmp) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         source.write_bytes(data)
         quant_pre_process(str(source), str(prepared))
-        quantize_static(str(prepared), str(output), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(str(prepared), str(output), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
         quantized = output.read_bytes()
     samples = sum(int(b.shape[0]) for b in calibration)
-    return QuantizedGraph(quantized, _scheme(samples, calibration_seed))
+    return QuantizedGraph(quantized, _scheme(samples, calibration_seed, per_channel))
 
 
 def quantization_params(data: bytes) -> dict[str, np.ndarray]:

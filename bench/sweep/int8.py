@@ -1,41 +1,28 @@
 """What an int8 unit measures beyond the deploy/train pair: each form's quantization error and its int8
-speed against its own fp32 graph. Runtime-agnostic: a runtime hands over, per form, its gated fp32
-session and its int8 session as `Int8Form` (onnxruntime: `bench.sweep.ort_unit.open_int8`).
+speed against its own fp32 graph, and the columns they become. Runtime-agnostic: a runtime hands over,
+per form, its gated fp32 graph and its int8 graph as a `bench.quant.evaluate.Int8Form` (onnxruntime:
+`bench.sweep.ort_unit.open_int8`).
 
 Order inside a unit (`bench.sweep.unit`): both forms' fp32 graphs pass the fp32 gate first
-(`bench.models.agreement.GATED_IN`); then `measure_errors` runs the two sessions of each form and the
-PyTorch training form in fp32 on the calibration-independent evaluation set
-(`bench.quant.calibration.evaluation_set`) and measures each int8 output against its own fp32 output and
-against the training form's (`bench.quant.error`); after the deploy/train pair is timed in int8,
-`time_against_fp32` times each form's fp32 and int8 sessions in alternating blocks
-(`bench.measure.paired.measure_pair`, the same stop rule), speedup = fp32 latency / int8 latency.
+(`bench.models.agreement.GATED_IN`); then `bench.quant.evaluate.measure_errors` runs the two graphs of
+each form and the PyTorch training form in fp32 on the calibration-independent evaluation set and
+measures each int8 output against its own fp32 output and against the training form's; after the
+deploy/train pair is timed in int8, `time_against_fp32` times each form's fp32 and int8 sessions in
+alternating blocks (`bench.measure.paired.measure_pair`, the same stop rule), speedup = fp32 latency /
+int8 latency.
 Errors are measurements, never a gate: a large one is a column, not a mismatch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-import numpy as np
 import torch
-from torch import nn
 
-from bench.quant.calibration import evaluation_set
-from bench.quant.error import QuantError, quant_error
+from bench.quant.evaluate import Int8Form
+from bench.quant.error import QuantError
 from bench.quant.scheme import QuantScheme
-
-
-@dataclass(frozen=True)
-class Int8Form:
-    """One form in an int8 unit: `fp32_call` / `int8_call` run the bound timing input (the timed
-    callables), `fp32_run` / `int8_run` run another float32 array of the same shape (the error's inputs)."""
-
-    fp32_call: Callable[[], Any]
-    int8_call: Callable[[], Any]
-    fp32_run: Callable[[np.ndarray], np.ndarray]
-    int8_run: Callable[[np.ndarray], np.ndarray]
-    scheme: QuantScheme
 
 
 @dataclass(frozen=True)
@@ -73,24 +60,6 @@ class Int8Record:
                         "int8_speedup_vs_fp32_ci_high": self.speedup.ci_high,
                         "fp32_latency_ms_median": self.speedup.fp32_latency_ms_median})
         return out
-
-
-def _outputs(run: Callable[[np.ndarray], Any], batches: list[np.ndarray]) -> torch.Tensor:
-    return torch.cat([torch.as_tensor(np.asarray(run(b))) for b in batches])
-
-
-def measure_errors(forms: list[Int8Form], train: nn.Module, shape: tuple[int, ...], seed: int,
-                   device: torch.device) -> list[tuple[QuantError, QuantError]]:
-    """Per form, (int8 vs its own fp32, int8 vs the PyTorch training form in fp32) on the evaluation set
-    for the graphs' input `shape`; `train` is the unit's prepared fp32 training form."""
-    batches = evaluation_set(shape, seed).batches()
-    with torch.inference_mode():
-        reference = torch.cat([train(torch.from_numpy(b).to(device)).float().cpu() for b in batches])
-    errors = []
-    for form in forms:
-        own, quantized = _outputs(form.fp32_run, batches), _outputs(form.int8_run, batches)
-        errors.append((quant_error(own, quantized), quant_error(reference, quantized)))
-    return errors
 
 
 def time_against_fp32(form: Int8Form, device: torch.device, regime: str, config: Any, seed: int) -> Int8Speedup:

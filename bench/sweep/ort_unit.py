@@ -6,10 +6,10 @@ same input, under the gate's tolerances (`bench.models.agreement.TOLERANCES`): t
 the export, the deploy-form session the conversion and the export together (its row also gets the fold
 check). A session that fails makes its row `mismatch`, so its pair gets no speedup.
 
-int8 (`open_int8`): each form is exported once; its fp32 session is the one gated (fp32 tolerance,
-`bench.models.agreement.GATED_IN`), and the same bytes quantized by `bench.quant.onnx_static` on the
-seeded calibration set for the cell's input shape give the int8 session that is timed. Both sessions get
-the same options; `bench.sweep.int8` measures the int8 error and times int8 against fp32.
+int8 (`open_int8`, `bench.quant.ort`): each form is exported once; its fp32 session is the one gated
+(fp32 tolerance, `bench.models.agreement.GATED_IN`), and the same bytes quantized on the seeded
+calibration set for the cell's input shape give the int8 session that is timed. Both sessions get the
+same options; `bench.sweep.int8` measures the int8 error and times int8 against fp32.
 
 Each session is exported at the unit's batch size on the timing input itself (shapes are static), so the
 gate reads the first `GATE_MAX_BATCH` samples of the session's output against a PyTorch forward of those
@@ -19,16 +19,15 @@ unit's torch thread count (`torch.get_num_threads()` after `--threads` is applie
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from bench.export.ort_runtime import OrtRecord, OrtSession, open_graph, ort_session
+from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
 from bench.models.gate import GateResult, compare_outputs
 from bench.sweep.cells import Cell
-from bench.sweep.int8 import Int8Form
 
 GRAPH_LEVEL = "all"
 """ONNX Runtime's default graph optimisation level: what a deployment gets without asking for less."""
@@ -40,29 +39,11 @@ def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.d
                        tf32=cell.precision == "tf32")
 
 
-@dataclass(frozen=True)
-class OrtInt8:
-    """One form of an int8 unit: the fp32 session (gated), the int8 session (timed), both as `Int8Form`."""
+def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> Any:
+    """`bench.quant.ort.open_int8` with the unit's threads and graph level: an `OrtInt8`."""
+    from bench.quant.ort import open_int8 as open_ort_int8
 
-    fp32: OrtSession
-    int8: OrtSession
-    form: Int8Form
-
-
-def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> OrtInt8:
-    """Export `module` (prepared, fp32) on `x` once, open its fp32 session, quantize the same bytes on
-    the calibration set for `x`'s shape drawn from `seed`, open the int8 session."""
-    from bench.export.onnx_check import export_onnx
-    from bench.quant.calibration import calibration_set
-    from bench.quant.onnx_static import quantize_onnx
-
-    graph = export_onnx(module, x.cpu() if device.type == "cpu" else x)
-    threads = torch.get_num_threads()
-    fp32 = open_graph(graph.data, x, device, threads, level=GRAPH_LEVEL)
-    calibration = calibration_set(tuple(x.shape), seed)
-    quantized = quantize_onnx(graph.data, calibration.batches(), calibration.seed)
-    int8 = open_graph(quantized.data, x, device, threads, level=GRAPH_LEVEL)
-    return OrtInt8(fp32, int8, Int8Form(fp32.call, int8.call, fp32.run_on, int8.run_on, quantized.scheme))
+    return open_ort_int8(module, x, device, torch.get_num_threads(), seed, level=GRAPH_LEVEL)
 
 
 def record_fields(record: OrtRecord) -> dict[str, Any]:

@@ -227,7 +227,8 @@ class _Unit:
         _free(self.device)
 
     def _int8_errors(self, train: torch.nn.Module) -> None:
-        from bench.sweep.int8 import Int8Record, measure_errors
+        from bench.quant.evaluate import measure_errors
+        from bench.sweep.int8 import Int8Record
 
         errors = measure_errors(self.int8_forms, train, tuple(self.inputs[0].shape), self.spec.seed, self.device)
         for i, (form, (own, of_train)) in enumerate(zip(self.int8_forms, errors)):
