@@ -1,4 +1,5 @@
-"""int8: each form's quantization error and speed, per network, as a table and a figure.
+"""int8: each form's quantization error and speed, per network, as a table and a figure; and the figure of
+`bench quant` (`quant_figure`: the widest deploy kernel range beside both forms' int8 SQNR).
 
 Read from the int8 rows (`bench.sweep.int8` wrote them): SQNR, top-1 agreement and max relative error of
 each form's int8 output against the training form's fp32 output, each form's fp32 / int8 speedup and the
@@ -13,6 +14,7 @@ and its inputs N(0, 1), so the figure shows how those weights quantize, not Imag
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +127,43 @@ def int8_quantization(df: pd.DataFrame, out_dir: Path) -> list[Path]:
                                zip(table["quant_calibration"], table["quant_calibration_samples"]) if pd.notna(n)}))
     note = " ".join(part for part in (WEIGHTS_CAVEAT, scheme, excluded_note(df)) if part)
     return style.save(fig, out_dir, "int8_quantization", note=note)
+
+
+def quant_figure(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """`bench quant`'s rows (`bench.quant.command.QuantRow` columns): per network, the widest deploy
+    kernel's [min, max] and each form's int8 SQNR (top-1 agreement as labels), RepVGG next to QARepVGG
+    next to MobileOne."""
+    from bench.report.style import RC
+
+    table = table.iloc[sorted(range(len(table)), key=lambda i: family_rank(table["model"].iloc[i]))]
+    table = table.reset_index(drop=True)
+    with style.plt.rc_context(RC):
+        fig, (kernel_ax, error_ax) = style.plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(table) + 5), 4.2))
+        x = np.arange(len(table))
+        low, high = table["kernel_low"].astype(float), table["kernel_high"].astype(float)
+        kernel_ax.bar(x, high - low, 0.5, bottom=low, color=style.form_color("deploy"))
+        for i in x:
+            kernel_ax.annotate(f"{high[i] - low[i]:.3g}", (i, high[i]), ha="center", va="bottom", fontsize=7)
+        kernel_ax.axhline(0.0, color="black", linewidth=0.8)
+        kernel_ax.set_xticks(x, table["model"], fontsize=8)
+        kernel_ax.set_ylabel("weight value")
+        kernel_ax.set_title("widest deploy conv kernel: [min, max]\n(what a per-tensor int8 scale must cover)",
+                            fontsize=9)
+        _bars(error_ax, table, "sqnr_db", with_interval=False, labels=list(table["model"]))
+        for i, row in table.iterrows():
+            for k, form in enumerate(FORMS):
+                agree = row[f"top1_agreement_{form}"]
+                if pd.notna(agree):
+                    error_ax.annotate(f"{100 * agree:.0f}%", (i + (k - 0.5) * 0.38, row[f"sqnr_db_{form}"]),
+                                      ha="center", va="bottom", fontsize=7)
+        error_ax.set_ylabel("SQNR (dB) vs training form fp32")
+        error_ax.set_title("int8 error: SQNR, higher is better (6 dB ~ 1 bit);\nlabels: top-1 agreement", fontsize=9)
+        first = table.iloc[0]
+        setting = f"batch {first['batch_size']} | {first['resolution']}x{first['resolution']} | {first['quant_scheme']}"
+        fig.suptitle("int8 post-training quantization per network\n" + textwrap.fill(setting, width=130),
+                     fontsize=9)
+        style.bottom_legend(fig, style.form_handles(FORMS))
+        random = table["weights"].astype(str).str.startswith("random").any()
+        weights = "; ".join(f"{m}: {w}" for m, w in zip(table["model"], table["weights"]))
+        note = " ".join(part for part in (WEIGHTS_CAVEAT if random else "", f"Weights: {weights}.") if part)
+        return style.save(fig, out_dir, "quant", note=note)
