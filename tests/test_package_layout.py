@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "compare": {"results"},
     "report": {"results", "compare", "models"},
     "export": {"reparam", "models", "measure", "results"},
-    "quant": {"reparam", "models", "measure", "results", "export", "report"},
+    "quant": {"reparam", "models", "export", "report"},
     "sweep": {"reparam", "models", "measure", "results", "export", "quant"},
     "profile": {"reparam", "models", "measure", "results", "compare", "sweep"},
     "gpucheck": {"reparam", "models", "measure", "results", "sweep"},
