@@ -5,11 +5,13 @@ branch, each scaled by its own BN, so its weight range widens and standard int8 
 quantization loses accuracy; QARepVGG's blocks keep the range small. For each network this prints and
 (with `--out`) writes as CSV and a figure, RepVGG next to QARepVGG next to MobileOne:
 - the widest deploy conv kernel, [min, max] of its weights (`bench.reparam.fold_report.kernel_ranges`);
-- both forms through ONNX Runtime: exported, gated in fp32 against the PyTorch training form (the
-  sweep's exact gate; a form that fails it gets no int8 numbers), quantized (`bench.quant.onnx_static`:
-  QDQ, int8 weights per channel or, `--weights per-tensor`, per tensor; MinMax calibration on seeded
-  N(0,1) inputs) and measured on inputs the calibration never saw against the training form's fp32
-  output (`bench.quant.error`: SQNR, top-1 agreement, max relative error).
+- both forms through each `--quantizer` (`bench.quant.quantizers`): exported, gated in fp32 against the
+  PyTorch training form (the sweep's exact gate; a form that fails it gets no int8 numbers), quantized
+  (`onnxruntime`: `bench.quant.onnx_static`, QDQ, MinMax calibration; `openvino`: NNCF,
+  `bench.quant.openvino_static`, where installed; int8 weights per channel or, `--weights per-tensor`,
+  per tensor; calibration on seeded N(0,1) inputs) and measured on inputs the calibration never saw
+  against the training form's fp32 output (`bench.quant.error`: SQNR, top-1 agreement, max relative
+  error).
 Nothing is timed: `bench run --precision int8 --runtime onnxruntime` times.
 
 Weights: seeded random weights with random BN statistics (as the sweep builds them), which need not show
@@ -40,6 +42,7 @@ class QuantRow:
     against the training form's fp32 output."""
 
     model: str
+    quantizer: str
     weights: str
     resolution: int
     batch_size: int
@@ -68,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="official-layout training-form state dict for MODEL (repeatable, split at the "
                         "last '='); others get seeded random weights")
     parser.add_argument("--checkpoint-source", default="official", help="key layout: official (default) or timm")
+    parser.add_argument("--quantizer", default="onnxruntime", help="comma-separated, from onnxruntime (default) "
+                        "and openvino (needs openvino and nncf)")
     parser.add_argument("--weights", default="per-channel", help="int8 weight scales: per-channel (default) or "
                         "per-tensor")
     parser.add_argument("--resolution", type=int, default=64, help="input side (default 64; the paper's is 224)")
@@ -90,7 +95,21 @@ def _checkpoints(specs: list[str], models: list[str]) -> dict[str, Path]:
     return out
 
 
-def _validate(args: argparse.Namespace) -> tuple[list[str], dict[str, Path]]:
+def _quantizers(spec: str) -> list[str]:
+    from bench.quant.quantizers import QUANTIZERS
+
+    chosen = [q.strip() for q in spec.split(",") if q.strip()]
+    unknown = [q for q in chosen if q not in QUANTIZERS]
+    if unknown or not chosen:
+        raise ValueError(f"--quantizer '{','.join(unknown) or spec}' is unknown; valid: {', '.join(QUANTIZERS)}")
+    for name in chosen:
+        reason = QUANTIZERS[name].skip_reason()
+        if reason:
+            raise ValueError(f"--quantizer {name}: {reason}")
+    return chosen
+
+
+def _validate(args: argparse.Namespace) -> tuple[list[str], list[str], dict[str, Path]]:
     from bench.models.checkpoint_sources import SOURCES
     from bench.models.registry import info
 
@@ -107,12 +126,7 @@ def _validate(args: argparse.Namespace) -> tuple[list[str], dict[str, Path]]:
         raise ValueError("--resolution and --batch must be positive integers")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
-    from bench.quant.onnx_static import skip_reason
-
-    reason = skip_reason()
-    if reason:
-        raise ValueError(reason)
-    return models, _checkpoints(args.checkpoint, models)
+    return models, _quantizers(args.quantizer), _checkpoints(args.checkpoint, models)
 
 
 def _training_form(name: str, seed: int, checkpoint: Optional[Path], source: str) -> tuple[torch.nn.Module, str]:
@@ -126,12 +140,13 @@ def _training_form(name: str, seed: int, checkpoint: Optional[Path], source: str
     return model.eval(), f"checkpoint {checkpoint.name}"
 
 
-def measure(name: str, args: argparse.Namespace, checkpoint: Optional[Path]) -> QuantRow:
-    """One network: its widest deploy kernel, both forms gated in fp32, quantized and measured."""
+def measure(name: str, quantizer: str, args: argparse.Namespace, checkpoint: Optional[Path]) -> QuantRow:
+    """One network through one quantizer: its widest deploy kernel, both forms gated in fp32, quantized
+    and measured."""
     from bench.models.build import deploy_form
     from bench.models.gate import compare_outputs
     from bench.quant.evaluate import measure_errors
-    from bench.quant.ort import open_int8
+    from bench.quant.quantizers import QUANTIZERS
     from bench.reparam.fold_report import kernel_ranges
 
     train, weights = _training_form(name, args.seed, checkpoint, args.checkpoint_source)
@@ -142,17 +157,16 @@ def measure(name: str, args: argparse.Namespace, checkpoint: Optional[Path]) -> 
                     generator=torch.Generator().manual_seed(args.seed))
     with torch.inference_mode():
         reference = train(x)
-    per_channel = WEIGHT_GRANULARITY[args.weights]
-    opened = [open_int8(m, x, torch.device("cpu"), torch.get_num_threads(), args.seed, per_channel=per_channel)
+    opened = [QUANTIZERS[quantizer].open(m, x, torch.get_num_threads(), args.seed, WEIGHT_GRANULARITY[args.weights])
               for m in (train, deploy)]
-    gates = [compare_outputs(reference, o.fp32.output(), "fp32") for o in opened]
+    gates = [compare_outputs(reference, fp32_output(), "fp32") for fp32_output, _ in opened]
     worst = max(gates, key=lambda g: g.max_rel_err)
-    row = QuantRow(name, weights, args.resolution, args.batch, opened[0].form.scheme.describe(),
+    row = QuantRow(name, quantizer, weights, args.resolution, args.batch, opened[0][1].scheme.describe(),
                    widest.layer if widest else None, widest.low if widest else None,
                    widest.high if widest else None, worst.max_rel_err, worst.tolerance)
     if not row.gate_passed:
         return row
-    (_, of_train), (_, of_deploy) = measure_errors([o.form for o in opened], train, tuple(x.shape), args.seed)
+    (_, of_train), (_, of_deploy) = measure_errors([form for _, form in opened], train, tuple(x.shape), args.seed)
     return QuantRow(**{**asdict(row), "sqnr_db_train": of_train.sqnr_db, "sqnr_db_deploy": of_deploy.sqnr_db,
                        "top1_agreement_train": of_train.top1_agreement,
                        "top1_agreement_deploy": of_deploy.top1_agreement, "rel_err_train": of_train.rel_err,
@@ -163,17 +177,17 @@ def _print(row: QuantRow) -> None:
     kernel = (f"{row.kernel_low:+.3g}..{row.kernel_high:+.3g} ({row.kernel_layer})"
               if row.kernel_low is not None else "no conv")
     if not row.gate_passed:
-        print(f"{row.model:16s} FP32 GATE FAILED: max_rel_err {row.gate_max_rel_err:.3g} > {row.gate_tolerance:g}; "
+        print(f"{row.model:16s} {row.quantizer:12s} FP32 GATE FAILED: max_rel_err {row.gate_max_rel_err:.3g} > {row.gate_tolerance:g}; "
               f"no int8 numbers", flush=True)
         return
-    print(f"{row.model:16s} {row.sqnr_db_train:8.1f} {row.sqnr_db_deploy:8.1f} "
+    print(f"{row.model:16s} {row.quantizer:12s} {row.sqnr_db_train:8.1f} {row.sqnr_db_deploy:8.1f} "
           f"{100 * row.top1_agreement_train:7.0f}% {100 * row.top1_agreement_deploy:7.0f}% "
           f"{row.top1_classes:>7d}  {kernel}  [{row.weights}]", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        models, checkpoints = _validate(args)
+        models, quantizers, checkpoints = _validate(args)
     except ValueError as exc:
         print(f"bench quant: {exc}", file=sys.stderr)
         return 2
@@ -183,19 +197,20 @@ def run(args: argparse.Namespace) -> int:
     models = sorted(models, key=family_rank)
     print(f"int8 SQNR (dB) and top-1 agreement of each form vs the training form's fp32 output, "
           f"{args.batch}x3x{args.resolution}x{args.resolution}, weights {args.weights}")
-    print(f"{'model':16s} {'SQNR tr':>8s} {'SQNR dp':>8s} {'top1 tr':>8s} {'top1 dp':>8s} {'classes':>7s}  "
+    print(f"{'model':16s} {'quantizer':12s} {'SQNR tr':>8s} {'SQNR dp':>8s} {'top1 tr':>8s} {'top1 dp':>8s} {'classes':>7s}  "
           "widest deploy kernel")
     rows = []
     for name in models:
-        try:
-            row = measure(name, args, checkpoints.get(name))
-        except (CheckpointMismatchError, FileNotFoundError) as exc:
-            print(f"bench quant: {name}: {exc}", file=sys.stderr)
-            return 2
-        _print(row)
-        rows.append(row)
-    if rows:
-        print(f"scheme: {rows[0].quant_scheme}")
+        for quantizer in quantizers:
+            try:
+                row = measure(name, quantizer, args, checkpoints.get(name))
+            except (CheckpointMismatchError, FileNotFoundError) as exc:
+                print(f"bench quant: {name}: {exc}", file=sys.stderr)
+                return 2
+            _print(row)
+            rows.append(row)
+    for scheme in dict.fromkeys(r.quant_scheme for r in rows):
+        print(f"scheme: {scheme}")
     if any(r.weights.startswith("random") for r in rows):
         from bench.report.int8 import WEIGHTS_CAVEAT
 

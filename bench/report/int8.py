@@ -131,25 +131,28 @@ def int8_quantization(df: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 def quant_figure(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """`bench quant`'s rows (`bench.quant.command.QuantRow` columns): per network, the widest deploy
-    kernel's [min, max] and each form's int8 SQNR (top-1 agreement as labels), RepVGG next to QARepVGG
-    next to MobileOne."""
+    kernel's [min, max] and each form's int8 SQNR per quantizer (top-1 agreement as labels), RepVGG next
+    to QARepVGG next to MobileOne."""
     from bench.report.style import RC
 
-    table = table.iloc[sorted(range(len(table)), key=lambda i: family_rank(table["model"].iloc[i]))]
+    table = table.iloc[sorted(range(len(table)), key=lambda i: (family_rank(table["model"].iloc[i]), i))]
     table = table.reset_index(drop=True)
+    several = table["quantizer"].nunique() > 1
+    labels = [f"{m}\n{q}" if several else str(m) for m, q in zip(table["model"], table["quantizer"])]
+    kernels = table.drop_duplicates("model").reset_index(drop=True)
     with style.plt.rc_context(RC):
         fig, (kernel_ax, error_ax) = style.plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(table) + 5), 4.2))
-        x = np.arange(len(table))
-        low, high = table["kernel_low"].astype(float), table["kernel_high"].astype(float)
+        x = np.arange(len(kernels))
+        low, high = kernels["kernel_low"].astype(float), kernels["kernel_high"].astype(float)
         kernel_ax.bar(x, high - low, 0.5, bottom=low, color=style.form_color("deploy"))
         for i in x:
             kernel_ax.annotate(f"{high[i] - low[i]:.3g}", (i, high[i]), ha="center", va="bottom", fontsize=7)
         kernel_ax.axhline(0.0, color="black", linewidth=0.8)
-        kernel_ax.set_xticks(x, table["model"], fontsize=8)
+        kernel_ax.set_xticks(x, kernels["model"], fontsize=8)
         kernel_ax.set_ylabel("weight value")
         kernel_ax.set_title("widest deploy conv kernel: [min, max]\n(what a per-tensor int8 scale must cover)",
                             fontsize=9)
-        _bars(error_ax, table, "sqnr_db", with_interval=False, labels=list(table["model"]))
+        _bars(error_ax, table, "sqnr_db", with_interval=False, labels=labels)
         for i, row in table.iterrows():
             for k, form in enumerate(FORMS):
                 agree = row[f"top1_agreement_{form}"]
@@ -159,11 +162,15 @@ def quant_figure(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         error_ax.set_ylabel("SQNR (dB) vs training form fp32")
         error_ax.set_title("int8 error: SQNR, higher is better (6 dB ~ 1 bit);\nlabels: top-1 agreement", fontsize=9)
         first = table.iloc[0]
-        setting = f"batch {first['batch_size']} | {first['resolution']}x{first['resolution']} | {first['quant_scheme']}"
+        schemes = list(dict.fromkeys(table["quant_scheme"]))
+        setting = f"batch {first['batch_size']} | {first['resolution']}x{first['resolution']}"
+        setting += f" | {schemes[0]}" if len(schemes) == 1 else " | schemes in the footnote"
         fig.suptitle("int8 post-training quantization per network\n" + textwrap.fill(setting, width=130),
                      fontsize=9)
         style.bottom_legend(fig, style.form_handles(FORMS))
         random = table["weights"].astype(str).str.startswith("random").any()
-        weights = "; ".join(f"{m}: {w}" for m, w in zip(table["model"], table["weights"]))
-        note = " ".join(part for part in (WEIGHTS_CAVEAT if random else "", f"Weights: {weights}.") if part)
+        weights = "; ".join(f"{m}: {w}" for m, w in dict.fromkeys(zip(table["model"], table["weights"])))
+        listed = " ".join(f"{q}: {s}." for q, s in dict.fromkeys(zip(table["quantizer"], table["quant_scheme"])))
+        note = " ".join(part for part in (WEIGHTS_CAVEAT if random else "", f"Weights: {weights}.",
+                                          listed if len(schemes) > 1 else "") if part)
         return style.save(fig, out_dir, "quant", note=note)

@@ -26,11 +26,20 @@ NET = textwrap.dedent("""
     (["--models", "repvgg_a0", "--checkpoint", "repvgg_a0=/no/such.pt"], "'/no/such.pt' is not a file"),
     (["--models", "repvgg_a0", "--weights", "per-layer"], "valid: per-channel, per-tensor"),
     (["--models", "repvgg_a9"], "repvgg_a9"),
+    (["--models", "repvgg_a0", "--quantizer", "tflite"], "valid: onnxruntime, openvino"),
 ])
 def test_bad_input_exits_2_before_anything_runs(argv, message, capsys, tmp_path):
     assert main(["quant", *argv, "--out", str(tmp_path / "q")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def test_a_quantizer_that_is_not_installed_is_named_with_its_install(monkeypatch, capsys):
+    from bench.quant import openvino_static
+
+    monkeypatch.setattr(openvino_static, "MODULES", ("openvino", "no_such_nncf_zz"))
+    assert main(["quant", "--models", "repvgg_a0", "--quantizer", "openvino"]) == 2
+    assert "OpenVINO int8 needs no_such_nncf_zz (pip install openvino nncf)" in capsys.readouterr().err
 
 
 def test_a_checkpoint_is_measured_and_the_figure_written(tmp_path, capsys):
