@@ -70,9 +70,10 @@ def int8_table(df: pd.DataFrame) -> pd.DataFrame:
     table["deploy_vs_train"] = deploy["speedup_median"]
     table["deploy_vs_train_lo"] = deploy["speedup_ci_low"]
     table["deploy_vs_train_hi"] = deploy["speedup_ci_high"]
-    table["top1_classes"] = deploy["quant_eval_top1_classes"]
-    for column in ("quant_calibration", "quant_calibration_samples", "quant_eval_samples"):
-        table[column] = deploy[column]
+    for column, source in (("top1_classes", "quant_eval_top1_classes"), ("quant_calibration", "quant_calibration"),
+                           ("quant_calibration_samples", "quant_calibration_samples"),
+                           ("quant_eval_samples", "quant_eval_samples")):
+        table[column] = deploy[source] if source in deploy.columns else None
     table = table.reset_index()
     order = sorted(table.index, key=lambda i: (table.at[i, "hardware"], family_rank(table.at[i, "model"]),
                                                table.at[i, "batch_size"], table.at[i, "resolution"]))
