@@ -15,6 +15,7 @@ The narrow interface a runtime calls (ONNX Runtime today; OpenVINO and TensorRT 
   of an int8 output against an fp32 one.
 - `command`: `bench quant`, the deploy kernels' range and the int8 SQNR of both forms per network.
 
-The correctness gate stays exact: a form is quantized only after its fp32 graph passed the fp32 gate
-(`bench.models.agreement.GATED_IN`); int8 error is a measurement with no tolerance.
+The correctness gate stays exact: the fp32 graph that is quantized is the one gated, under the fp32
+tolerance (`bench.models.agreement.GATED_IN`); a form that fails it makes its row `mismatch` (no speedup)
+in a sweep and gets no int8 numbers in `bench quant`. int8 error is a measurement with no tolerance.
 """

@@ -140,16 +140,15 @@ def _training_form(name: str, seed: int, checkpoint: Optional[Path], source: str
     return model.eval(), f"checkpoint {checkpoint.name}"
 
 
-def measure(name: str, quantizer: str, args: argparse.Namespace, checkpoint: Optional[Path]) -> QuantRow:
-    """One network through one quantizer: its widest deploy kernel, both forms gated in fp32, quantized
-    and measured."""
+def measure(name: str, train: torch.nn.Module, weights: str, quantizer: str, args: argparse.Namespace) -> QuantRow:
+    """One network (its training form `train`, eval mode) through one quantizer: its widest deploy
+    kernel, both forms gated in fp32, quantized and measured."""
     from bench.models.build import deploy_form
     from bench.models.gate import compare_outputs
     from bench.quant.evaluate import measure_errors
     from bench.quant.quantizers import QUANTIZERS
     from bench.reparam.fold_report import kernel_ranges
 
-    train, weights = _training_form(name, args.seed, checkpoint, args.checkpoint_source)
     deploy = deploy_form(train)
     with torch.no_grad():
         widest = max(kernel_ranges(deploy), key=lambda r: r.width, default=None)
@@ -191,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"bench quant: {exc}", file=sys.stderr)
         return 2
-    from bench.models.checkpoint import CheckpointMismatchError
     from bench.report.int8 import family_rank
 
     models = sorted(models, key=family_rank)
@@ -201,12 +199,13 @@ def run(args: argparse.Namespace) -> int:
           "widest deploy kernel")
     rows = []
     for name in models:
+        try:  # a checkpoint that is no torch file or whose keys differ is bad input
+            train, weights = _training_form(name, args.seed, checkpoints.get(name), args.checkpoint_source)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"bench quant: {name}: {exc}", file=sys.stderr)
+            return 2
         for quantizer in quantizers:
-            try:
-                row = measure(name, quantizer, args, checkpoints.get(name))
-            except (CheckpointMismatchError, FileNotFoundError) as exc:
-                print(f"bench quant: {name}: {exc}", file=sys.stderr)
-                return 2
+            row = measure(name, train, weights, quantizer, args)
             _print(row)
             rows.append(row)
     for scheme in dict.fromkeys(r.quant_scheme for r in rows):

@@ -20,7 +20,7 @@ unit's torch thread count (`torch.get_num_threads()` after `--threads` is applie
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,6 +28,9 @@ from torch import nn
 from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
 from bench.models.gate import GateResult, compare_outputs
 from bench.sweep.cells import Cell
+
+if TYPE_CHECKING:
+    from bench.quant.ort import OrtInt8
 
 GRAPH_LEVEL = "all"
 """ONNX Runtime's default graph optimisation level: what a deployment gets without asking for less."""
@@ -39,7 +42,7 @@ def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.d
                        tf32=cell.precision == "tf32")
 
 
-def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> Any:
+def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> OrtInt8:
     """`bench.quant.ort.open_int8` with the unit's threads and graph level: an `OrtInt8`."""
     from bench.quant.ort import open_int8 as open_ort_int8
 

@@ -115,7 +115,7 @@ class _Unit:
         """onnxruntime only: one `OrtSession` per cell (and the inputs bound to them, kept alive)."""
         self.inputs: list[torch.Tensor] = []
         self.int8_forms: list[Any] = []
-        """int8 only: one `bench.sweep.int8.Int8Form` per cell (its fp32 and int8 sessions)."""
+        """int8 only: one `bench.quant.evaluate.Int8Form` per cell (its fp32 and int8 sessions)."""
 
     @property
     def onnxruntime(self) -> bool:

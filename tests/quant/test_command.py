@@ -68,3 +68,10 @@ def test_a_checkpoint_is_measured_and_the_figure_written(tmp_path, capsys):
     assert row["gate_max_rel_err"] < 1e-4 and 5 < row["sqnr_db_train"] < 80 and 5 < row["sqnr_db_deploy"] < 80
     assert (out / "quant.png").is_file() and (out / "quant.svg").is_file()
     assert "Random weights" not in capsys.readouterr().out  # the caveat is for random weights only
+
+
+def test_a_checkpoint_that_does_not_fit_is_bad_input(tmp_path, capsys):
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, wrong)
+    assert main(["quant", "--models", "repvgg_a0", "--checkpoint", f"repvgg_a0={wrong}"]) == 2
+    assert "repvgg_a0:" in capsys.readouterr().err
