@@ -70,8 +70,12 @@ def test_a_checkpoint_is_measured_and_the_figure_written(tmp_path, capsys):
     assert "Random weights" not in capsys.readouterr().out  # the caveat is for random weights only
 
 
-def test_a_checkpoint_that_does_not_fit_is_bad_input(tmp_path, capsys):
+@pytest.mark.parametrize("content, message", [("html", "is not a torch checkpoint"), ("keys", "missing")])
+def test_a_checkpoint_that_does_not_fit_is_bad_input(tmp_path, capsys, content, message):
     wrong = tmp_path / "wrong.pt"
-    torch.save({"conv.weight": torch.zeros(1)}, wrong)
+    if content == "html":
+        wrong.write_text("<html>a download page</html>")
+    else:
+        torch.save({"conv.weight": torch.zeros(1)}, wrong)
     assert main(["quant", "--models", "repvgg_a0", "--checkpoint", f"repvgg_a0={wrong}"]) == 2
-    assert "repvgg_a0:" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
