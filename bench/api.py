@@ -103,6 +103,10 @@ def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional
     """
     if not isinstance(model, nn.Module) or (deploy is not None and not isinstance(deploy, nn.Module)):
         raise TypeError("model (and deploy, when given) must be torch.nn.Module instances")
+    if precision == "int8":
+        raise ValueError("precision 'int8' needs a runtime that quantizes the exported graph, which benchmark() "
+                         "does not drive: use `bench run --precision int8 --runtime onnxruntime` or `bench quant`; "
+                         f"valid here: {', '.join(PRECISIONS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision '{precision}' is unknown; valid: {', '.join(PRECISIONS)}")
     device = example_input.device

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),
     "verify": ("bench.models.verify", "check deploy form == training form for blocks and models"),
     "gpu-check": ("bench.gpucheck.command", "validate every CUDA path on a new GPU in minutes; writes summary.md"),
+    "quant": ("bench.quant.command", "deploy kernel range and int8 error of both forms per network; a figure"),
     "export": ("bench.export.command", "export a model's deploy (or training) form: ONNX, TorchScript, state dict"),
 }
 

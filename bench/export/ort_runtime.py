@@ -3,6 +3,7 @@
 The sweep's `onnxruntime` runtime (`bench.sweep.ort_unit`) uses it: `skip_reason(device_type)` when the
 sweep is planned (the extra or the provider missing), then `ort_session(model, x, device, num_threads)`
 for the timed callable, its output (for the gate) and an `OrtRecord` of what goes in the row.
+`open_graph(data, x, ...)` opens a graph already serialized (an int8 cell's quantized export) the same way.
 `bench.export.onnx_check.check_onnx` does the same comparison against a file.
 
 Timing regime: ONNX Runtime's `run` returns when its outputs are ready (on CUDA it synchronizes its own
@@ -81,15 +82,25 @@ def _session(data: bytes, provider: str, device: torch.device, num_threads: int,
 @dataclass(frozen=True)
 class OrtSession:
     """An open session with its input bound: `call()` runs the graph once (the timed callable),
-    `output()` runs it and returns the output as a CPU tensor (for the gate)."""
+    `output()` runs it and returns the output as a CPU tensor (for the gate), `run_on(array)` runs it on
+    another input of the same shape (a float32 numpy array; copied to the device, never timed)."""
 
     call: Callable[[], object]
     fetch: Callable[[], Any]
     record: OrtRecord
+    run_on: Callable[[Any], Any]
 
     def output(self) -> torch.Tensor:
         self.call()
         return torch.from_numpy(self.fetch())
+
+
+def _check(device: torch.device, level: str) -> None:
+    reason = skip_reason(device)
+    if reason:
+        raise RuntimeError(reason)
+    if level not in GRAPH_LEVELS:
+        raise ValueError(f"graph optimisation level '{level}' is unknown; valid: {', '.join(GRAPH_LEVELS)}")
 
 
 def ort_session(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,
@@ -97,19 +108,24 @@ def ort_session(model: nn.Module, x: torch.Tensor, device: torch.device, num_thr
     """Export `model` (eval mode) on `x`, open a session on `device` with the input bound.
 
     The input is bound once (on CUDA through IO binding to `x`'s memory, so no copy is timed); the
-    callable runs the graph once per call. `x` must stay alive as long as the session is used.
+    callable runs the graph once per call. `x` must stay alive as long as the session is used. Checked
+    before the export, which takes seconds.
     """
-    reason = skip_reason(device)
-    if reason:
-        raise RuntimeError(reason)
-    if level not in GRAPH_LEVELS:
-        raise ValueError(f"graph optimisation level '{level}' is unknown; valid: {', '.join(GRAPH_LEVELS)}")
+    _check(device, level)
+    graph = onnx_check.export_onnx(model, x.cpu() if device.type == "cpu" else x)
+    return open_graph(graph.data, x, device, num_threads, level, tf32)
+
+
+def open_graph(data: bytes, x: torch.Tensor, device: torch.device, num_threads: int, level: str = "all",
+               tf32: bool = False) -> OrtSession:
+    """Open the serialized graph `data` (one input, `x`'s shape and dtype) on `device`, `x` bound as in
+    `ort_session`."""
+    _check(device, level)
     import numpy as np
     import onnxruntime as ort
 
-    graph = onnx_check.export_onnx(model, x.cpu() if device.type == "cpu" else x)
     provider = PROVIDERS[device.type]
-    session = _session(graph.data, provider, device, num_threads, level, tf32)
+    session = _session(data, provider, device, num_threads, level, tf32)
     input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
     if device.type == "cpu":
         feed = {input_name: x.detach().contiguous().numpy()}
@@ -129,7 +145,8 @@ def ort_session(model: nn.Module, x: torch.Tensor, device: torch.device, num_thr
         call = lambda: session.run_with_iobinding(binding)  # noqa: E731
         fetch = lambda: binding.copy_outputs_to_cpu()[0]  # noqa: E731
     record = OrtRecord(provider, ort.__version__, level, num_threads, 1, REGIMES[device.type])
-    return OrtSession(call, fetch, record)
+    run_on = lambda array: session.run([output_name], {input_name: array})[0]  # noqa: E731
+    return OrtSession(call, fetch, record, run_on)
 
 
 def ort_callable(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,

@@ -3,6 +3,8 @@
 Precision settings (a registry, one function per precision):
 - fp32: TF32 off for matmul and cuDNN convolutions: IEEE fp32 math.
 - tf32: TF32 on for both: fp32 tensors, tensor-core math with a 10-bit mantissa.
+- int8: TF32 off, float32 tensors in torch: int8 is not a torch dtype here but a runtime's quantization of
+  the exported fp32 graph (`bench.quant`), so the model, the input and every torch reference stay IEEE fp32.
 - fp16 / bf16: TF32 off (anything left in fp32 stays IEEE). The reduced precision itself is the caller's
   choice: `dtype_for(precision)` to cast model and input (`.to(dtype)`, every op in that dtype: how a
   deployed network runs), or `autocast_context(precision, device)` (torch.autocast: some ops kept in
@@ -29,7 +31,9 @@ PRECISION_SETTINGS: dict[str, Callable[[], None]] = {}
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+    "int8": torch.float32,
 }
+"""The tensor dtype torch holds per precision; int8 graphs take float32 inputs and quantize inside."""
 
 
 def register_precision(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
@@ -74,6 +78,11 @@ def _tf32_on() -> None:
 @register_precision("fp16")
 @register_precision("bf16")
 def _reduced() -> None:
+    _tf32(False)
+
+
+@register_precision("int8")
+def _int8() -> None:
     _tf32(False)
 
 

@@ -58,11 +58,19 @@ def skip_rule(fn: SkipRule) -> SkipRule:
     return fn
 
 
+CPU_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+"""What a CPU sweep times: fp32, and int8 where a runtime quantizes (the other precisions are CUDA math)."""
+INT8_RUNTIMES: tuple[str, ...] = ("onnxruntime",)
+"""Runtimes that quantize an exported graph to int8 (`bench.quant`); torch runtimes run floats only."""
+
 PLAIN_SKIPS: tuple[tuple[Callable[[Cell, str], bool], str], ...] = (
     (lambda cell, device: cell.form == "deploy" and cell.mode == "train_step",
      "train_step needs the training form; the deploy form is for inference only"),
-    (lambda cell, device: device == "cpu" and cell.precision != "fp32",
-     "{precision} not timed on CPU (the CPU sweep measures fp32 only)"),
+    (lambda cell, device: device == "cpu" and cell.precision not in CPU_PRECISIONS,
+     "{precision} not timed on CPU (the CPU sweep measures fp32, and int8 where a runtime quantizes)"),
+    (lambda cell, device: cell.precision == "int8" and cell.runtime not in INT8_RUNTIMES,
+     "int8 needs a runtime that quantizes the exported graph ({runtime} runs float torch modules); "
+     "valid runtime for int8: " + ", ".join(INT8_RUNTIMES)),
     (lambda cell, device: device == "cpu" and cell.runtime == "cudagraph",
      "cudagraph not timed on CPU (CUDA graphs need a GPU)"),
     (lambda cell, device: cell.runtime == "cudagraph" and cell.mode == "train_step",
@@ -77,9 +85,14 @@ def _plain_skips(cell: Cell, device_type: str) -> Optional[str]:
                 None)
 
 
-ORT_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16")
+ORT_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "int8")
 """What an onnxruntime cell can run in: bf16 has no numpy dtype for ONNX Runtime's inputs (and tf32 / fp16
-are CUDA settings; the CPU rule above already skips them there)."""
+are CUDA settings; the CPU rule above already skips them there). int8: the fp32 export quantized by
+`bench.quant.onnx_static`, on the CPU provider only (`ORT_INT8_DEVICES`)."""
+ORT_INT8_DEVICES: tuple[str, ...] = ("cpu",)
+"""Where ONNX Runtime runs a QDQ graph with int8 kernels: its CPU provider. The CUDA provider runs QDQ
+graphs by dequantizing around float convolutions, so a row there would time no int8 math; int8 on CUDA
+needs TensorRT (its runtime or ONNX Runtime's TensorRT provider), which this harness does not drive yet."""
 
 
 @skip_rule
@@ -95,6 +108,10 @@ def _onnxruntime_combinations(cell: Cell, device_type: str) -> Optional[str]:
                 "valid memory_format: contiguous")
     if cell.precision not in ORT_PRECISIONS:
         return f"onnxruntime runtime is not timed in {cell.precision}; valid precision: {', '.join(ORT_PRECISIONS)}"
+    if cell.precision == "int8" and device_type not in ORT_INT8_DEVICES:
+        return (f"int8 through onnxruntime is timed on {', '.join(ORT_INT8_DEVICES)} only: its {device_type} "
+                "provider has no int8 convolutions for QDQ graphs (int8 on CUDA needs TensorRT, not a runtime "
+                "of this harness yet)")
     return _onnxruntime_unavailable(device_type)
 
 

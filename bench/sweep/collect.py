@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from bench.measure.stats import LatencyStats
     from bench.models.gate import GateResult
     from bench.sweep.cells import Cell
+    from bench.sweep.int8 import Int8Record
 
 TIMING_FIELDS: dict[str, str] = {
     "latency_ms_median": "median_ms", "latency_ms_median_ci_low": "median_ci_low_ms",
@@ -147,6 +148,8 @@ class CellRecord:
     window_s: Optional[float] = None
     peak_tflops: Optional[float] = None
     memory: Optional[MemoryStats] = None
+    int8: Optional[Int8Record] = None
+    """int8 cells: the quantization, its error and the int8-vs-fp32 speedup of this form."""
 
     def fields(self, cell: Cell) -> dict[str, Any]:
         """The row's measured columns."""
@@ -157,6 +160,8 @@ class CellRecord:
             from bench.sweep.ort_unit import record_fields
 
             out.update(record_fields(self.ort))
+        if self.int8 is not None:
+            out.update(self.int8.fields())
         if self.params is not None:
             out.update(model_fields(self.params, self.macs))
         if cell.runtime == "compile":

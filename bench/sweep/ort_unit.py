@@ -6,6 +6,11 @@ same input, under the gate's tolerances (`bench.models.agreement.TOLERANCES`): t
 the export, the deploy-form session the conversion and the export together (its row also gets the fold
 check). A session that fails makes its row `mismatch`, so its pair gets no speedup.
 
+int8 (`open_int8`, `bench.quant.ort`): each form is exported once; its fp32 session is the one gated
+(fp32 tolerance, `bench.models.agreement.GATED_IN`), and the same bytes quantized on the seeded
+calibration set for the cell's input shape give the int8 session that is timed. Both sessions get the
+same options; `bench.sweep.int8` measures the int8 error and times int8 against fp32.
+
 Each session is exported at the unit's batch size on the timing input itself (shapes are static), so the
 gate reads the first `GATE_MAX_BATCH` samples of the session's output against a PyTorch forward of those
 samples only: eval-mode networks treat samples independently. Threads: `intra_op_num_threads` is the
@@ -15,7 +20,7 @@ unit's torch thread count (`torch.get_num_threads()` after `--threads` is applie
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -23,6 +28,9 @@ from torch import nn
 from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
 from bench.models.gate import GateResult, compare_outputs
 from bench.sweep.cells import Cell
+
+if TYPE_CHECKING:
+    from bench.quant.ort import OrtInt8
 
 GRAPH_LEVEL = "all"
 """ONNX Runtime's default graph optimisation level: what a deployment gets without asking for less."""
@@ -32,6 +40,13 @@ def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.d
     """Export `module` (prepared: device, dtype, eval mode) on `x` and open its session."""
     return ort_session(module, x, device, num_threads=torch.get_num_threads(), level=GRAPH_LEVEL,
                        tf32=cell.precision == "tf32")
+
+
+def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> OrtInt8:
+    """`bench.quant.ort.open_int8` with the unit's threads and graph level: an `OrtInt8`."""
+    from bench.quant.ort import open_int8 as open_ort_int8
+
+    return open_ort_int8(module, x, device, torch.get_num_threads(), seed, level=GRAPH_LEVEL)
 
 
 def record_fields(record: OrtRecord) -> dict[str, Any]:

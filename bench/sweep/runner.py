@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from bench.results.layout import run_dir_for
-from bench.results.schema import COLUMNS, PAIR_AXES, Result, Speedup
+from bench.results.schema import COLUMNS, INT8_PAIR_COLUMNS, PAIR_AXES, Result, Speedup
 from bench.sweep.cells import Cell, expand
 from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.executor import Executor, LocalExecutor
@@ -156,7 +156,9 @@ def speedup_row(plan_: SweepPlan, rows: Sequence[Result], outcome: UnitOutcome,
                    **{k: outcome.pair.get(k) for k in ("n_blocks", "stop_reason", "timed_s")},
                    **{k: pair.get(k) for k in ("speedup_median", "speedup_ci_low", "speedup_ci_high")},
                    latency_ms_median_train=train.latency_ms_median, latency_ms_median_deploy=deploy.latency_ms_median,
-                   max_rel_err=deploy.max_rel_err, tolerance=deploy.tolerance)
+                   max_rel_err=deploy.max_rel_err, tolerance=deploy.tolerance,
+                   **{f"{key}_{row.form}": getattr(row, column) for key, column in INT8_PAIR_COLUMNS.items()
+                      for row in (train, deploy)})
 
 
 def _pending_units(plan_: SweepPlan, finished: set) -> list[tuple[Cell, ...]]:

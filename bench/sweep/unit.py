@@ -5,9 +5,11 @@ statistics, built once per worker) and its deploy form (converted once per worke
 (device, dtype, memory format) for this unit -> the correctness gate FIRST (deploy vs training form on
 the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; for the onnxruntime
 runtime each form is exported and opened as a session first, and every session is gated against the
-PyTorch training form, see `bench.sweep.ort_unit`) -> MACs (once per model, form and resolution, on the
-CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed
-phase, a lone cell alone -> a memory pass per form -> rows.
+PyTorch training form, see `bench.sweep.ort_unit`; int8: the fp32 sessions are gated, then each form's
+int8 error is measured, see `bench.sweep.int8`) -> MACs (once per model, form and resolution, on the CPU
+copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed phase, a
+lone cell alone (int8: then each form's fp32 and int8 sessions side by side) -> a memory pass per form ->
+rows.
 
 Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`);
 the other cell of a pair gets the same status, its error naming the form that failed.
@@ -112,10 +114,16 @@ class _Unit:
         self.sessions: list[Any] = []
         """onnxruntime only: one `OrtSession` per cell (and the inputs bound to them, kept alive)."""
         self.inputs: list[torch.Tensor] = []
+        self.int8_forms: list[Any] = []
+        """int8 only: one `bench.quant.evaluate.Int8Form` per cell (its fp32 and int8 sessions)."""
 
     @property
     def onnxruntime(self) -> bool:
         return self.cells[0].runtime == "onnxruntime"
+
+    @property
+    def int8(self) -> bool:
+        return self.cells[0].precision == "int8"
 
     def faults(self, i: int) -> list[str]:
         return list(self.spec.faults[i]) if i < len(self.spec.faults) else []
@@ -185,13 +193,22 @@ class _Unit:
 
     def open_sessions(self, modules: list[torch.nn.Module]) -> None:
         """onnxruntime: export and open each form's session on the timing input, then gate every session
-        against the PyTorch training form (`bench.sweep.ort_unit`)."""
+        against the PyTorch training form (`bench.sweep.ort_unit`). int8: the gated session is each form's
+        fp32 graph, the timed one its quantization; then each int8 error is measured (`bench.sweep.int8`)."""
         from bench.sweep import ort_unit
 
+        gated = []
         for i, (cell, module) in enumerate(zip(self.cells, modules)):
             self.current = i
             self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed))
-            self.sessions.append(ort_unit.open_session(module, self.inputs[i], cell, self.device))
+            if self.int8:
+                opened = ort_unit.open_int8(module, self.inputs[i], self.device, self.spec.seed)
+                self.int8_forms.append(opened.form)
+                self.sessions.append(opened.int8)
+                gated.append(opened.fp32)
+            else:
+                self.sessions.append(ort_unit.open_session(module, self.inputs[i], cell, self.device))
+                gated.append(self.sessions[i])
             self.records[i].ort = self.sessions[i].record
         cell = self.cells[0]
         n = min(cell.batch_size, GATE_MAX_BATCH)
@@ -200,12 +217,22 @@ class _Unit:
             reference = train(self.inputs[0][:n])
         for i, c in enumerate(self.cells):
             self.current = i
-            result = ort_unit.gate(reference, self.sessions[i], n, c.precision, c.form)
+            result = ort_unit.gate(reference, gated[i], n, c.precision, c.form)
             if c.form == "deploy":
                 result = replace(result, fold=self.cache.fold_of(c.model))
             self.records[i].gate = result
-        del train, reference
+        if self.int8:
+            self._int8_errors(train)
+        del train, reference, gated
         _free(self.device)
+
+    def _int8_errors(self, train: torch.nn.Module) -> None:
+        from bench.quant.evaluate import measure_errors
+        from bench.sweep.int8 import Int8Record
+
+        errors = measure_errors(self.int8_forms, train, tuple(self.inputs[0].shape), self.spec.seed, self.device)
+        for i, (form, (own, of_train)) in enumerate(zip(self.int8_forms, errors)):
+            self.records[i].int8 = Int8Record(form.scheme, vs_fp32=own, vs_train_fp32=of_train)
 
     def make_fns(self, modules: list[torch.nn.Module]) -> list[Any]:
         fns = []
@@ -259,6 +286,17 @@ class _Unit:
             record.telemetry, record.window_s = telemetry, window_s
             record.peak_tflops = peak_tflops(self.device, c.precision)
         return timed
+
+    def time_int8(self) -> None:
+        """int8: each form's fp32 and int8 sessions side by side (`bench.sweep.int8.time_against_fp32`)."""
+        if not self.int8:
+            return
+        from bench.sweep.int8 import time_against_fp32
+
+        config, regime = timing_config(self.spec.timing), workload.regime_for(self.cells[0], self.device)
+        for i, form in enumerate(self.int8_forms):
+            self.current = i
+            self.records[i].int8.speedup = time_against_fp32(form, self.device, regime, config, self.spec.seed)
 
     def memory(self, fns: list[Any], modules: list[torch.nn.Module], baseline: Any) -> None:
         """One pass per form. On CUDA the other form's model waits on the host meanwhile, so each peak is
@@ -334,6 +372,7 @@ def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
         unit.run_gate(modules)
         fns = unit.make_fns(modules)
         timed = unit.time(fns)
+        unit.time_int8()
         unit.memory(fns, modules, baseline)
         return unit.outcome(timed)
     except Exception as exc:  # noqa: BLE001 - every failure is data
