@@ -1,18 +1,22 @@
 """Nothing a sweep starts outlives it: not a cell or worker, nor any process a model or compiler started.
 
-Each cell or worker runs under a small reaper, `python -m bench.sweep.orphans CMD...` (`popen_contained`):
+Each cell or worker runs under a reaper, `python -m bench.sweep.orphans CMD...` (`popen_contained`): two
+small processes between the caller and the command.
 
-- The reaper gets SIGTERM the instant its parent dies (Linux's `prctl(PR_SET_PDEATHSIG)`, set between
-  fork and exec, so it holds before the reaper runs a line; a parent that died between fork and prctl is
-  noticed by the pid check and the child exits at once). The parent is the sweep, or the Ray task that ran
-  the unit (which Ray kills when its driver dies).
-- It is a child subreaper (`PR_SET_CHILD_SUBREAPER`): whatever its command starts, even in a new session
-  or by double fork, stays its descendant when the intermediate processes end. On SIGTERM, SIGHUP or
-  SIGINT, and when its command ends, it SIGKILLs every descendant and reaps them, then leaves with the
-  command's status (or the signal that stopped it).
-- Its command gets SIGKILL when the reaper dies, so SIGKILLing the reaper itself leaves no worker measuring.
+- The anchor, the caller's child, gets SIGTERM the instant the caller dies (Linux's
+  `prctl(PR_SET_PDEATHSIG)`, set between fork and exec, so it holds before the anchor runs a line; a
+  caller that died between fork and prctl is noticed by the pid check and the child exits at once). The
+  caller is the sweep, or the Ray task that ran the unit (which Ray kills when its driver dies). The
+  anchor passes a stop on to the guard and waits for it.
+- The guard, the anchor's child, is a child subreaper (`PR_SET_CHILD_SUBREAPER`): whatever the command
+  starts, even in a new session or by double fork, stays its descendant when the intermediate processes
+  end. On SIGTERM, SIGHUP or SIGINT, and when the command ends, it SIGKILLs every descendant and reaps
+  them, then leaves with the command's status (or the signal that stopped it). It gets SIGTERM when the
+  anchor dies, also when the anchor is SIGKILLed, as Ray does to the children of a Ray worker that exits:
+  that is why there are two.
+- The command gets SIGKILL when the guard dies, so even a SIGKILLed guard leaves no worker measuring.
 
-`stop_tree` is the orderly stop (SIGTERM to the reaper, then SIGKILL to its process group as a fallback).
+`stop_tree` is the orderly stop (SIGTERM to the anchor, then SIGKILL to its process group as a fallback).
 Where Linux's prctl is missing the command runs as is, in its own process group, and the worker's parent
 watcher (`watch_parent`, started after `import torch`) is the only guard.
 """
@@ -68,7 +72,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Optional[Callable[[], None]]:
 
 
 def contained(cmd: Sequence[str]) -> list[str]:
-    """`cmd` under the reaper where Linux gives the means, else as is."""
+    """`cmd` under the reaper (`reap`) where Linux gives the means, else as is."""
     if _PRCTL is None:
         return list(cmd)
     return [sys.executable, "-m", "bench.sweep.orphans", *cmd]
@@ -179,23 +183,64 @@ def _leave_like(signum: int) -> None:
     os._exit(128 + signum)
 
 
+def _fork_with_pdeathsig(sig: int) -> int:
+    """`os.fork()`; the child gets `sig` when this process dies (and exits at once if it already did).
+    Called with `STOP_SIGNALS` blocked; the child keeps them blocked and this process's handlers."""
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        _PRCTL(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(3)
+    return child
+
+
+def _mirror(status: int) -> int:
+    """This process's exit for a child's wait status: the same code, or death by the same signal."""
+    if os.WIFSIGNALED(status):
+        _leave_like(os.WTERMSIG(status))
+    return os.waitstatus_to_exitcode(status)
+
+
 def reap(cmd: Sequence[str]) -> int:
-    """Run `cmd` as the child of this subreaper; see the module docstring."""
-    assert _PRCTL is not None, "the reaper needs Linux's prctl"
-    _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    me = os.getpid()
+    """Run `cmd` under a guard process; see the module docstring.
+
+    Two processes: this one, the anchor, is the caller's child and only waits; its child, the guard, is
+    the subreaper that runs `cmd` and kills what it started. Ray SIGKILLs the direct children of a Ray
+    worker that exits; the guard is a grandchild, so it outlives the anchor long enough to clean up
+    (its PDEATHSIG is SIGTERM). A stop signal to the anchor is passed on to the guard."""
+    if _PRCTL is None:
+        raise OSError("the reaper needs Linux's prctl")
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     for sig in STOP_SIGNALS:
         signal.signal(sig, _on_stop)
-    child = os.fork()
+    guard = _fork_with_pdeathsig(signal.SIGTERM)
+    if guard == 0:
+        try:
+            os._exit(_guard(cmd))
+        finally:
+            os._exit(127)
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        _, status = os.waitpid(guard, 0)
+    except _Stop as stop:
+        os.kill(guard, signal.SIGTERM)
+        os.waitpid(guard, 0)
+        _leave_like(stop.signum)
+    return _mirror(status)
+
+
+def _guard(cmd: Sequence[str]) -> int:
+    """The subreaper: run `cmd` (SIGKILLed if this process dies), reap orphans until it ends, then SIGKILL
+    every descendant; on a stop signal, SIGKILL them at once."""
+    _PRCTL(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    child = _fork_with_pdeathsig(signal.SIGKILL)
     if child == 0:
         try:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-            _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-            if os.getppid() == me:
-                os.execvp(cmd[0], list(cmd))
+            os.execvp(cmd[0], list(cmd))
         finally:
             os._exit(127)
     try:
@@ -210,9 +255,7 @@ def reap(cmd: Sequence[str]) -> int:
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     kill_descendants()
-    if os.WIFSIGNALED(status):
-        _leave_like(os.WTERMSIG(status))
-    return os.waitstatus_to_exitcode(status)
+    return _mirror(status)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: st
         for run in runs:
             stack.enter_context(run_lock(run.plan.run_dir))
 
-        def work(run: KindRun) -> None:
+        def work(run: KindRun, finished: threading.Event) -> None:
             try:
                 run.executor = RayExecutor(run.kind, run.plan.device, run.plan.config.cell_timeout_s, isolation,
                                            env=worker_env(run.plan), stop=stop)
@@ -109,19 +109,23 @@ def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: st
                                         env=node_env(ray, run.kind))
             except Exception as exc:  # noqa: BLE001 - reported per kind by the caller
                 run.error = exc
+            finally:
+                finished.set()
 
-        threads = [threading.Thread(target=work, args=(run,), daemon=True) for run in runs]
-        for thread in threads:
-            thread.start()
+        # waited for through events, not Thread.join: on CPython 3.11 a join that Ctrl-C interrupts marks
+        # the thread as ended, and the stop below would then not wait for its flush
+        done = [threading.Event() for _ in runs]
+        for run, finished in zip(runs, done):
+            threading.Thread(target=work, args=(run, finished), daemon=True).start()
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.5)
+            for finished in done:
+                while not finished.wait(timeout=0.5):
+                    pass
         except BaseException:
             stop.set()
             deadline = time.monotonic() + STOP_TIMEOUT_S
-            for thread in threads:
-                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            for finished in done:
+                finished.wait(timeout=max(0.0, deadline - time.monotonic()))
             raise
     return list(runs)
 
