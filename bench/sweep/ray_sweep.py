@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -77,13 +76,13 @@ def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
 
 
 def worker_env(plan: SweepPlan) -> dict[str, str]:
-    """torch.compile units get an inductor cache of their own run, as locally, in the node's temporary
-    folder (the run folder is on the driver)."""
+    """torch.compile units get an inductor cache of their own run, as locally, in the cache directory of
+    the node's user (`bench.measure.compile_cache`)."""
     if "compile" not in plan.config.values("runtime"):
         return {}
     from bench.measure.compile_cache import compile_cache_env
 
-    return compile_cache_env(Path(tempfile.gettempdir(), "bench-ray", plan.hardware, plan.run_id))
+    return compile_cache_env(plan.run_dir)
 
 
 def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: str = "model") -> list[KindRun]:

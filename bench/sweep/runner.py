@@ -235,8 +235,9 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
 
 
 def _worker_env(plan_: SweepPlan, units: Sequence[tuple[Cell, ...]]) -> dict[str, str]:
-    """torch.compile units get an inductor cache of their own run (`<run_dir>/.inductor-cache`), so no
-    compile is warmed by another run's cache and `compile_cache_cold` means what it says."""
+    """torch.compile units get an inductor cache of their own run (in the user's cache directory, never in
+    the run folder: `bench.measure.compile_cache`), so no compile is warmed by another run's cache and
+    `compile_cache_cold` means what it says."""
     if not any(u[0].runtime == "compile" for u in units):
         return {}
     from bench.measure.compile_cache import compile_cache_env
