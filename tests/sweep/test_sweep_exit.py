@@ -321,3 +321,44 @@ def test_ctrl_c_while_the_sweep_starts_is_a_message_not_a_traceback(tmp_path):
     finally:
         if _alive(cell):
             os.kill(cell, signal.SIGKILL)
+
+
+UNDER_LIMIT = '''
+import resource
+import sys
+
+from bench import cli
+from bench.sweep import runner
+
+sweep = runner.run_sweep
+
+
+def run_sweep_then_limit(*args, **kwargs):
+    """Once the rows are written, allow this process 16 MiB of address space more than it holds: a memory
+    limit (ulimit -v) that the sweep just fit."""
+    summary = sweep(*args, **kwargs)
+    with open("/proc/self/status") as status:
+        held = next(int(line.split()[1]) for line in status if line.startswith("VmSize:")) << 10
+    resource.setrlimit(resource.RLIMIT_AS, (held + (16 << 20), resource.RLIM_INFINITY))
+    return summary
+
+
+runner.run_sweep = run_sweep_then_limit
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_verdict_needs_no_memory_beyond_what_the_sweep_held(tmp_path):
+    """The verdict used to read the tables back (Parquet: new libraries, new threads) and, under a limit
+    the sweep fit, abort in glibc (exit 127) or the C++ runtime (134) after the rows were written."""
+    script = tmp_path / "under_limit.py"
+    script.write_text(UNDER_LIMIT)
+    config_path = _config_file(tmp_path)
+    config_path.write_text(config_path.read_text().replace("batch_size = [1, 2]", "batch_size = [1]"))
+    done = subprocess.run([sys.executable, str(script), "run", "--config", str(config_path), "--out",
+                           str(tmp_path / "results")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = next((tmp_path / "results").glob("*/*"))
+    assert f"results: {run_dir}" in done.stdout and set(load(run_dir)["status"]) == {"ok"}
