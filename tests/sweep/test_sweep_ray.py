@@ -234,11 +234,11 @@ def test_driver_stopped_by_a_signal_flushes_summary_and_speedups(cluster, tmp_pa
     finally:
         driver.send_signal(signum)
         out, _ = driver.communicate(timeout=60)
-    assert driver.returncode == 128 + signum, out
-    assert "while sweeping: finished cells are in" in out and "Traceback" not in out, out
     pairs, cells = (len(list((run_dir / folder).glob("*.json"))) for folder in ("pairs", "cells"))
     speedups, summary = (pd.read_parquet(run_dir / f"{name}.parquet") for name in ("speedups", "summary"))
     assert len(speedups) == pairs >= 1 and len(summary) == cells == 2 * pairs, "the tables hold every finished pair"
+    assert driver.returncode == 128 + signum, out
+    assert "while sweeping: finished cells are in" in out and "Traceback" not in out, out
 
 
 def test_driver_killed_leaves_no_process_a_model_started(cluster, tmp_path):
