@@ -24,7 +24,6 @@ watcher (`watch_parent`, started after `import torch`) is the only guard.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -43,10 +42,11 @@ STOP_GRACE_S = 5.0
 
 
 def _prctl() -> Optional[Callable[..., int]]:
+    """libc's prctl, from the symbols already loaded (no library search: the reaper starts often)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
     return getattr(libc, "prctl", None)
@@ -75,7 +75,7 @@ def contained(cmd: Sequence[str]) -> list[str]:
     """`cmd` under the reaper (`reap`) where Linux gives the means, else as is."""
     if _PRCTL is None:
         return list(cmd)
-    return [sys.executable, "-m", "bench.sweep.orphans", *cmd]
+    return [sys.executable, "-S", "-m", "bench.sweep.orphans", *cmd]
 
 
 def popen_contained(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen:
