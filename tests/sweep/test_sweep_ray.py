@@ -224,8 +224,10 @@ def _driver(tmp_path: Path, toml: Path, address: str, hardware: str) -> subproce
                             env={**os.environ, **LOOPBACK_ENV, "PYTHONPATH": str(ROOT)})
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_driver_stopped_by_a_signal_flushes_summary_and_speedups(cluster, tmp_path, signum):
+def test_driver_stopped_by_sigterm_flushes_summary_and_speedups(cluster, tmp_path):
+    """SIGTERM, the harder of the two stops: `ray.init` installs its own handler, which exits at once. Ctrl-C
+    takes the same path from the exception on (`run_kinds`)."""
+    signum = signal.SIGTERM
     toml = _toml(tmp_path, [1, 2, 3, 4])
     run_dir = _runs(load_file(toml), ["kind-a"], tmp_path)[0].plan.run_dir
     driver = _driver(tmp_path, toml, cluster.address, "kind-a")

@@ -222,6 +222,7 @@ RUN_FOLDER_DATA = {".json", ".parquet", ".csv"}
 """What a run folder holds besides its lock files: data, nothing a library would load and run."""
 
 
+@pytest.mark.slow
 def test_a_compile_sweep_leaves_no_executable_cache_in_the_run_folder(tmp_path, monkeypatch):
     """Inductor unpickles and loads what it finds in its cache: a run folder someone hands over must not
     hold one. One conv, one deploy cell, so one compile."""
