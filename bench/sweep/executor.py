@@ -68,7 +68,7 @@ def run_cell_subprocess(spec: CellSpec, timeout_s: float,
     """Run one probe in `python -m bench.sweep.probe` and return its outcome; never raises for cell failures.
 
     A timeout kills the probe and everything it started and yields status 'timeout'. Ctrl-C (or any
-    exception here) kills them too, then propagates, so an interrupted sweep leaves no orphan measuring in the background.
+    exception here) kills them too, then propagates, so an interrupted sweep leaves no orphan measuring.
     """
     with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "outcome.json")

@@ -23,6 +23,7 @@ watcher (`watch_parent`, started after `import torch`) is the only guard.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -224,8 +225,9 @@ def reap(cmd: Sequence[str]) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         _, status = os.waitpid(guard, 0)
     except _Stop as stop:
-        os.kill(guard, signal.SIGTERM)
-        os.waitpid(guard, 0)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):  # the guard may have just ended
+            os.kill(guard, signal.SIGTERM)
+            os.waitpid(guard, 0)
         _leave_like(stop.signum)
     return _mirror(status)
 

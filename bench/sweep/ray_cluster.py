@@ -159,10 +159,13 @@ def stay_on_loopback(ray: Any) -> None:
 
     Ray replaces a loopback address, its own and a cluster's, with the machine's interface address
     (`ray._private.services.resolve_ip_for_localhost`) unless its multi-node switch is off: a driver told
-    127.0.0.1:6379 would then talk to 192.0.2.2:6379. A cluster on loopback is one machine, so the switch
-    goes off, for this process (Ray read it at import) and through the environment for its children."""
+    127.0.0.1:6379 would then talk to the machine's network address. A cluster on loopback is one machine,
+    so the switch goes off, for this process (Ray read it at import) and through the environment for its
+    children."""
     os.environ[SINGLE_MACHINE_ENV] = "0"
-    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
 
 
 def kinds(nodes: Sequence[dict[str, Any]]) -> dict[str, HardwareKind]:

@@ -90,7 +90,8 @@ def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: st
     their summaries. An error of one kind is kept on its run, so the others finish.
 
     Ctrl-C or SIGTERM (an exception in this, the main thread) stops every kind: their units in flight are
-    cancelled and their finished rows flushed into the tables (within `STOP_TIMEOUT_S`), then it propagates."""
+    cancelled and their finished rows flushed into the tables (within `STOP_TIMEOUT_S`); then it
+    propagates."""
     from bench.results.runlock import run_lock
     from bench.sweep.ray_executor import RayExecutor
 

@@ -51,7 +51,8 @@ def marked(mark: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if (entry / "cmdline").read_bytes() == b"sleep\0" + mark.encode() + b"\0" and alive(int(entry.name)):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if argv[:2] == [b"sleep", mark.encode()] and alive(int(entry.name)):
                 found.append(int(entry.name))
         except (OSError, ValueError):
             continue
@@ -64,9 +65,10 @@ def descendants(pid: int) -> set[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                children.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
+            children.setdefault(parent, []).append(int(entry.name))
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):

@@ -24,7 +24,8 @@ from bench.sweep.protocol import CellOutcome
 from bench.sweep.runner import make_row, plan
 from bench.sweep.signals import Terminated
 from bench.sweep.verdict import RunVerdict
-from tests.sweep.processes import alive as _alive, assert_tree_gone, descendants, marked, spawner_model, wait_for
+from tests.sweep.processes import (alive as _alive, assert_tree_gone, descendants, marked, spawner_model,
+                                   wait_for)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ('[axes]\nmodel = ["repvgg_a0"]\nbatch_size = [1, 2]\nresolution = [32]\n'
@@ -141,7 +142,8 @@ def _start_sweep(config_path: Path, out: Path, tmp: Path) -> tuple[Sweep, int]:
     """`bench run` in a subprocess; returns it and its cell's pid as soon as the cell exists (it is then
     still importing torch)."""
     sweep = Sweep(["--config", str(config_path), "--out", str(out)], tmp)
-    cells = wait_for(lambda: _children(sweep.proc.pid) or sweep.proc.poll() is not None, 60, "no cell process started")
+    cells = wait_for(lambda: _children(sweep.proc.pid) or sweep.proc.poll() is not None, 60,
+                     "no cell process started")
     assert sweep.proc.poll() is None, sweep.text
     return sweep, cells[0]
 
@@ -247,7 +249,8 @@ def test_sigkilled_sweep_leaves_no_process_a_model_started(tmp_path):
                              stderr=subprocess.DEVNULL)
     tree: set[int] = set()
     try:
-        wait_for(lambda: len(marked(mark)) == 3 or sweep.poll() is not None, 120, "no model started its helpers")
+        wait_for(lambda: len(marked(mark)) == 3 or sweep.poll() is not None, 120,
+                 "no model started its helpers")
         tree = descendants(sweep.pid)
         assert sweep.poll() is None and tree, "the sweep ended before it was killed"
     finally:
@@ -285,15 +288,17 @@ STEPS = {
 
 @pytest.mark.parametrize("step", STEPS)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_stop_at_any_step_says_what_it_left_and_exits_130_or_143(tmp_path, capsys, monkeypatch, step, signum):
+def test_a_stop_at_any_step_says_what_it_left_and_exits_130_or_143(tmp_path, capsys, monkeypatch, step,
+                                                                      signum):
     if step == "start-up" and signum == signal.SIGTERM:
-        pytest.skip("before `bench run` installs its handler SIGTERM ends the process at once (143 in a shell)")
+        pytest.skip("before `bench run` installs its handler, SIGTERM ends the process at once (143 in a shell)")
     config_path, out = _config_file(tmp_path), tmp_path / "results"
     run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
     workers: list[Worker] = []
     if step == "worker importing torch":
         prestart = Worker.prestart
-        monkeypatch.setattr(Worker, "prestart", classmethod(lambda cls: workers.append(prestart()) or workers[-1]))
+        monkeypatch.setattr(Worker, "prestart",
+                            classmethod(lambda cls: workers.append(prestart()) or workers[-1]))
     (owner, name), says = STEPS[step]
     _signal_self_after(monkeypatch, owner, name, signum)
     try:

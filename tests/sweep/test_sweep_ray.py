@@ -238,7 +238,7 @@ def test_driver_stopped_by_sigterm_flushes_summary_and_speedups(cluster, tmp_pat
         out, _ = driver.communicate(timeout=60)
     pairs, cells = (len(list((run_dir / folder).glob("*.json"))) for folder in ("pairs", "cells"))
     speedups, summary = (pd.read_parquet(run_dir / f"{name}.parquet") for name in ("speedups", "summary"))
-    assert len(speedups) == pairs >= 1 and len(summary) == cells == 2 * pairs, "the tables hold every finished pair"
+    assert len(speedups) == pairs >= 1 and len(summary) == cells == 2 * pairs, "the tables miss finished pairs"
     assert driver.returncode == 128 + signum, out
     assert "while sweeping: finished cells are in" in out and "Traceback" not in out, out
 
