@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import bench
-from bench.sweep.orphans import die_with_parent
+from bench.sweep.orphans import popen_contained, stop_tree
 from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec
 
 OnStart = Callable[[UnitSpec, int], None]
@@ -52,14 +52,6 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the cell's whole process group (torch.compile spawns compile workers)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _died(proc: subprocess.Popen, output: str) -> CellOutcome:
     code = proc.returncode
     if code is not None and code < 0:
@@ -75,27 +67,25 @@ def run_cell_subprocess(spec: CellSpec, timeout_s: float,
                         env: Optional[dict[str, str]] = None) -> CellOutcome:
     """Run one probe in `python -m bench.sweep.probe` and return its outcome; never raises for cell failures.
 
-    A timeout kills the process group and yields status 'timeout'. Ctrl-C (or any exception here) kills
-    the child too, then propagates, so an interrupted sweep leaves no orphan measuring in the background.
+    A timeout kills the probe and everything it started and yields status 'timeout'. Ctrl-C (or any
+    exception here) kills them too, then propagates, so an interrupted sweep leaves no orphan measuring.
     """
     with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "outcome.json")
         spec_path.write_text(spec.to_json())
         cmd = [sys.executable, "-m", "bench.sweep.probe", str(spec_path), str(out_path)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=_child_env(env or {}), start_new_session=True,
-                                preexec_fn=die_with_parent())
+        proc = popen_contained(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=_child_env(env or {}))
         try:
             output, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            stop_tree(proc)
             proc.communicate()
             return CellOutcome(status="timeout", error=f"cell exceeded the {timeout_s:g} s timeout; killed")
         except BaseException:
-            _kill_group(proc)
-            proc.wait()
+            stop_tree(proc)
             raise
-        _kill_group(proc)
+        stop_tree(proc)
         if out_path.is_file():
             return CellOutcome.from_json(out_path.read_text())
         return _died(proc, output or "")
@@ -128,10 +118,8 @@ class Worker:
         self.key, self.env = key, dict(env)
         self.log_path = folder / f"worker-{len(list(folder.glob('worker-*')))}.log"
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.worker"], stdin=subprocess.PIPE,
-                                     stdout=self._log, stderr=subprocess.STDOUT, text=True,
-                                     env=_child_env(env), start_new_session=True,
-                                     preexec_fn=die_with_parent())
+        self.proc = popen_contained([sys.executable, "-m", "bench.sweep.worker"], stdin=subprocess.PIPE,
+                                    stdout=self._log, stderr=subprocess.STDOUT, text=True, env=_child_env(env))
 
     @classmethod
     def prestart(cls) -> "Worker":
@@ -180,14 +168,14 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
-        _kill_group(self.proc)
-        self.proc.wait()
+        """Stop the worker and every process it started (`bench.sweep.orphans`)."""
+        stop_tree(self.proc)
         self._log.close()
         if self.log_path.parent.name.startswith("bench-prestart-"):
             shutil.rmtree(self.log_path.parent, ignore_errors=True)
 
     def close(self) -> None:
-        """Let the worker leave on its own (end of its stdin), then make sure its group is gone."""
+        """Let the worker leave on its own (end of its stdin), then make sure its tree is gone."""
         try:
             if self.proc.stdin is not None and not self.proc.stdin.closed:
                 self.proc.stdin.close()

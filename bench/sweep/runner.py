@@ -25,6 +25,7 @@ from bench.sweep.config import SweepConfig, check_results_root, check_run_id, va
 from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec, group_units
+from bench.sweep.verdict import RunVerdict, judge_rows
 
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
             "duration_s", "model_source", "model_source_sha256")
@@ -120,9 +121,12 @@ def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Option
 
 @dataclass
 class SweepSummary:
+    """`counts`: this invocation's rows by status; `verdict`: every row of the run folder, judged."""
+
     run_dir: Path
     counts: dict[str, int] = field(default_factory=dict)
     resumed: int = 0
+    verdict: RunVerdict = field(default_factory=lambda: judge_rows([]))
 
 
 def _open_writer(plan_: SweepPlan, env: Optional[dict[str, Any]] = None) -> Any:
@@ -228,12 +232,14 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
             prestarted.kill()
     progress.end(dict(counts))
     summary.counts = dict(counts)
+    summary.verdict = judge_rows(writer.rows())
     return summary
 
 
 def _worker_env(plan_: SweepPlan, units: Sequence[tuple[Cell, ...]]) -> dict[str, str]:
-    """torch.compile units get an inductor cache of their own run (`<run_dir>/.inductor-cache`), so no
-    compile is warmed by another run's cache and `compile_cache_cold` means what it says."""
+    """torch.compile units get an inductor cache of their own run (in the user's cache directory, never in
+    the run folder: `bench.measure.compile_cache`), so no compile is warmed by another run's cache and
+    `compile_cache_cold` means what it says."""
     if not any(u[0].runtime == "compile" for u in units):
         return {}
     from bench.measure.compile_cache import compile_cache_env
