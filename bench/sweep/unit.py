@@ -18,12 +18,12 @@ from __future__ import annotations
 import copy
 import gc
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 
+from bench.measure.repro import no_autotune
 from bench.models.gate import GATE_MAX_BATCH, run_gate
 from bench.sweep import collect, faults, workload
 from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
@@ -70,17 +70,6 @@ class ModelCache:
             with torch.inference_mode():
                 self.macs[key] = int(count_macs(self.form(model, form), x1))
         return self.macs[key]
-
-
-@contextmanager
-def no_autotune() -> Iterator[None]:
-    """cudnn.benchmark off for a block: the gate's batch (and any other side shape) costs no autotune."""
-    saved = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = saved
 
 
 def _free(device: torch.device) -> None:
