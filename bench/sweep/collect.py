@@ -142,6 +142,9 @@ class CellRecord:
     stats: Optional[LatencyStats] = None
     host_enqueue_ms: Optional[float] = None
     """From a short synchronized pass, where the timing regime could not see the host's enqueue time."""
+    host_bound_ruled_out: bool = False
+    """The pass was skipped: the pipelined median is too long for the host to have set it
+    (`bench.measure.cuda_regimes.host_bound_possible`), so `host_bound` is False with no enqueue time."""
     flush_l2: Optional[bool] = None
     telemetry: Optional[Telemetry] = None
     window_s: Optional[float] = None
@@ -174,6 +177,8 @@ class CellRecord:
         if out["host_enqueue_ms_median"] is None:
             out["host_enqueue_ms_median"] = self.host_enqueue_ms
         out["host_bound"] = host_bound(stats.regime, out["host_enqueue_ms_median"], stats.median_ms)
+        if out["host_bound"] is None and self.host_bound_ruled_out:
+            out["host_bound"] = False
         out["flush_l2"] = self.flush_l2
         if self.telemetry is not None:
             out.update(telemetry_fields(self.telemetry, self.window_s or 0.0, stats.median_ms, cell.batch_size))

@@ -26,7 +26,7 @@ import torch
 from bench.measure.repro import no_autotune
 from bench.models.gate import GATE_MAX_BATCH, run_gate
 from bench.sweep import collect, faults, workload
-from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
+from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops, time_first_call
 from bench.sweep.failures import classify, describe
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
@@ -217,7 +217,7 @@ class _Unit:
             fns.append(fn)
         return fns
 
-    def time(self, fns: list[Any]) -> Timed:
+    def time(self, fns: list[Any], modules: list[torch.nn.Module]) -> Timed:
         from bench.measure.nvml import TelemetrySampler
 
         cell = self.cells[0]
@@ -243,7 +243,10 @@ class _Unit:
             record = self.records[i]
             record.stats = stats = timed.stats[c.form]
             if regime == "pipelined" and stats.host_enqueue_ms_median is None:
-                record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
+                if host_pass_needed(stats.median_ms, modules[i]):
+                    record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
+                else:
+                    record.host_bound_ruled_out = True
             record.flush_l2 = config.flush_l2 if self.device.type == "cuda" else None
             record.telemetry, record.window_s = telemetry, window_s
             record.peak_tflops = peak_tflops(self.device, c.precision)
@@ -322,7 +325,7 @@ def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
         modules = unit.prepare()
         unit.run_gate(modules)
         fns = unit.make_fns(modules)
-        timed = unit.time(fns)
+        timed = unit.time(fns, modules)
         unit.memory(fns, modules, baseline)
         return unit.outcome(timed)
     except Exception as exc:  # noqa: BLE001 - every failure is data
