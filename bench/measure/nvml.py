@@ -9,7 +9,8 @@ temperature (C) and the clock-event reason bits (`nvmlDeviceGetCurrentClocksEven
 the driver loaded, Volta and newer) is read at entry and exit: energy_j = delta / 1000 and power_w_mean =
 energy_j / window, which integrates every instant of the window; where the counter is missing,
 power_w_mean is the mean of the polled readings (a board average over the driver's own window, so it
-lags) and energy_j is None. Energy per sample: `energy_per_sample_j`.
+lags) and energy_j is None. Energy per sample: `energy_per_sample_j`; per form of an interleaved pair:
+`energy_reader`, read around each of the form's blocks.
 
 Per reason, `reason_fractions` gives the fraction of polls on which its bit was set; `sm_clock_ratio` is the
 mean SM clock over the maximum SM clock (`nvmlDeviceGetMaxClockInfo`). The `throttled` verdict
@@ -30,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -119,13 +120,34 @@ class Telemetry:
 
 
 def energy_per_sample_j(energy_j: Optional[float], calls: int, batch_size: int) -> Optional[float]:
-    """Energy of one input sample: the counter's delta over the timed window / (calls in it x batch).
+    """Energy of one input sample: the counter's delta over the calls it covers / (calls x batch).
 
-    `calls`: forward (or train-step) calls made inside the window, e.g. `stats.n * stats.calls_per_sample`
-    for one timed callable. A window shared by two interleaved forms cannot be split this way."""
+    `calls`: forward (or train-step) calls made while the counter ran, e.g. `stats.n * stats.calls_per_sample`
+    for one timed callable. A window shared by two interleaved forms cannot be split this way: read the
+    counter around each form's own blocks instead (`energy_reader`, `measure_pair(block_energy=...)`)."""
     if energy_j is None or calls <= 0 or batch_size <= 0:
         return None
     return energy_j / (calls * batch_size)
+
+
+def energy_reader(device: torch.device | str) -> Optional[Callable[[], Optional[float]]]:
+    """A function reading `device`'s energy counter in joules (None when a read fails), or None where NVML
+    or the counter is missing (a CPU, a VM's NVML without it). For per-block sums: `measure_pair`'s
+    `block_energy`. The counter (`nvmlDeviceGetTotalEnergyConsumption`, mJ) advances in steps of the
+    driver's update interval, so one short block's delta is coarse; the sum over a form's many blocks is
+    not biased by it, as the updates fall at random within the blocks."""
+    handle = nvml_lib.handle_for(device)
+    if handle is None:
+        return None
+    lib = nvml_lib.library()
+    if lib is None or nvml_lib.query(lib.nvmlDeviceGetTotalEnergyConsumption, handle) is None:
+        return None
+
+    def read() -> Optional[float]:
+        value = nvml_lib.query(lib.nvmlDeviceGetTotalEnergyConsumption, handle)
+        return None if value is None else value / 1000.0
+
+    return read
 
 
 @dataclass

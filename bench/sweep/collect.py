@@ -9,9 +9,13 @@ a column. Only renaming and the few per-cell derived quantities that need the ce
   2 * MACs per call / seconds / 1e12, with k = 1 for inference and k = 3 for a training step (backward
   costs about twice the forward: Kaplan et al. 2020, sec. 2.1).
 - pct_of_peak = 100 * tflops_achieved / the device's dense peak for the precision (None if unknown).
-- energy_j_per_sample = (energy_j / window_s) * median_s / batch: the NVML energy counter's mean power
-  over the timed window times the median call time, per sample. The window also holds warm-up calls, so
-  dividing the raw energy by the timed calls only (energy_j / (n * batch)) would overstate it.
+- energy_j_per_sample = energy_j / (n * calls_per_sample * batch) (`bench.measure.nvml.energy_per_sample_j`):
+  the NVML energy counter's delta over this form's own timed calls. A lone cell's delta is its timed
+  window's (the window holds the timed blocks only, not the first call or warm-up). A pair's two forms
+  share one window, and its mean power times each form's latency would make their energy ratio equal
+  their latency ratio by construction; so each form's energy is the sum of the counter's deltas around
+  its own blocks (`bench.measure.paired.measure_pair(block_energy=...)`), and without that counter the
+  column is empty.
 """
 
 from __future__ import annotations
@@ -78,20 +82,20 @@ def memory_fields(stats: MemoryStats) -> dict[str, Any]:
     return {col: _plain(getattr(stats, col)) for col in MEMORY_FIELDS}
 
 
-def telemetry_fields(telemetry: Telemetry, window_s: float, median_ms: Optional[float],
-                     batch_size: int) -> dict[str, Any]:
+def telemetry_fields(telemetry: Telemetry) -> dict[str, Any]:
     out = {col: _plain(getattr(telemetry, col)) for col in TELEMETRY_FIELDS}
     reasons = telemetry.throttle_reasons
     out["throttle_reasons"] = _plain(reasons) if reasons else None
     fractions = telemetry.reason_fractions
     out["throttle_reason_fractions"] = (", ".join(f"{name}:{share:.2f}" for name, share in fractions)
                                         if fractions else None)
-    energy = telemetry.energy_j
-    if energy is not None and window_s > 0 and median_ms:
-        out["energy_j_per_sample"] = energy / window_s * (median_ms / 1000.0) / batch_size
-    else:
-        out["energy_j_per_sample"] = None
     return out
+
+
+def energy_fields(energy_j: Optional[float], stats: LatencyStats, batch_size: int) -> dict[str, Any]:
+    from bench.measure.nvml import energy_per_sample_j
+
+    return {"energy_j_per_sample": energy_per_sample_j(energy_j, stats.n * stats.calls_per_sample, batch_size)}
 
 
 def compute_fields(macs_per_sample: Optional[int], median_ms: Optional[float], batch_size: int,
@@ -147,7 +151,8 @@ class CellRecord:
     (`bench.measure.cuda_regimes.host_bound_possible`), so `host_bound` is False with no enqueue time."""
     flush_l2: Optional[bool] = None
     telemetry: Optional[Telemetry] = None
-    window_s: Optional[float] = None
+    energy_j: Optional[float] = None
+    """The energy counter's delta over this cell's own timed calls (a pair: its own blocks), J."""
     peak_tflops: Optional[float] = None
     memory: Optional[MemoryStats] = None
 
@@ -181,6 +186,7 @@ class CellRecord:
             out["host_bound"] = False
         out["flush_l2"] = self.flush_l2
         if self.telemetry is not None:
-            out.update(telemetry_fields(self.telemetry, self.window_s or 0.0, stats.median_ms, cell.batch_size))
+            out.update(telemetry_fields(self.telemetry))
+            out.update(energy_fields(self.energy_j, stats, cell.batch_size))
         out.update(compute_fields(self.macs, stats.median_ms, cell.batch_size, cell.mode, self.peak_tflops))
         return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import gc
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
@@ -218,7 +217,7 @@ class _Unit:
         return fns
 
     def time(self, fns: list[Any], modules: list[torch.nn.Module]) -> Timed:
-        from bench.measure.nvml import TelemetrySampler
+        from bench.measure.nvml import TelemetrySampler, energy_reader
 
         cell = self.cells[0]
         config, regime = timing_config(self.spec.timing), workload.regime_for(cell, self.device)
@@ -228,27 +227,27 @@ class _Unit:
             samplers.append(TelemetrySampler(self.device))
             return samplers[-1]
 
-        start = time.perf_counter()
         if self.spec.is_pair:
             self.current = 0
             timed = time_pair({c.form: fn for c, fn in zip(self.cells, fns)}, self.device, regime, config,
-                              window, self.spec.seed)
+                              window, self.spec.seed, energy_reader(self.device))
         else:
             timed = time_alone(cell.form, fns[0], self.device, regime, config, window)
-        window_s = time.perf_counter() - start
         telemetry = samplers[-1].result if samplers else None
-        window_s = (telemetry.duration_s if telemetry else None) or timed.pair.get("timed_s") or window_s
         for i, (c, fn) in enumerate(zip(self.cells, fns)):
             self.current = i
             record = self.records[i]
             record.stats = stats = timed.stats[c.form]
+            # a pair's energy is each form's own blocks'; a lone cell's is its whole timed window's
+            record.energy_j = (timed.energy_j.get(c.form) if self.spec.is_pair
+                               else telemetry.energy_j if telemetry is not None else None)
             if regime == "pipelined" and stats.host_enqueue_ms_median is None:
                 if host_pass_needed(stats.median_ms, modules[i]):
                     record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
                 else:
                     record.host_bound_ruled_out = True
             record.flush_l2 = config.flush_l2 if self.device.type == "cuda" else None
-            record.telemetry, record.window_s = telemetry, window_s
+            record.telemetry = telemetry
             record.peak_tflops = peak_tflops(self.device, c.precision)
         return timed
 
