@@ -49,7 +49,7 @@ MEMORY_FIELDS: tuple[str, ...] = (
 )
 TELEMETRY_FIELDS: tuple[str, ...] = (
     "power_w_mean", "sm_clock_mhz_mean", "mem_clock_mhz_mean", "temperature_c_max", "throttled",
-    "sm_clock_mhz_max", "sm_clock_ratio",
+    "sm_clock_mhz_max", "sm_clock_ratio", "sm_clock_mhz_reference", "throttle_rule",
 )
 TRAIN_STEP_FLOP_FACTOR = 3
 

@@ -95,3 +95,17 @@ def test_the_gpu_hardware_id_carries_its_memory_size():
     assert slug.startswith(slugify(props.name)[:8])
     assert re.search(r"\d+gb", slug), slug
     assert hardware_slug("cpu") != slug and hardware_slug("cpu").endswith("c")
+
+
+def test_preflight_warns_on_the_software_power_cap_alone_and_fails_on_hardware_slowdowns():
+    """Recorded reason bits: right after a sweep the SW power cap is often still set; that is no reason to
+    refuse to measure (each row judges its own clocks). Thermal and hardware slowdowns are."""
+    from bench.measure.preflight import clocks_check
+
+    assert clocks_check(0x004, 1980, 1980).verdict == "warn"
+    assert "power cap" in clocks_check(0x004, 1980, 1980).detail
+    for bit in (0x008, 0x020, 0x040, 0x080):
+        assert clocks_check(bit | 0x004, 1980, 1980).verdict == "fail"
+    assert clocks_check(0x001, 1980, 1980).verdict == "pass"  # idle
+    assert clocks_check(None, 1755, 1980).verdict == "warn"  # application clock changed
+    assert clocks_check(None, None, None).verdict == "pass"
