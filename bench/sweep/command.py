@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     with sigterm_raises():
         prestarted = None
         try:
-            prestarted = None if args.dry_run or args.max_batch else Worker.prestart()
+            prestarted = None if args.dry_run or args.max_batch else Worker.prestart(args.device)
             return _run(args, prestarted)
         except Terminated:
             print("\nterminated (SIGTERM) before the sweep started: nothing was measured; run the same command again to resume", file=sys.stderr)

@@ -58,3 +58,14 @@ def test_train_step_in_bf16_and_tf32(tmp_path):
     df = _sweep(tmp_path, form=["train"], mode=["train_step"], precision=["tf32", "bf16"])
     assert set(df["status"]) == {"ok"}, df["error"].tolist()
     assert (df["tf32_cudnn"] == (df["precision"] == "tf32")).all()
+
+
+def test_the_prestarted_worker_is_adopted_by_the_first_gpu_slot():
+    from bench.sweep.executor import LocalExecutor, Worker
+
+    worker = Worker.prestart()
+    try:
+        slot = LocalExecutor.for_device("cuda", timeout_s=60).slots[0]
+        assert worker.env == slot and worker.serves(("repvgg_a0", "eager"), slot)
+    finally:
+        worker.kill()
