@@ -112,6 +112,10 @@ class Result(_Row):
     host_enqueue_ms_median: Optional[float] = None
     host_bound: Optional[bool] = None
     compile_cache_cold: Optional[bool] = None
+    # runtime `compile`: graphs dynamo made for the cell (1: one graph), frames it compiled during timing
+    # (0: the timed calls ran what the first call compiled); every compile unit starts from a fresh dynamo
+    compile_graphs: Optional[int] = None
+    compile_recompiles: Optional[int] = None
     throughput_samples_s: Optional[float] = None
     # memory
     peak_allocated_mib: Optional[float] = None

@@ -143,6 +143,11 @@ class CellRecord:
     first_call_ms: Optional[float] = None
     """The runtime's first call (`compile`: its compilation), timed apart from the measurement."""
     compile_cache_cold: Optional[bool] = None
+    compile_graphs: Optional[int] = None
+    """`compile`: graphs dynamo made compiling this cell (its first call); 1 = the forward in one graph."""
+    compile_recompiles: Optional[int] = None
+    """`compile`: frames dynamo compiled during the timed phase (a pair's: both forms'); 0 = every timed
+    call ran what the first call compiled (`bench.sweep.dynamo_state`)."""
     stats: Optional[LatencyStats] = None
     host_enqueue_ms: Optional[float] = None
     """From a short synchronized pass, where the timing regime could not see the host's enqueue time."""
@@ -169,6 +174,8 @@ class CellRecord:
             out.update(model_fields(self.params, self.macs))
         if cell.runtime == "compile":
             out["compile_cache_cold"] = self.compile_cache_cold
+            out["compile_graphs"] = self.compile_graphs
+            out["compile_recompiles"] = self.compile_recompiles
         if self.stats is not None:
             out.update(self._timed(cell, self.stats))
         if self.first_call_ms is not None:  # the runtime's own first call wins over the timing's

@@ -24,7 +24,7 @@ import torch
 
 from bench.measure.repro import no_autotune
 from bench.models.gate import GATE_MAX_BATCH, run_gate
-from bench.sweep import collect, faults, workload
+from bench.sweep import collect, dynamo_state, faults, workload
 from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops, time_first_call
 from bench.sweep.failures import classify, describe
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
@@ -77,15 +77,6 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _inductor_misses() -> Optional[int]:
-    """FX-graph cache misses so far (inductor's counter), or None where torch does not keep it."""
-    try:
-        from torch._dynamo.utils import counters
-    except ImportError:
-        return None
-    return int(counters["inductor"].get("fxgraph_cache_miss", 0))
-
-
 class _Unit:
     """The state of one unit while it runs; `current` is the cell being worked on (for attribution)."""
 
@@ -121,6 +112,8 @@ class _Unit:
             self.current = i
             faults.trigger(self.faults(i), "start")
         apply_precision_settings(self.cells[0].precision)
+        if any(cell.runtime == "compile" for cell in self.cells):
+            dynamo_state.fresh_state()  # no unit compiles on what an earlier one left (bench.sweep.dynamo_state)
         env = collect.env_fields(self.spec.seed, reproducibility_flags())
         for record in self.records:
             record.env = env
@@ -209,10 +202,11 @@ class _Unit:
                 fn = workload.make_fn(module, x, cell, self.device)
             faults.trigger(self.faults(i), "workload", self.device)
             if cell.runtime == "compile":
-                misses = _inductor_misses()
+                misses, graphs = dynamo_state.inductor_misses(), dynamo_state.graphs()
                 record.first_call_ms = time_first_call(fn, self.device)
-                after = _inductor_misses()
-                record.compile_cache_cold = None if misses is None else bool(after > misses)
+                missed = dynamo_state.delta(misses, dynamo_state.inductor_misses())
+                record.compile_cache_cold = None if missed is None else missed > 0
+                record.compile_graphs = dynamo_state.delta(graphs, dynamo_state.graphs())
             fns.append(fn)
         return fns
 
@@ -227,6 +221,7 @@ class _Unit:
             samplers.append(TelemetrySampler(self.device))
             return samplers[-1]
 
+        frames = dynamo_state.frames()
         if self.spec.is_pair:
             self.current = 0
             timed = time_pair({c.form: fn for c, fn in zip(self.cells, fns)}, self.device, regime, config,
@@ -234,9 +229,12 @@ class _Unit:
         else:
             timed = time_alone(cell.form, fns[0], self.device, regime, config, window)
         telemetry = samplers[-1].result if samplers else None
+        recompiles = dynamo_state.delta(frames, dynamo_state.frames())  # a pair's: both forms' timing
         for i, (c, fn) in enumerate(zip(self.cells, fns)):
             self.current = i
             record = self.records[i]
+            if c.runtime == "compile":
+                record.compile_recompiles = recompiles
             record.stats = stats = timed.stats[c.form]
             # a pair's energy is each form's own blocks'; a lone cell's is its whole timed window's
             record.energy_j = (timed.energy_j.get(c.form) if self.spec.is_pair
