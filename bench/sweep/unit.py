@@ -251,7 +251,8 @@ class _Unit:
 
     def memory(self, fns: list[Any], modules: list[torch.nn.Module], baseline: Any) -> None:
         """One pass per form. On CUDA the other form's model waits on the host meanwhile, so each peak is
-        that form's own; on the CPU the peak RSS is the process's (see `collect.MEMORY_FIELDS`)."""
+        that form's own; on the CPU the peak RSS is the process's (see `collect.MEMORY_FIELDS`). A
+        cudagraph cell's pass captures `graph_calls` calls, as its timing did."""
         from bench.measure.memory import measure_memory
 
         for i, fn in enumerate(fns):
@@ -264,7 +265,9 @@ class _Unit:
             _free(self.device)
             calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
             regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
-            self.records[i].memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime)
+            # a graph of as many calls as the timed graph holds: its pool is what the cell held while timed
+            self.records[i].memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime,
+                                                    graph_calls=timing_config(self.spec.timing).graph_calls)
 
     def outcome(self, timed: Timed) -> UnitOutcome:
         outcomes = []
