@@ -3,6 +3,7 @@ real pytest run's JUnit XML, a real CPU sweep's result folder). The GPU numbers 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -120,3 +121,20 @@ def test_results_verdict_reads_a_real_cpu_run(tmp_path):
 def test_results_verdict_without_results_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="no summary.csv"):
         verdicts.results(Finished(0, "", "", 1.0, 60.0, tmp_path))
+
+
+def test_the_timer_cross_check_compares_the_closest_neighbouring_runs():
+    """Recorded runs on a card whose clock drifts down by 4% between the first two and the last two runs:
+    the harness's first run beside triton's first agrees, which a single pair taken at different moments
+    (harness early, triton late) would not."""
+    from bench.gpucheck.xcheck import closest_gap
+
+    assert closest_gap([10.0, 10.4], [10.0, 10.4]) == 0.0
+    assert closest_gap([10.0, 10.4], [10.4, 10.8]) == pytest.approx(0.0)  # triton's first, harness's second
+    assert closest_gap([10.0, 10.0], [10.5, 10.6]) == pytest.approx(10.0 / 10.5 - 1)
+    record = {"form": "deploy", "batch": 128, "pipelined_ms": [10.0, 10.4], "do_bench_ms": [10.41, 10.8],
+              "cudagraph_ms": [9.8, 10.2], "do_bench_cudagraph_ms": [10.19, 10.6]}
+    done = Finished(0, json.dumps(record) + "\n", "", 1.0, 60.0, Path("."))
+    verdict = verdicts.xcheck(done)
+    assert verdict.verdict == "PASS", verdict.lines
+    assert "10/10.4 ms vs do_bench 10.41/10.8" in verdict.lines[1]
