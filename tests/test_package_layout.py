@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"reparam", "models", "measure", "results"},
     "sweep": {"reparam", "models", "measure", "results", "export"},
     "profile": {"reparam", "models", "measure", "results", "compare", "sweep"},
-    "gpucheck": {"reparam", "models", "measure", "results", "sweep"},
+    "gpucheck": {"reparam", "models", "measure", "results", "sweep", "compare", "report", "profile"},
     "api": {"reparam", "models", "measure", "sweep"},
     "cli": set(),
     "__main__": {"cli"},

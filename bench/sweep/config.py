@@ -281,13 +281,20 @@ def load_file(path: str | Path) -> SweepConfig:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                           "TOML files must be UTF-8") from None
+    return load_text(text, path.stem, where=f"config file '{path}'")
+
+
+def load_text(text: str, default_name: str, where: str = "config text") -> SweepConfig:
+    """A sweep config from TOML text (the format of bench/sweep/presets/*.toml)."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
-    return from_dict(raw, default_name=path.stem)
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    return from_dict(raw, default_name=default_name)
 
 
 def load_preset(name: str) -> SweepConfig:
