@@ -70,17 +70,28 @@ def preset_config(name: str) -> Any:
     return with_overrides(load_preset(name), device="cuda")
 
 
+def preset_run_id(name: str) -> str:
+    """`<preset>-<hash>` over the preset's config and the hardware id (not the machine: each lent machine is
+    a fresh one), so the next gpu-check on this kind of GPU resumes a cut preset from its committed folder."""
+    from bench.measure.env import hardware_slug
+
+    return preset_config(name).run_id("cuda", machine=hardware_slug("cuda"))
+
+
+def preset_plan(name: str, results_root: Path) -> Any:
+    """The preset's `bench.sweep.runner.SweepPlan` as its step's `bench run` makes it (CUDA only)."""
+    from bench.sweep.runner import plan as sweep_plan
+
+    return sweep_plan(preset_config(name), out=results_root, run_id=preset_run_id(name))
+
+
 def preset_step(name: str, results_root: Path) -> Step:
     """`bench run --preset NAME` into the results root, where the same command resumes it next time."""
-    def evaluate(done: Finished) -> Verdict:
-        from bench.sweep.runner import plan as sweep_plan
-
-        return verdicts.preset(done, sweep_plan(preset_config(name), out=results_root))
-
     return Step(f"preset-{name}", f"preset {name} (results to keep; resumes where a cut run stopped)",
                 lambda work: python("-m", "bench", "run", "--preset", name, "--device", "cuda",
-                                    "--out", str(results_root)),
-                evaluate, lambda profile: plan.sweep_estimate(profile, preset_config(name)), resumable=True)
+                                    "--out", str(results_root), "--run-id", preset_run_id(name)),
+                lambda done: verdicts.preset(done, preset_plan(name, results_root)),
+                lambda profile: plan.sweep_estimate(profile, preset_config(name)), resumable=True)
 
 
 def _pytest(work: Path) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Optional
 
 from bench.gpucheck import plan as planning
 from bench.gpucheck import summary
-from bench.gpucheck.checks import preset_config, steps
+from bench.gpucheck.checks import preset_plan, steps
 from bench.gpucheck.steps import REPO, run_steps
 
 DEFAULT_BUDGET_S = 420.0
@@ -120,10 +120,9 @@ def _run(args: argparse.Namespace, out: Path, plan: list, presets: list[str], re
     import torch
 
     from bench.gpucheck.verdicts import PEAK_WORDING
-    from bench.sweep.runner import plan as sweep_plan
 
     out.mkdir(parents=True)
-    runs = [(name, sweep_plan(preset_config(name), out=results_root).run_dir) for name in presets]
+    runs = [(name, preset_plan(name, results_root).run_dir) for name in presets]
     header = [f"- GPU: {device}; torch {torch.__version__}, CUDA {torch.version.cuda}",
               f"- host: {platform.node()}; started {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} "
               f"UTC; budget {args.budget_s:.0f} s, planned {planning.planned_total_s(plan):.0f} s",

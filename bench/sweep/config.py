@@ -77,9 +77,10 @@ class SweepConfig:
     def values(self, axis: str) -> tuple:
         return tuple(self.axes[axis])
 
-    def digest(self, device: str) -> str:
+    def digest(self, device: str, machine: str | None = None) -> str:
         """Short hash of what decides the measurements (not the timeout, not the output folder), and of
-        the machine.
+        the machine (`machine_id()` unless given: `bench gpu-check` gives the hardware id, so that the next
+        lent machine of the same kind resumes its presets).
 
         The run id is `<name>-<digest>`, so the same command on the same machine maps to the same results
         folder and a re-run resumes it, while a changed axis or timing setting starts a new folder. The
@@ -88,7 +89,7 @@ class SweepConfig:
         """
         payload = {
             "name": self.name,
-            "machine": machine_id(),
+            "machine": machine_id() if machine is None else machine,
             "axes": {axis: list(self.axes[axis]) for axis in AXES},
             "device": device,
             "seed": self.seed,
@@ -99,8 +100,8 @@ class SweepConfig:
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
-    def run_id(self, device: str) -> str:
-        return f"{self.name}-{self.digest(device)}"
+    def run_id(self, device: str, machine: str | None = None) -> str:
+        return f"{self.name}-{self.digest(device, machine)}"
 
 
 def machine_id() -> str:

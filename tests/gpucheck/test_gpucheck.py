@@ -345,3 +345,18 @@ def _result(name: str, verdict: Verdict):
     from bench.gpucheck.steps import StepResult
 
     return StepResult(name, name, verdict, 1.0, "cmd", 2.0)
+
+
+def test_a_presets_run_id_names_the_gpu_kind_not_the_lent_machine(monkeypatch):
+    """Each lent machine is fresh (its own machine id): gpu-check's presets hash the hardware id instead,
+    so the next machine of the same kind resumes a cut preset from the committed folder."""
+    from bench.gpucheck.checks import preset_config
+    from bench.sweep import config as sweep_config
+
+    paper, ids = preset_config("paper"), {}
+    for machine in ("lent-machine-a", "lent-machine-b"):
+        monkeypatch.setattr(sweep_config, "machine_id", lambda machine=machine: machine)
+        ids[machine] = (paper.run_id("cuda", machine="nvidia-h200-141gb"), paper.run_id("cuda"))
+    (kind_a, own_a), (kind_b, own_b) = ids.values()
+    assert kind_a == kind_b and kind_a.startswith("paper-") and own_a != own_b
+    assert paper.run_id("cuda", machine="nvidia-h100-80gb-hbm3") != kind_a
