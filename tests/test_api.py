@@ -110,3 +110,16 @@ def test_the_precision_switches_of_a_cell_hold_while_both_forms_run_and_are_rest
     assert seen == {(tf32, False), (tf32, True)}  # the gate without autotuning, the timing with it
     assert result.settings["tf32_cudnn"] is tf32 and result.settings["cudnn_benchmark"] is True
     assert reproducibility_flags() == before
+
+
+@pytest.mark.gpu
+def test_on_cuda_fp32_is_ieee_fp32_and_a_deep_net_passes_the_fp32_gate():
+    """torch's defaults run cuDNN convolutions in TF32 with autotuning off; a cell's fp32 does neither, and
+    the 1e-4 gate of a deep network holds only in IEEE fp32."""
+    from bench.measure.repro import reproducibility_flags
+
+    before = reproducibility_flags()
+    result = benchmark(_net().cuda(), torch.randn(8, 3, 224, 224, device="cuda"), config=FAST)
+    assert result.status == "ok", result.gate.describe()
+    assert result.settings["tf32_cudnn"] is False and result.settings["cudnn_benchmark"] is True
+    assert reproducibility_flags() == before

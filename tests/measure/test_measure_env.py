@@ -118,6 +118,8 @@ def test_the_gpu_hardware_id_carries_its_memory_size():
     assert slug.startswith(slugify(props.name)[:8])
     assert re.search(r"\d+gb", slug), slug
     assert hardware_slug("cpu") != slug and hardware_slug("cpu").endswith("c")
+    if props.name == "NVIDIA H200":
+        assert slug == "nvidia-h200-141gb", (slug, props.total_memory)  # the README's and Ray's examples
 
 
 def test_preflight_warns_on_the_software_power_cap_alone_and_fails_on_hardware_slowdowns():
