@@ -221,7 +221,8 @@ class _Unit:
             samplers.append(TelemetrySampler(self.device))
             return samplers[-1]
 
-        frames = dynamo_state.frames()
+        compiles = any(c.runtime == "compile" for c in self.cells)
+        frames = dynamo_state.frames() if compiles else None  # importing dynamo costs an eager unit a second
         if self.spec.is_pair:
             self.current = 0
             timed = time_pair({c.form: fn for c, fn in zip(self.cells, fns)}, self.device, regime, config,
@@ -229,7 +230,7 @@ class _Unit:
         else:
             timed = time_alone(cell.form, fns[0], self.device, regime, config, window)
         telemetry = samplers[-1].result if samplers else None
-        recompiles = dynamo_state.delta(frames, dynamo_state.frames())  # a pair's: both forms' timing
+        recompiles = dynamo_state.delta(frames, dynamo_state.frames()) if compiles else None  # a pair's: both
         for i, (c, fn) in enumerate(zip(self.cells, fns)):
             self.current = i
             record = self.records[i]
