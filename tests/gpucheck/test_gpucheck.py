@@ -360,3 +360,18 @@ def test_a_presets_run_id_names_the_gpu_kind_not_the_lent_machine(monkeypatch):
     (kind_a, own_a), (kind_b, own_b) = ids.values()
     assert kind_a == kind_b and kind_a.startswith("paper-") and own_a != own_b
     assert paper.run_id("cuda", machine="nvidia-h100-80gb-hbm3") != kind_a
+
+
+def test_bad_input_is_refused_before_anything_runs(capsys, tmp_path):
+    import argparse
+
+    from bench.gpucheck import command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    for argv, message in ((["--presets", "blog,nope"], "preset 'nope' is unknown; known: blog, full, paper, smoke"),
+                          (["--budget-s", "0"], "--budget-s must be > 0"),
+                          (["--assume", "h200"], "--assume plans for another device: use it with --dry-run")):
+        assert command.run(parser.parse_args([*argv, "--out", str(tmp_path / "x")])) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
