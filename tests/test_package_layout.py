@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "quant": {"reparam", "models", "export", "report"},
     "sweep": {"reparam", "models", "measure", "results", "export", "quant"},
     "profile": {"reparam", "models", "measure", "results", "compare", "sweep"},
-    "gpucheck": {"reparam", "models", "measure", "results", "sweep"},
+    "gpucheck": {"reparam", "models", "measure", "results", "sweep", "compare", "report", "profile"},
     "api": {"reparam", "models", "measure", "sweep"},
     "cli": set(),
     "__main__": {"cli"},

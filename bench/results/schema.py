@@ -114,6 +114,10 @@ class Result(_Row):
     host_enqueue_ms_median: Optional[float] = None
     host_bound: Optional[bool] = None
     compile_cache_cold: Optional[bool] = None
+    # runtime `compile`: graphs dynamo made for the cell (1: one graph), frames it compiled during timing
+    # (0: the timed calls ran what the first call compiled); every compile unit starts from a fresh dynamo
+    compile_graphs: Optional[int] = None
+    compile_recompiles: Optional[int] = None
     throughput_samples_s: Optional[float] = None
     # memory
     peak_allocated_mib: Optional[float] = None
@@ -138,6 +142,10 @@ class Result(_Row):
     throttle_reason_fractions: Optional[str] = None
     sm_clock_mhz_max: Optional[float] = None
     sm_clock_ratio: Optional[float] = None
+    # the clock `throttled` was judged against and the rule's name (bench.measure.nvml.THROTTLE_RULES);
+    # None in rows judged by the older rule, which also counted the SW power cap
+    sm_clock_mhz_reference: Optional[float] = None
+    throttle_rule: Optional[str] = None
     # machine load as the cell ended (recorded by the sweep's parent): 1-minute load average, and the
     # share of the last 10 s in which a runnable task waited for a CPU (/proc/pressure/cpu, Linux PSI)
     load_avg_1m: Optional[float] = None

@@ -118,7 +118,7 @@ def _run_with_prestart(args: argparse.Namespace, stage: Stage) -> int:
 
     prestarted = None
     try:
-        prestarted = None if args.dry_run or args.max_batch else Worker.prestart()
+        prestarted = None if args.dry_run or args.max_batch else Worker.prestart(args.device)
         return _run(args, prestarted, stage)
     finally:
         if prestarted is not None:

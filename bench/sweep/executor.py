@@ -103,6 +103,34 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+def gpu_slot_env(gpu: str, extra: dict[str, str]) -> dict[str, str]:
+    """The env of a `LocalExecutor` slot that owns GPU `gpu` (an index or UUID as CUDA_VISIBLE_DEVICES
+    lists it)."""
+    return {"CUDA_VISIBLE_DEVICES": gpu, **extra}
+
+
+def first_slot_env(device: Optional[str] = None, environ: Optional[dict[str, str]] = None,
+                   nvidia_present: Optional[bool] = None) -> dict[str, str]:
+    """The env of the first slot `LocalExecutor.for_device` will make, known before torch is imported (the
+    prestart runs while it is): the first GPU CUDA_VISIBLE_DEVICES lists, else GPU 0 where an NVIDIA device
+    node exists (`visible_gpus` numbers them from 0 then), else the CPU slot's empty env; the CPU slot's
+    also when `device` is "cpu". A wrong guess costs only the overlap: the worker is not adopted."""
+    environ = os.environ if environ is None else environ
+    if device == "cpu":
+        return {}
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        entries = [d.strip() for d in listed.split(",") if d.strip()]
+        return gpu_slot_env(entries[0], {}) if entries else {}
+    if listed is None and (nvidia_present if nvidia_present is not None else _nvidia_device_present()):
+        return gpu_slot_env("0", {})
+    return {}
+
+
+def _nvidia_device_present() -> bool:
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 ISOLATIONS: tuple[str, ...] = ("model", "cell")
 """`model`: one persistent worker per model and runtime serves all its units, replaced after a failure;
 `cell`: a fresh process for every unit of work (a pair or a lone cell), as before workers existed."""
@@ -122,10 +150,12 @@ class Worker:
                                     stdout=self._log, stderr=subprocess.STDOUT, text=True, env=_child_env(env))
 
     @classmethod
-    def prestart(cls) -> "Worker":
+    def prestart(cls, device: Optional[str] = None) -> "Worker":
         """A worker for no model yet, started before the sweep is planned, so its torch import overlaps
-        the parent's; a `LocalExecutor` slot without env overrides (the CPU) adopts it for its first unit."""
-        return cls(None, {}, Path(tempfile.mkdtemp(prefix="bench-prestart-")))
+        the parent's; the first slot of the `LocalExecutor` adopts it for its first unit when its env is
+        that slot's (`first_slot_env`: on CUDA the slot pins its GPU, so a worker started without it would
+        be killed and the first unit would start cold). `device`: the sweep's --device, if given."""
+        return cls(None, first_slot_env(device), Path(tempfile.mkdtemp(prefix="bench-prestart-")))
 
     def serves(self, key: tuple, env: dict[str, str]) -> bool:
         return self.alive() and self.key in (None, key) and self.env == env
@@ -203,7 +233,7 @@ class LocalExecutor:
     def for_device(cls, device_type: str, timeout_s: float, isolation: str = "model",
                    env: Optional[dict[str, str]] = None, prestarted: Optional[Worker] = None) -> "LocalExecutor":
         gpus = visible_gpus() if device_type == "cuda" else []
-        slots = [{"CUDA_VISIBLE_DEVICES": g, **(env or {})} for g in gpus] or [dict(env or {})]
+        slots = [gpu_slot_env(g, env or {}) for g in gpus] or [dict(env or {})]
         return cls(slots, timeout_s, isolation, prestarted)
 
     def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:

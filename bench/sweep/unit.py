@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import copy
 import gc
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 
+from bench.measure.repro import no_autotune
 from bench.models.gate import GATE_MAX_BATCH, run_gate
-from bench.sweep import collect, faults, workload
-from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
+from bench.sweep import collect, dynamo_state, faults, workload
+from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops, time_first_call
 from bench.sweep.failures import classify, describe
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
@@ -74,30 +73,10 @@ class ModelCache:
         return self.macs[key]
 
 
-@contextmanager
-def no_autotune() -> Iterator[None]:
-    """cudnn.benchmark off for a block: the gate's batch (and any other side shape) costs no autotune."""
-    saved = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = saved
-
-
 def _free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def _inductor_misses() -> Optional[int]:
-    """FX-graph cache misses so far (inductor's counter), or None where torch does not keep it."""
-    try:
-        from torch._dynamo.utils import counters
-    except ImportError:
-        return None
-    return int(counters["inductor"].get("fxgraph_cache_miss", 0))
 
 
 class _Unit:
@@ -141,6 +120,8 @@ class _Unit:
             self.current = i
             faults.trigger(self.faults(i), "start")
         apply_precision_settings(self.cells[0].precision)
+        if any(cell.runtime == "compile" for cell in self.cells):
+            dynamo_state.fresh_state()  # no unit compiles on what an earlier one left (bench.sweep.dynamo_state)
         env = collect.env_fields(self.spec.seed, reproducibility_flags())
         for record in self.records:
             record.env = env
@@ -248,15 +229,16 @@ class _Unit:
                 fn = workload.make_fn(module, x, cell, self.device)
             faults.trigger(self.faults(i), "workload", self.device)
             if cell.runtime == "compile":
-                misses = _inductor_misses()
+                misses, graphs = dynamo_state.inductor_misses(), dynamo_state.graphs()
                 record.first_call_ms = time_first_call(fn, self.device)
-                after = _inductor_misses()
-                record.compile_cache_cold = None if misses is None else bool(after > misses)
+                missed = dynamo_state.delta(misses, dynamo_state.inductor_misses())
+                record.compile_cache_cold = None if missed is None else missed > 0
+                record.compile_graphs = dynamo_state.delta(graphs, dynamo_state.graphs())
             fns.append(fn)
         return fns
 
-    def time(self, fns: list[Any]) -> Timed:
-        from bench.measure.nvml import TelemetrySampler
+    def time(self, fns: list[Any], modules: list[torch.nn.Module]) -> Timed:
+        from bench.measure.nvml import TelemetrySampler, energy_reader
 
         cell = self.cells[0]
         config, regime = timing_config(self.spec.timing), workload.regime_for(cell, self.device)
@@ -266,24 +248,32 @@ class _Unit:
             samplers.append(TelemetrySampler(self.device))
             return samplers[-1]
 
-        start = time.perf_counter()
+        compiles = any(c.runtime == "compile" for c in self.cells)
+        frames = dynamo_state.frames() if compiles else None  # importing dynamo costs an eager unit a second
         if self.spec.is_pair:
             self.current = 0
             timed = time_pair({c.form: fn for c, fn in zip(self.cells, fns)}, self.device, regime, config,
-                              window, self.spec.seed)
+                              window, self.spec.seed, energy_reader(self.device))
         else:
             timed = time_alone(cell.form, fns[0], self.device, regime, config, window)
-        window_s = time.perf_counter() - start
         telemetry = samplers[-1].result if samplers else None
-        window_s = (telemetry.duration_s if telemetry else None) or timed.pair.get("timed_s") or window_s
+        recompiles = dynamo_state.delta(frames, dynamo_state.frames()) if compiles else None  # a pair's: both
         for i, (c, fn) in enumerate(zip(self.cells, fns)):
             self.current = i
             record = self.records[i]
+            if c.runtime == "compile":
+                record.compile_recompiles = recompiles
             record.stats = stats = timed.stats[c.form]
+            # a pair's energy is each form's own blocks'; a lone cell's is its whole timed window's
+            record.energy_j = (timed.energy_j.get(c.form) if self.spec.is_pair
+                               else telemetry.energy_j if telemetry is not None else None)
             if regime == "pipelined" and stats.host_enqueue_ms_median is None:
-                record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
+                if host_pass_needed(stats.median_ms, modules[i]):
+                    record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
+                else:
+                    record.host_bound_ruled_out = True
             record.flush_l2 = config.flush_l2 if self.device.type == "cuda" else None
-            record.telemetry, record.window_s = telemetry, window_s
+            record.telemetry = telemetry
             record.peak_tflops = peak_tflops(self.device, c.precision)
         return timed
 
@@ -300,7 +290,8 @@ class _Unit:
 
     def memory(self, fns: list[Any], modules: list[torch.nn.Module], baseline: Any) -> None:
         """One pass per form. On CUDA the other form's model waits on the host meanwhile, so each peak is
-        that form's own; on the CPU the peak RSS is the process's (see `collect.MEMORY_FIELDS`)."""
+        that form's own; on the CPU the peak RSS is the process's (see `collect.MEMORY_FIELDS`). A
+        cudagraph cell's pass captures `graph_calls` calls, as its timing did."""
         from bench.measure.memory import measure_memory
 
         for i, fn in enumerate(fns):
@@ -313,7 +304,9 @@ class _Unit:
             _free(self.device)
             calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
             regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
-            self.records[i].memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime)
+            # a graph of as many calls as the timed graph holds: its pool is what the cell held while timed
+            self.records[i].memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime,
+                                                    graph_calls=timing_config(self.spec.timing).graph_calls)
 
     def outcome(self, timed: Timed) -> UnitOutcome:
         outcomes = []
@@ -371,7 +364,7 @@ def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
         modules = unit.prepare()
         unit.run_gate(modules)
         fns = unit.make_fns(modules)
-        timed = unit.time(fns)
+        timed = unit.time(fns, modules)
         unit.time_int8()
         unit.memory(fns, modules, baseline)
         return unit.outcome(timed)
