@@ -298,7 +298,7 @@ def test_a_stop_at_any_step_says_what_it_left_and_exits_130_or_143(tmp_path, cap
     if step == "worker importing torch":
         prestart = Worker.prestart
         monkeypatch.setattr(Worker, "prestart",
-                            classmethod(lambda cls: workers.append(prestart()) or workers[-1]))
+                            classmethod(lambda cls, *a: workers.append(prestart(*a)) or workers[-1]))
     (owner, name), says = STEPS[step]
     _signal_self_after(monkeypatch, owner, name, signum)
     try:
