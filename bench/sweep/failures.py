@@ -20,7 +20,12 @@ def classify(exc: BaseException) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """Type and message; compile failures say so (dynamo/inductor exceptions)."""
+    """Type and message; compile failures say so (dynamo/inductor exceptions), and a SystemExit or
+    KeyboardInterrupt says it came from the model's code (`bench.models.user.raised`)."""
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        from bench.models.user import raised
+
+        return raised(exc)[:ERROR_CHARS]
     origin = type(exc).__module__
     prefix = "compile failed: " if origin.startswith(("torch._dynamo", "torch._inductor")) else ""
     text = f"{prefix}{type(exc).__name__}: {exc}".strip()

@@ -9,7 +9,8 @@ PyTorch training form, see `bench.sweep.ort_unit`) -> MACs (once per model, form
 CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed
 phase, a lone cell alone -> a memory pass per form -> rows.
 
-Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`);
+Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`),
+and so does a SystemExit or KeyboardInterrupt from the model's code (`bench.models.user.USER_CODE_RAISES`);
 the other cell of a pair gets the same status, its error naming the form that failed.
 """
 
@@ -25,6 +26,7 @@ from typing import Any, Iterator, Optional
 import torch
 
 from bench.models.gate import GATE_MAX_BATCH, run_gate
+from bench.models.user import USER_CODE_RAISES
 from bench.sweep import collect, faults, workload
 from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
 from bench.sweep.failures import classify, describe
@@ -317,7 +319,7 @@ def prebuild(spec: UnitSpec, cache: ModelCache) -> None:
             cache.macs_of(cell.model, cell.form, cell.resolution)
         if any(cell.form == "deploy" for cell in spec.cells):
             cache.fold_of(spec.cells[0].model)
-    except Exception:  # noqa: BLE001 - the unit itself reports it
+    except USER_CODE_RAISES:  # the unit itself reports it
         traceback.print_exc()
     finally:
         gc.collect()
@@ -336,7 +338,7 @@ def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
         timed = unit.time(fns)
         unit.memory(fns, modules, baseline)
         return unit.outcome(timed)
-    except Exception as exc:  # noqa: BLE001 - every failure is data
+    except USER_CODE_RAISES as exc:  # every failure is data, a model's sys.exit() too
         traceback.print_exc()
         return unit.failure(exc)
     finally:
