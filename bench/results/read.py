@@ -18,6 +18,9 @@ from bench.results.schema import COLUMNS, REQUIRED, SAMPLE_COLUMNS, SCHEMA_VERSI
 
 BASELINES_DIR = "baselines"
 SAMPLES_SUFFIX = ".samples.parquet"
+HIDDEN_DIRS: tuple[str, ...] = (BASELINES_DIR, CELLS_DIR)
+"""Folders `load` does not look into for runs (copies of runs, a run's per-cell files); so is every name
+starting with '.'. A run id may be none of these (`bench.sweep.config.check_run_id`)."""
 
 
 class ResultsFileError(ValueError):
@@ -67,7 +70,7 @@ def _find(path: Path, filename: str) -> list[Path]:
                                "folder, results/, or a baseline .parquet file")
     if (path / filename).is_file():
         return [path / filename]
-    skip = {BASELINES_DIR, CELLS_DIR}
+    skip = set(HIDDEN_DIRS)
     found = sorted(p for p in path.rglob(filename)
                    if not any(part in skip or part.startswith(".") for part in p.relative_to(path).parts[:-1]))
     if not found:
