@@ -127,15 +127,35 @@ def run(args: argparse.Namespace) -> int:
     except (ResultsFileError, ValueError) as exc:
         print(f"bench baseline {args.action}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only or full results root: say where, not a traceback
+        where = exc.filename or Path(args.results_root) / BASELINES_DIR
+        print(f"bench baseline {args.action}: cannot write {where}: {exc.strerror or exc}; make "
+              f"{Path(args.results_root) / BASELINES_DIR} writable or pass --results-root DIR", file=sys.stderr)
+        return 2
+
+
+def _previous(old: Path | None, force: bool) -> str | None:
+    """'run <id>' the current baseline holds (for the message), None if there is none. An unreadable one
+    is refused without --force (it may be worth a look) and replaced with it."""
+    if old is None or not old.is_file():
+        return None
+    try:
+        return f"run {describe(old)['run_id']}"
+    except ResultsFileError as exc:
+        if not force:
+            raise BaselineRefused(f"the current baseline is unreadable: {exc}; delete {old} (and "
+                                  f"{old.name.removesuffix('.parquet')}{SAMPLES_SUFFIX} beside it), or pass "
+                                  "--force, which replaces it") from exc
+        return f"an unreadable baseline ({old.name})"
 
 
 def _update(args: argparse.Namespace) -> int:
     hardware = sorted(load(args.run_dir)["hardware"].astype(str).unique())
     old = baseline_path(args.results_root, hardware[0]) if len(hardware) == 1 else None
-    previous = describe(old)["run_id"] if old is not None and old.is_file() else None
+    previous = _previous(old, args.force)
     target = promote(args.run_dir, args.results_root, force=args.force)
     info = describe(target)
-    replaced = f"; replaced run {previous}" if previous else ""
+    replaced = f"; replaced {previous}" if previous else ""
     print(f"baseline {target}: run {info['run_id']} ({info['cells']} cells: {info['status']}){replaced}")
     return 0
 

@@ -106,3 +106,27 @@ def test_invariants_messages_name_the_documented_command(tmp_path: Path, capsys)
     from bench.models import invariants
 
     assert invariants.REGENERATE == "python -m bench invariants --write"
+
+
+def test_a_corrupt_current_baseline_says_how_to_replace_it_and_force_replaces_it(root: Path, capsys) -> None:
+    old = root / "baselines" / "cpu-x.parquet"
+    old.parent.mkdir()
+    old.write_bytes(b"<<<<<<< HEAD\nnot parquet\n")
+    argv = ["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(root)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"the current baseline is unreadable: {old}" in err and f"delete {old}" in err and "--force" in err
+    assert main([*argv, "--force"]) == 0
+    assert "replaced an unreadable baseline (cpu-x.parquet)" in capsys.readouterr().out
+    assert load(old).equals(load(root / "cpu-x" / "run-1"))
+
+
+def test_a_results_root_that_takes_no_files_exits_2_without_a_traceback(root: Path, tmp_path: Path, capsys) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "baselines").write_text("a file where the folder goes")
+    targets = [blocked] + ([Path("/proc/bench-baselines-test")] if Path("/proc/self").is_dir() else [])
+    for target in targets:
+        assert main(["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot write" in err and "--results-root DIR" in err and "Traceback" not in err, err
