@@ -27,9 +27,11 @@ import pyarrow as pa
 
 from bench.results.flags import noisy_mask, noisy_reason
 from bench.results.guard import read_env_json
-from bench.results.io import ENV_JSON, atomic_write, atomic_write_table, samples_schema, summary_schema
-from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, load, load_samples
+from bench.results.io import ENV_JSON, atomic_write, atomic_write_table
+from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, behind_note, load, load_samples
+from bench.results.runlock import holder
 from bench.results.schema import COLUMNS, SAMPLE_COLUMNS
+from bench.results.tables import samples_schema, summary_schema
 
 
 def baseline_path(results_root: Path | str, hardware: str) -> Path:
@@ -60,7 +62,13 @@ def promote(run_dir: Path | str, results_root: Path | str = "results", force: bo
     A run with failed or noisy cells is refused (BaselineRefused, listing them) unless `force`.
     """
     run_dir = Path(run_dir)
+    sweeping = holder(run_dir)
+    if sweeping:
+        raise BaselineRefused(f"{run_dir} is being swept (pid {sweeping}), so its rows are not final; run "
+                              "baseline update when the sweep has finished")
     summary = load(run_dir)
+    if summary.empty:
+        raise ValueError(f"{run_dir}: holds no result rows; a baseline needs a measured run")
     runs = sorted(summary["run_id"].astype(str).unique())
     hardware = sorted(summary["hardware"].astype(str).unique())
     if len(runs) != 1 or len(hardware) != 1:
@@ -150,6 +158,9 @@ def _previous(old: Path | None, force: bool) -> str | None:
 
 
 def _update(args: argparse.Namespace) -> int:
+    note = None if holder(args.run_dir) else behind_note(args.run_dir)
+    if note:
+        print(f"bench baseline update: note: {note}", file=sys.stderr)
     hardware = sorted(load(args.run_dir)["hardware"].astype(str).unique())
     old = baseline_path(args.results_root, hardware[0]) if len(hardware) == 1 else None
     previous = _previous(old, args.force)

@@ -130,3 +130,30 @@ def test_a_results_root_that_takes_no_files_exits_2_without_a_traceback(root: Pa
         assert main(["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(target)]) == 2
         err = capsys.readouterr().err
         assert "cannot write" in err and "--results-root DIR" in err and "Traceback" not in err, err
+
+
+def test_baseline_update_refuses_a_run_a_sweep_is_writing_and_reads_a_killed_ones_cells(tmp_path: Path,
+                                                                                          capsys) -> None:
+    import os
+
+    from bench.results.runlock import run_lock
+    from tests.results.test_load import _killed_sweep
+
+    run = _killed_sweep(tmp_path / "results" / "cpu-a" / "run-k")
+    argv = ["baseline", "update", str(run), "--results-root", str(tmp_path / "results")]
+    with run_lock(run):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{run} is being swept (pid {os.getpid()}), so its rows are not final" in err
+    assert not (tmp_path / "results" / "baselines").exists()
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "its tables are 4 cell(s) behind" in captured.err and "run run-k (4 cells: ok 4)" in captured.out
+
+
+def test_baseline_update_of_an_empty_run_says_so(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "results" / "cpu-a" / "run-e"
+    RunWriter(run)
+    assert main(["baseline", "update", str(run), "--results-root", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run}: holds no result rows" in err and "0 run(s)" not in err
