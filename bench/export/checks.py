@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from bench.export import onnx_check
-from bench.models.gate import GateResult, compare_outputs
+from bench.models.gate import GATE_MAX_BATCH, GateResult, compare_outputs
 
 
 class UncheckableOutput(ValueError):
@@ -60,10 +60,12 @@ def output_of(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def conversion_checks(train: nn.Module, deploy: nn.Module, x: torch.Tensor, precision: str,
                       reference: torch.Tensor) -> list[Check]:
     """The deploy form against the training form (`reference` = `train(x)`), on the exported weights and
-    on a copy with random BatchNorm statistics (both in eval mode, in the export's dtype)."""
+    on a copy with random BatchNorm statistics (both in eval mode, in the export's dtype), on the first
+    GATE_MAX_BATCH samples as the sweep's gate (eval-mode networks treat samples independently)."""
     from bench.models.init import randomize_bn_
     from bench.reparam import fold_report, to_deploy
 
+    x, reference = x[:GATE_MAX_BATCH], reference[:GATE_MAX_BATCH]
     exported = replace(compare_outputs(reference, output_of(deploy, x), precision),
                        fold=fold_report(train, deploy))
     dtype = x.dtype

@@ -26,6 +26,7 @@ def test_onnx_deploy_export_has_no_batchnorm_and_passes_the_check(tmp_path, caps
     assert "Conv 22" in deploy_line and "BatchNormalization" not in deploy_line
     assert "BatchNormalization" in next(line for line in text.splitlines() if "train  graph" in line)
     assert "passed  ONNX Runtime (deploy form file) vs PyTorch training form" in text
+    assert "passed  PyTorch deploy form vs training form, exported weights" in text
     assert "passed  PyTorch deploy form vs training form, random BatchNorm statistics" in text
     import onnx
 
@@ -52,12 +53,15 @@ def test_onnx_check_fails_for_a_graph_of_another_model(tmp_path):
 @pytest.mark.parametrize("form", ["deploy", "train"])
 def test_state_dict_export_matches_the_form(tmp_path, capsys, form):
     out = tmp_path / "a0.pt"
-    assert main(["export", "repvgg_a0", "--format", "state_dict", "--form", form, "--out", str(out)]) == 0
+    assert main(["export", "repvgg_a0", "--format", "state_dict", "--form", form, "--out", str(out), *SMALL]) == 0
     saved = torch.load(out)
     expected = create("repvgg_a0").eval()
     expected = to_deploy(expected) if form == "deploy" else expected
     assert set(saved) == set(expected.state_dict())
-    assert ("TRAINING form" in capsys.readouterr().out) == (form == "train")
+    text = capsys.readouterr().out
+    assert ("TRAINING form" in text) == (form == "train")
+    checked = "passed  PyTorch deploy form vs training form, random BatchNorm statistics" in text
+    assert checked == (form == "deploy") and ("no checks: the training form is written as built" in text) != checked
 
 
 def test_torchscript_export_runs_like_the_deploy_form(tmp_path):
@@ -92,9 +96,9 @@ def test_unknown_model_exits_2(tmp_path, capsys):
 def test_existing_out_is_kept_without_force(tmp_path, capsys):
     out = tmp_path / "keep.pt"
     out.write_bytes(b"precious")
-    assert main(["export", "repvgg_a0", "--format", "state_dict", "--out", str(out)]) == 2
+    assert main(["export", "repvgg_a0", "--format", "state_dict", "--out", str(out), *SMALL]) == 2
     assert "--force" in capsys.readouterr().err and out.read_bytes() == b"precious"
-    assert main(["export", "repvgg_a0", "--format", "state_dict", "--out", str(out), "--force"]) == 0
+    assert main(["export", "repvgg_a0", "--format", "state_dict", "--out", str(out), "--force", *SMALL]) == 0
     assert out.read_bytes() != b"precious"
 
 
@@ -191,13 +195,6 @@ def test_a_wrong_conversion_fails_the_export_check_and_the_output_says_what_was_
     assert "FAILED  ONNX Runtime (deploy form file) vs PyTorch training form" in captured.out
 
 
-def test_a_passing_export_lists_its_checks(tmp_path, capsys):
-    assert main(["export", "repvgg_a0", "--format", "state_dict", "--out", str(tmp_path / "a0.pt"), *SMALL]) == 0
-    out = capsys.readouterr().out
-    assert "passed  PyTorch deploy form vs training form, exported weights" in out
-    assert "passed  PyTorch deploy form vs training form, random BatchNorm statistics" in out
-
-
 def _left(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.suffix != ".py" and p.name != "__pycache__")
 
@@ -250,6 +247,7 @@ def test_an_out_where_no_file_can_be_made_exits_2(capsys):
     """/proc takes no new files, for root too: the failure to open is the message, not torch's traceback."""
     if not Path("/proc/self").is_dir():
         pytest.skip("no /proc here")
-    assert main(["export", "repvgg_a0", "--format", "state_dict", "--out", "/proc/bench-a0.pt", *SMALL]) == 2
+    assert main(["export", "repvgg_a0", "--format", "state_dict", "--form", "train", "--out", "/proc/bench-a0.pt",
+                 *SMALL]) == 2
     err = capsys.readouterr().err
     assert "cannot write /proc/bench-a0.pt" in err and "nothing written" in err, err
