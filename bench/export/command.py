@@ -9,7 +9,7 @@ Node counts by op type are printed for both forms of an ONNX export.
 
 Exit status: 0 written and every check passed; 1 written but a check failed (the output says which);
 2 bad input, nothing written: arguments, a model that cannot be built, exits, returns no single tensor or
-does not fit in memory at the batch, an `--out` that cannot be written.
+does not fit in memory at the batch, an `--out` that cannot be written; 130 on Ctrl-C, nothing written.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from bench.measure.repro import dtype_for
 from bench.results.schema import AXIS_SPECS
 
 FORMS: tuple[str, ...] = ("deploy", "train")
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as the shell reports a command Ctrl-C stopped."""
 ONNX_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 """bf16 has no numpy dtype for ONNX Runtime's inputs; tf32 is a CUDA switch, not a tensor type."""
 
@@ -115,13 +117,13 @@ def _refusing(args: argparse.Namespace, stage: str) -> Iterator[None]:
     """While the model's code runs (its forward, its conversion, a tracer over it): what it raises, a
     sys.exit() and running out of memory included, becomes ExportRefused naming the model and the stage.
     OSError passes through: writing `--out` says which file could not be written."""
-    from bench.models.user import USER_CODE_RAISES, raised
+    from bench.models.user import MODEL_CODE_FAILURES, raised
 
     try:
         yield
     except (ExportRefused, checks.UncheckableOutput, OSError):
         raise
-    except USER_CODE_RAISES as exc:
+    except MODEL_CODE_FAILURES as exc:
         if is_out_of_memory(exc):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportRefused(f"model '{args.model}' does not fit in memory at batch {args.batch} while "
@@ -235,3 +237,6 @@ def run(args: argparse.Namespace) -> int:
     except (ExportRefused, checks.UncheckableOutput) as exc:
         print(f"bench export: {exc}; nothing written", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the temporary file is gone (atomic_write); --out is as it was
+        print("bench export: interrupted; nothing written", file=sys.stderr)
+        return EXIT_INTERRUPTED

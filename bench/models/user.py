@@ -36,11 +36,15 @@ class UserModelError(ValueError):
     """An own-model spec that cannot be resolved; the message names the spec."""
 
 
-USER_CODE_RAISES: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
-"""What code we did not write (an own model's file, factory or forward) may raise and we turn into a
-named error: besides every Exception, `sys.exit()` (SystemExit, e.g. a script's argparse run at import)
-and KeyboardInterrupt, which would otherwise end the whole command with exit 0 or a traceback.
-GeneratorExit is left alone: it is the interpreter closing a generator, never a failure of a model."""
+MODEL_CODE_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit)
+"""What a model's code (its file, factory, conversion or forward) may raise that is its failure, not
+ours: every Exception and `sys.exit()` (SystemExit, e.g. a script's argparse run at import), which would
+otherwise end the command with exit 0 or a worker without a word. Caught where a model's code runs while
+measuring or exporting; a KeyboardInterrupt there is a signal stopping the process and is left to its
+handler. GeneratorExit is the interpreter closing a generator, never a model's failure."""
+USER_CODE_RAISES: tuple[type[BaseException], ...] = (*MODEL_CODE_FAILURES, KeyboardInterrupt)
+"""At import and factory call, when the spec is checked before anything runs, a KeyboardInterrupt too:
+a model file that raises it is an error naming the spec, not a traceback."""
 
 
 def raised(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from bench.models.user import USER_CODE_RAISES
+from bench.models.user import MODEL_CODE_FAILURES
 from bench.sweep import faults, workload
 from bench.sweep.failures import classify, describe
 from bench.sweep.orphans import watch_parent
@@ -49,7 +49,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         fits(spec)
         outcome = CellOutcome(status="ok")
-    except USER_CODE_RAISES as exc:  # every failure is data, a model's sys.exit() too
+    except MODEL_CODE_FAILURES as exc:  # every failure is data, a model's sys.exit() too
         traceback.print_exc()
         outcome = CellOutcome(status=classify(exc), error=describe(exc))
     write_atomic(Path(out_path), outcome.to_json())

@@ -10,7 +10,7 @@ CPU copy) -> timing: a pair in alternating blocks inside one NVML window that co
 phase, a lone cell alone -> a memory pass per form -> rows.
 
 Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`),
-and so does a SystemExit or KeyboardInterrupt from the model's code (`bench.models.user.USER_CODE_RAISES`);
+and so does a model's `sys.exit()` (`bench.models.user.MODEL_CODE_FAILURES`);
 the other cell of a pair gets the same status, its error naming the form that failed.
 """
 
@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional
 import torch
 
 from bench.models.gate import GATE_MAX_BATCH, run_gate
-from bench.models.user import USER_CODE_RAISES
+from bench.models.user import MODEL_CODE_FAILURES
 from bench.sweep import collect, faults, workload
 from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
 from bench.sweep.failures import classify, describe
@@ -319,7 +319,7 @@ def prebuild(spec: UnitSpec, cache: ModelCache) -> None:
             cache.macs_of(cell.model, cell.form, cell.resolution)
         if any(cell.form == "deploy" for cell in spec.cells):
             cache.fold_of(spec.cells[0].model)
-    except USER_CODE_RAISES:  # the unit itself reports it
+    except MODEL_CODE_FAILURES:  # the unit itself reports it
         traceback.print_exc()
     finally:
         gc.collect()
@@ -338,7 +338,7 @@ def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
         timed = unit.time(fns)
         unit.memory(fns, modules, baseline)
         return unit.outcome(timed)
-    except USER_CODE_RAISES as exc:  # every failure is data, a model's sys.exit() too
+    except MODEL_CODE_FAILURES as exc:  # every failure is data, a model's sys.exit() too
         traceback.print_exc()
         return unit.failure(exc)
     finally:

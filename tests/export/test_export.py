@@ -173,6 +173,13 @@ OWN = textwrap.dedent("""
 
     def raises():
         return Raises(3, 4, 3)
+
+    class Interrupted(nn.Conv2d):
+        def forward(self, x):
+            raise KeyboardInterrupt
+
+    def interrupted():
+        return Interrupted(3, 4, 3)
 """)
 
 
@@ -213,6 +220,14 @@ def test_a_model_that_cannot_be_checked_exits_2_and_leaves_no_file(tmp_path, cap
     err = capsys.readouterr().err
     assert message in err and "nothing written" in err, err
     assert not out.exists() and (not out.parent.exists() or _left(out.parent) == [])
+
+
+def test_ctrl_c_during_an_export_exits_130_and_writes_nothing(tmp_path, capsys, own):
+    out = tmp_path / "m.ts"
+    assert main(["export", f"{own}:interrupted", "--format", "torchscript", "--form", "train", "--out", str(out),
+                 *SMALL]) == 130
+    assert "bench export: interrupted; nothing written" in capsys.readouterr().err
+    assert _left(tmp_path) == []
 
 
 def test_a_huge_batch_is_refused_before_anything_is_allocated(tmp_path, capsys):
