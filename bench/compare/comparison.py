@@ -106,7 +106,8 @@ def _timing_problem(row: pd.Series, samples: np.ndarray) -> str | None:
     bad = [f"{c} = {v!r}" for c, v in values.items() if pd.notna(v) and not (np.isfinite(v) and v > 0)]
     if bad:
         return f"{', '.join(bad)} (needs a finite value > 0 or none)"
-    for low, high in (("latency_ms_median_ci_low", "latency_ms_median_ci_high"), ("speedup_ci_low", "speedup_ci_high")):
+    intervals = (("latency_ms_median_ci_low", "latency_ms_median_ci_high"), ("speedup_ci_low", "speedup_ci_high"))
+    for low, high in intervals:
         if pd.notna(values[low]) != pd.notna(values[high]) or values[low] > values[high]:
             return f"its interval {low} {values[low]!r} .. {high} {values[high]!r} is not an interval"
     return None
@@ -114,7 +115,8 @@ def _timing_problem(row: pd.Series, samples: np.ndarray) -> str | None:
 
 def _check_timings(summary: pd.DataFrame, samples: list[np.ndarray], label: str) -> None:
     """Every ok row carries finite, positive timings (`_timing_problem`); ValueError naming the cells."""
-    problems = [f"{' '.join(str(row[a]) for a in AXES)}: {why}" for (_, row), values in zip(summary.iterrows(), samples)
+    problems = [f"{' '.join(str(row[a]) for a in AXES)}: {why}"
+                for (_, row), values in zip(summary.iterrows(), samples)
                 if row["status"] == "ok" and (why := _timing_problem(row, values)) is not None]
     if problems:
         shown = "; ".join(problems[:SHOWN_CELLS]) + ("; ..." if len(problems) > SHOWN_CELLS else "")

@@ -81,5 +81,6 @@ def onnx_runtime_check(path: Path, form: str, x: torch.Tensor, precision: str,
                        reference: torch.Tensor) -> Check:
     """ONNX Runtime's output of the file at `path` against the PyTorch training form's `reference`."""
     result = replace(compare_outputs(reference.cpu(), onnx_check.run_onnx(path, x), precision),
-                     compared=f"ONNX Runtime's output of the {form} form file", reference="the PyTorch training form")
+                     compared=f"ONNX Runtime's output of the {form} form file",
+                     reference="the PyTorch training form")
     return Check(f"ONNX Runtime ({form} form file) vs PyTorch training form", result)

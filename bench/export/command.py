@@ -37,8 +37,8 @@ ONNX_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
 
 
 def _write_state_dict(model: nn.Module, x: torch.Tensor, path: Path) -> None:
-    with open(path, "wb") as handle:  # opened here: a folder that takes no file raises OSError, not torch's RuntimeError
-        torch.save(model.state_dict(), handle)
+    with open(path, "wb") as handle:  # opened here: a folder that takes no file is an OSError, not torch's
+        torch.save(model.state_dict(), handle)  # RuntimeError
 
 
 def _write_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> None:

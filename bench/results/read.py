@@ -123,10 +123,19 @@ def cell_tables(run_dir: Path | str) -> RunTables:
     run_dir = Path(run_dir)
     try:
         cells = [(path, read_cell(path)) for path in sorted((run_dir / CELLS_DIR).glob("*.json"))]
-        pairs = [json.loads(path.read_bytes()) for path in sorted((run_dir / PAIRS_DIR).glob("*.json"))]
-        return run_tables(cells, pairs)
+        return run_tables(cells, [_read_pair(path) for path in sorted((run_dir / PAIRS_DIR).glob("*.json"))])
     except (ValueError, OSError) as exc:
         raise ResultsFileError(str(exc)) from exc
+
+
+def _read_pair(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_bytes())
+        record["row"], record["written_ns"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a pair file ({exc}); move it away (its pair's speedup row is "
+                         "written again when the pair is measured again)") from None
+    return record
 
 
 def _read(file: Path) -> pd.DataFrame:
