@@ -98,6 +98,20 @@ def _deploy_form(model: nn.Module, deploy: Optional[nn.Module],
     return to_deploy(model)
 
 
+def _check_types(example_input: object, convert: object, config: object) -> None:
+    """A TypeError saying what to pass, before anything runs (not an AttributeError from deep inside)."""
+    if not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a torch.Tensor, one batch on the device to time on (e.g. "
+                        f"torch.randn(8, 3, 224, 224)); got a {type(example_input).__name__}")
+    if convert is not None and not callable(convert):
+        raise TypeError(f"convert must be a function taking the model and returning its deploy form; got a "
+                        f"{type(convert).__name__}")
+    if config is not None and not isinstance(config, TimingConfig):
+        hint = "; for a dict of settings pass TimingConfig(**settings)" if isinstance(config, dict) else ""
+        raise TypeError(f"config must be a bench.measure.timing.TimingConfig (e.g. TimingConfig(min_time_s=0.5)) "
+                        f"or None for the sweep's defaults; got a {type(config).__name__}{hint}")
+
+
 def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional[nn.Module] = None,
               convert: Optional[Callable[[nn.Module], nn.Module]] = None, precision: str = "fp32",
               config: Optional[TimingConfig] = None, seed: int = 0) -> BenchmarkResult:
@@ -109,6 +123,7 @@ def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional
     """
     if not isinstance(model, nn.Module) or (deploy is not None and not isinstance(deploy, nn.Module)):
         raise TypeError("model (and deploy, when given) must be torch.nn.Module instances")
+    _check_types(example_input, convert, config)
     if precision == "int8":
         raise ValueError("precision 'int8' needs a runtime that quantizes the exported graph, which benchmark() "
                          "does not drive: use `bench run --precision int8 --runtime onnxruntime` or `bench quant`; "

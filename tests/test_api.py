@@ -60,6 +60,19 @@ def test_bad_arguments_are_refused():
         benchmark(_net(), torch.randn(1, 3, 32, 32), convert=lambda m: 3)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"example_input": [[1.0, 2.0]]}, r"example_input must be a torch.Tensor, .* got a list"),
+    ({"example_input": torch.randn(1, 3, 8, 8).numpy()}, r"example_input must be a torch.Tensor.*got a ndarray"),
+    ({"config": {"min_time_s": 0.5}}, r"config must be a bench.measure.timing.TimingConfig .*got a dict; "
+                                      r"for a dict of settings pass TimingConfig\(\*\*settings\)"),
+    ({"convert": "to_deploy"}, r"convert must be a function .* got a str"),
+])
+def test_wrong_argument_types_say_what_to_pass(kwargs, message):
+    arguments = {"example_input": torch.randn(1, 3, 8, 8), **kwargs}
+    with pytest.raises(TypeError, match=message):
+        benchmark(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), **arguments)
+
+
 def test_a_given_deploy_form_is_gated_against_the_training_form():
     from bench.reparam import to_deploy
 

@@ -27,9 +27,11 @@ import pyarrow as pa
 
 from bench.results.flags import noisy_mask, noisy_reason
 from bench.results.guard import read_env_json
-from bench.results.io import ENV_JSON, atomic_write, atomic_write_table, samples_schema, summary_schema
-from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, load, load_samples
+from bench.results.io import ENV_JSON, atomic_write, atomic_write_table
+from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, behind_note, load, load_samples
+from bench.results.runlock import holder
 from bench.results.schema import COLUMNS, SAMPLE_COLUMNS
+from bench.results.tables import samples_schema, summary_schema
 
 
 def baseline_path(results_root: Path | str, hardware: str) -> Path:
@@ -60,7 +62,13 @@ def promote(run_dir: Path | str, results_root: Path | str = "results", force: bo
     A run with failed or noisy cells is refused (BaselineRefused, listing them) unless `force`.
     """
     run_dir = Path(run_dir)
+    sweeping = holder(run_dir)
+    if sweeping:
+        raise BaselineRefused(f"{run_dir} is being swept (pid {sweeping}), so its rows are not final; run "
+                              "baseline update when the sweep has finished")
     summary = load(run_dir)
+    if summary.empty:
+        raise ValueError(f"{run_dir}: holds no result rows; a baseline needs a measured run")
     runs = sorted(summary["run_id"].astype(str).unique())
     hardware = sorted(summary["hardware"].astype(str).unique())
     if len(runs) != 1 or len(hardware) != 1:
@@ -127,15 +135,38 @@ def run(args: argparse.Namespace) -> int:
     except (ResultsFileError, ValueError) as exc:
         print(f"bench baseline {args.action}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only or full results root: say where, not a traceback
+        where = exc.filename or Path(args.results_root) / BASELINES_DIR
+        print(f"bench baseline {args.action}: cannot write {where}: {exc.strerror or exc}; make "
+              f"{Path(args.results_root) / BASELINES_DIR} writable or pass --results-root DIR", file=sys.stderr)
+        return 2
+
+
+def _previous(old: Path | None, force: bool) -> str | None:
+    """'run <id>' the current baseline holds (for the message), None if there is none. An unreadable one
+    is refused without --force (it may be worth a look) and replaced with it."""
+    if old is None or not old.is_file():
+        return None
+    try:
+        return f"run {describe(old)['run_id']}"
+    except ResultsFileError as exc:
+        if not force:
+            raise BaselineRefused(f"the current baseline is unreadable: {exc}; delete {old} (and "
+                                  f"{old.name.removesuffix('.parquet')}{SAMPLES_SUFFIX} beside it), or pass "
+                                  "--force, which replaces it") from exc
+        return f"an unreadable baseline ({old.name})"
 
 
 def _update(args: argparse.Namespace) -> int:
+    note = None if holder(args.run_dir) else behind_note(args.run_dir)
+    if note:
+        print(f"bench baseline update: note: {note}", file=sys.stderr)
     hardware = sorted(load(args.run_dir)["hardware"].astype(str).unique())
     old = baseline_path(args.results_root, hardware[0]) if len(hardware) == 1 else None
-    previous = describe(old)["run_id"] if old is not None and old.is_file() else None
+    previous = _previous(old, args.force)
     target = promote(args.run_dir, args.results_root, force=args.force)
     info = describe(target)
-    replaced = f"; replaced run {previous}" if previous else ""
+    replaced = f"; replaced {previous}" if previous else ""
     print(f"baseline {target}: run {info['run_id']} ({info['cells']} cells: {info['status']}){replaced}")
     return 0
 

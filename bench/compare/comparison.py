@@ -84,7 +84,46 @@ def run_data(summary: pd.DataFrame, samples: pd.DataFrame | None, label: str) ->
         runs = ", ".join(sorted(dup["run_id"].astype(str).unique()))
         raise ValueError(f"{label}: {len(dup)} rows measure the same cells (runs {runs}); pass one run folder")
     summary = summary.sort_values(list(AXES), kind="stable").reset_index(drop=True)
-    return RunData(label, summary, _sample_arrays(summary, samples))
+    arrays = _sample_arrays(summary, samples)
+    _check_timings(summary, arrays, label)
+    return RunData(label, summary, arrays)
+
+
+SHOWN_CELLS = 3
+POSITIVE_IF_PRESENT: tuple[str, ...] = ("latency_ms_median_ci_low", "latency_ms_median_ci_high", "speedup_median",
+                                        "speedup_ci_low", "speedup_ci_high")
+"""Columns an ok row may leave empty, but must not hold as zero, negative, infinite or reversed values."""
+
+
+def _timing_problem(row: pd.Series, samples: np.ndarray) -> str | None:
+    """Why an ok row's timing cannot be compared, or None: a comparison would otherwise pass on a cell
+    with nothing measured (no median and no samples) or read an infinite speedup as a gain."""
+    median = pd.to_numeric(row.get("latency_ms_median"), errors="coerce")
+    if not (np.isfinite(median) and median > 0):
+        return f"latency_ms_median is {median!r} (needs a finite value > 0)"
+    if len(samples) and not (np.isfinite(samples).all() and (samples > 0).all()):
+        return "its raw samples hold values that are not finite and > 0"
+    values = {c: pd.to_numeric(row.get(c), errors="coerce") for c in POSITIVE_IF_PRESENT}
+    bad = [f"{c} = {v!r}" for c, v in values.items() if pd.notna(v) and not (np.isfinite(v) and v > 0)]
+    if bad:
+        return f"{', '.join(bad)} (needs a finite value > 0 or none)"
+    intervals = (("latency_ms_median_ci_low", "latency_ms_median_ci_high"), ("speedup_ci_low", "speedup_ci_high"))
+    for low, high in intervals:
+        if pd.notna(values[low]) != pd.notna(values[high]) or values[low] > values[high]:
+            return f"its interval {low} {values[low]!r} .. {high} {values[high]!r} is not an interval"
+    return None
+
+
+def _check_timings(summary: pd.DataFrame, samples: list[np.ndarray], label: str) -> None:
+    """Every ok row carries finite, positive timings (`_timing_problem`); ValueError naming the cells."""
+    problems = [f"{' '.join(str(row[a]) for a in AXES)}: {why}"
+                for (_, row), values in zip(summary.iterrows(), samples)
+                if row["status"] == "ok" and (why := _timing_problem(row, values)) is not None]
+    if problems:
+        shown = "; ".join(problems[:SHOWN_CELLS]) + ("; ..." if len(problems) > SHOWN_CELLS else "")
+        raise ValueError(f"{label}: {len(problems)} ok row(s) carry no usable timing ({shown}); their files "
+                         "were damaged or written by something else: restore them, or measure those cells again "
+                         "in a new run (bench run --run-id NAME)")
 
 
 def _sample_arrays(summary: pd.DataFrame, samples: pd.DataFrame | None) -> list[np.ndarray]:

@@ -37,6 +37,27 @@ import torch
 from bench.measure import nvml_lib
 
 MIB = 2**20
+OOM_MARKERS: tuple[str, ...] = (
+    "out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory",
+    "alloc_failed",  # CUBLAS_STATUS_ALLOC_FAILED / CUDNN_STATUS_ALLOC_FAILED: the library's cudaMalloc failed
+)
+
+
+def host_memory_bytes() -> Optional[int]:
+    """The machine's physical memory (`SC_PHYS_PAGES` x page size), or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError, MemoryError, or an allocator's failure message (`OOM_MARKERS`): the CPU
+    allocator raises a plain RuntimeError "can't allocate memory", cuBLAS/cuDNN name their own status."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in OOM_MARKERS)
 
 
 def to_mib(n_bytes: Optional[float]) -> Optional[float]:

@@ -9,6 +9,7 @@ unexpected keys, and whether the checkpoint looks like the other (training/deplo
 from __future__ import annotations
 
 import pickle
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
@@ -49,8 +50,10 @@ def _read(path: Path) -> Any:
                          "an HTML page or text saved instead of the file?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, KeyError, RuntimeError) as exc:
-        # torch.load on text or a truncated file: EOFError, KeyError (a stray opcode byte), RuntimeError
+    except (EOFError, KeyError, IndexError, ValueError, OverflowError, struct.error, RuntimeError) as exc:
+        # torch.load on text or a truncated file: EOFError, KeyError (a stray opcode byte), IndexError (a
+        # pickle header with nothing after it), UnicodeDecodeError (a ValueError) or struct.error (cut in
+        # a string or number), RuntimeError
         raise ValueError(
             f"checkpoint '{path}' is not a torch checkpoint (a .pth/.pt file written by torch.save): "
             f"{type(exc).__name__}: {exc}; is it truncated, or an HTML page saved instead of the file?"

@@ -13,6 +13,7 @@ the file's resolved path or the module, and the sha256 of that file, so a row ca
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -22,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Iterator
 
 from torch import nn
 
@@ -33,6 +34,39 @@ _MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 class UserModelError(ValueError):
     """An own-model spec that cannot be resolved; the message names the spec."""
+
+
+MODEL_CODE_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit)
+"""What a model's code (its file, factory, conversion or forward) may raise that is its failure, not
+ours: every Exception and `sys.exit()` (SystemExit, e.g. a script's argparse run at import), which would
+otherwise end the command with exit 0 or a worker without a word. Caught where a model's code runs while
+measuring or exporting; a KeyboardInterrupt there is a signal stopping the process and is left to its
+handler. GeneratorExit is the interpreter closing a generator, never a model's failure."""
+USER_CODE_RAISES: tuple[type[BaseException], ...] = (*MODEL_CODE_FAILURES, KeyboardInterrupt)
+"""At import and factory call, when the spec is checked before anything runs, a KeyboardInterrupt too:
+a model file that raises it is an error naming the spec, not a traceback."""
+
+
+def raised(exc: BaseException) -> str:
+    """`Type: message`, saying what a SystemExit or KeyboardInterrupt from a model's code means."""
+    if isinstance(exc, SystemExit):
+        return (f"SystemExit({exc.code!r}): the model's code called sys.exit() (or parsed the command line "
+                "with argparse); a model must not exit or read the command line")
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt: the model's code raised it (or it was interrupted)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+@contextlib.contextmanager
+def _as_own_program(source: str) -> Iterator[None]:
+    """While an own model's code runs, `sys.argv` is `[source]`: a file that parses the command line at
+    import sees no arguments of ours, and any usage text it prints names the file, not `bench`."""
+    saved = sys.argv
+    sys.argv = [source]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 @dataclass(frozen=True)
@@ -111,13 +145,15 @@ def _import(parsed: UserSpec) -> tuple[ModuleType, str, str]:
             if not path.is_file():
                 raise UserModelError(f"model '{parsed.spec}': file {path} does not exist")
             digest = _sha256(path)
-            return _load_file(path, digest), str(path), digest
-        module = importlib.import_module(parsed.source)
+            with _as_own_program(parsed.source):
+                return _load_file(path, digest), str(path), digest
+        with _as_own_program(parsed.source):
+            module = importlib.import_module(parsed.source)
     except UserModelError:
         raise
-    except Exception as exc:  # an own module may raise anything while importing
+    except USER_CODE_RAISES as exc:  # an own module may raise anything while importing
         raise UserModelError(f"model '{parsed.spec}': importing '{parsed.source}' failed: "
-                             f"{type(exc).__name__}: {exc}") from exc
+                             f"{raised(exc)}") from exc
     file = getattr(module, "__file__", None)
     digest = _sha256(Path(file)) if file and Path(file).is_file() else ""
     return module, f"{parsed.source} ({file})", digest
@@ -140,10 +176,10 @@ class UserModel:
     def build(self) -> nn.Module:
         """Call the factory; raises UserModelError when it fails or returns no nn.Module."""
         try:
-            model = self.factory(**dict(self.spec.kwargs))
-        except Exception as exc:
-            raise UserModelError(f"model '{self.spec.spec}': the factory raised "
-                                 f"{type(exc).__name__}: {exc}") from exc
+            with _as_own_program(self.spec.source):
+                model = self.factory(**dict(self.spec.kwargs))
+        except USER_CODE_RAISES as exc:
+            raise UserModelError(f"model '{self.spec.spec}': the factory raised {raised(exc)}") from exc
         if not isinstance(model, nn.Module):
             raise UserModelError(f"model '{self.spec.spec}': the factory returned a {type(model).__name__}, "
                                  "not a torch.nn.Module")

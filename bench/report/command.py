@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.report.document import write_report
 from bench.report.registry import figure_names
-from bench.results.layout import hardware_dirs_of
+from bench.results.layout import hardware_dirs_of, run_dirs_under
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_all(paths: list[Path]) -> pd.DataFrame:
-    """All rows of all paths through bench.results.load (which validates the schema)."""
-    from bench.results import load
+    """All rows of all paths through bench.results.load (which validates the schema); a note on stderr
+    for each run whose tables are behind its cell files (those rows are read from the cell files)."""
+    from bench.results.read import behind_note, load
 
+    for note in filter(None, (behind_note(run) for path in paths for run in run_dirs_under(path))):
+        print(f"bench report: note: {note}", file=sys.stderr)
     frames = [load(path) for path in paths]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

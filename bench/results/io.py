@@ -13,7 +13,8 @@ Layout of `results/<hardware>/<run_id>/`:
   always has its samples. A sweep writes them when it ends and at most every `FLUSH_EVERY_S` while it runs
   (`write_unit` + `flush`), never after every cell (that rewrite grew with the run: quadratic); `append`
   and `extend` write them at once. A kill leaves the tables behind the cell files; the next `RunWriter`
-  on the folder regenerates them.
+  on the folder regenerates them, and readers (`bench.results.read`) build them from the cell files in
+  memory meanwhile.
 - `env.json`: the environment fingerprint.
 
 The cell hash is the first 16 hex digits of sha256 over the JSON list of the cell's AXES values.
@@ -25,11 +26,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import secrets
 import time
-import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from bench.results.schema import AXES, COLUMNS, PAIR_AXES, SAMPLE_COLUMNS, SPEEDUP_COLUMNS, STATUSES, Result, Speedup
+from bench.results.schema import AXES, COLUMNS, SPEEDUP_COLUMNS, STATUSES, Result, Speedup
+from bench.results.tables import clean_number, run_tables
 
 try:
     import fcntl
@@ -59,36 +59,6 @@ CELL_FORMAT = 1
 RETRYABLE_STATUSES: tuple[str, ...] = ("error", "timeout")
 """Statuses `finished_keys(retry_failed=True)` leaves out, so a resumed sweep runs those cells again.
 An `oom` is a property of the cell (it will not fit next time either) and stays finished."""
-
-_ARROW_TYPES: dict[type, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(),
-                                         bool: pa.bool_()}
-
-
-def _arrow_type(hint: Any) -> pa.DataType:
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if args else hint
-    if base not in _ARROW_TYPES:
-        raise TypeError(f"Result field type {hint!r} has no Parquet type; known: str, int, float, bool")
-    return _ARROW_TYPES[base]
-
-
-def summary_schema() -> pa.Schema:
-    """Arrow schema of the summary: one typed column per `Result` field, so all-None columns keep a type."""
-    hints = typing.get_type_hints(Result)
-    return pa.schema([pa.field(name, _arrow_type(hints[name])) for name in COLUMNS])
-
-
-def speedups_schema() -> pa.Schema:
-    """Arrow schema of `speedups.parquet`: one typed column per `Speedup` field."""
-    hints = typing.get_type_hints(Speedup)
-    return pa.schema([pa.field(name, _arrow_type(hints[name])) for name in SPEEDUP_COLUMNS])
-
-
-def samples_schema() -> pa.Schema:
-    summary = summary_schema()
-    fields = [summary.field(name) for name in ("run_id", *AXES)]
-    return pa.schema([*fields, pa.field("sample_index", pa.int64()), pa.field("latency_ms", pa.float64())])
-
 
 def cell_hash(key: Sequence[Any]) -> str:
     """Stable file name of a cell: sha256 of its AXES values as a JSON list, 16 hex digits."""
@@ -133,10 +103,6 @@ def atomic_write_table(path: Path, table: pa.Table, sync_dir: bool = True) -> No
         atomic_write(path, lambda tmp: pacsv.write_csv(table, str(tmp)), sync_dir)
     else:
         atomic_write(path, lambda tmp: pq.write_table(table, str(tmp)), sync_dir)
-
-
-def _clean_number(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 class RunWriter:
@@ -263,7 +229,7 @@ class RunWriter:
         start = time.time_ns()
         for i, row in enumerate(rows):
             try:
-                result = Result(**{k: _clean_number(v) for k, v in row.items() if k in COLUMNS})
+                result = Result(**{k: clean_number(v) for k, v in row.items() if k in COLUMNS})
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{summary_file}: row {i} is not a Result ({exc})") from exc
             values = [v for _, v in sorted(samples.get((result.run_id, *result.cell_key()), []))]
@@ -275,7 +241,7 @@ class RunWriter:
         if rows and speedups_file.is_file():
             self.pairs_dir.mkdir(exist_ok=True)
             for i, row in enumerate(pq.read_table(speedups_file).to_pylist()):
-                pair = Speedup(**{k: _clean_number(v) for k, v in row.items() if k in SPEEDUP_COLUMNS})
+                pair = Speedup(**{k: clean_number(v) for k, v in row.items() if k in SPEEDUP_COLUMNS})
                 record = {"format": CELL_FORMAT, "written_ns": start + i, "row": pair.to_dict()}
                 atomic_write_bytes(self.pairs_dir / f"{cell_hash(pair.pair_key())}.json",
                                    json.dumps(record, allow_nan=True).encode(), sync_dir=False)
@@ -290,7 +256,7 @@ class RunWriter:
             seen.add(path.name)
             cached = self._cache.get(path.name)
             if cached is None or cached[0] != stamp:
-                self._cache[path.name] = (stamp, _read_cell(path))
+                self._cache[path.name] = (stamp, read_cell(path))
         for name in set(self._cache) - seen:
             del self._cache[name]
         self._refresh_pairs()
@@ -332,30 +298,18 @@ class RunWriter:
         return sorted((rec for _, rec in self._cache.values()), key=lambda rec: rec["written_ns"])
 
     def _write_tables(self) -> None:
-        records = self._records()
-        rows = [{name: _clean_number(rec["row"].get(name)) for name in COLUMNS} for rec in records]
-        summary = pa.Table.from_pylist(rows, schema=summary_schema())
-        atomic_write_table(self.run_dir / SAMPLES_PARQUET, _samples_table(records), sync_dir=False)
-        atomic_write_table(self.run_dir / SUMMARY_PARQUET, summary, sync_dir=False)
-        atomic_write_table(self.run_dir / SUMMARY_CSV, summary, sync_dir=False)
-        speedups = self._speedups_table()
-        atomic_write_table(self.run_dir / SPEEDUPS_PARQUET, speedups, sync_dir=False)
-        atomic_write_table(self.run_dir / SPEEDUPS_CSV, speedups, sync_dir=False)
+        cells = [(self.cells_dir / name, rec) for name, (_, rec) in self._cache.items()]
+        tables = run_tables(cells, [rec for _, rec in self._pairs.values()])
+        atomic_write_table(self.run_dir / SAMPLES_PARQUET, tables.samples, sync_dir=False)
+        atomic_write_table(self.run_dir / SUMMARY_PARQUET, tables.summary, sync_dir=False)
+        atomic_write_table(self.run_dir / SUMMARY_CSV, tables.summary, sync_dir=False)
+        atomic_write_table(self.run_dir / SPEEDUPS_PARQUET, tables.speedups, sync_dir=False)
+        atomic_write_table(self.run_dir / SPEEDUPS_CSV, tables.speedups, sync_dir=False)
         _fsync_dir(self.run_dir)
 
-    def _speedups_table(self) -> pa.Table:
-        """Pairs whose two cells are still in the run (a cell retried alone drops its old pair)."""
-        cells = {tuple(rec["row"][a] for a in AXES) for _, rec in self._cache.values()}
-        rows = []
-        for _, rec in sorted(self._pairs.values(), key=lambda item: item[1]["written_ns"]):
-            row = rec["row"]
-            axes = {a: row[a] for a in PAIR_AXES}
-            if all(tuple({**axes, "form": form}[a] for a in AXES) in cells for form in ("train", "deploy")):
-                rows.append({name: _clean_number(row.get(name)) for name in SPEEDUP_COLUMNS})
-        return pa.Table.from_pylist(rows, schema=speedups_schema())
 
-
-def _read_cell(path: Path) -> dict[str, Any]:
+def read_cell(path: Path) -> dict[str, Any]:
+    """A cell file's record, with the fields every row has; ValueError naming the file otherwise."""
     try:
         record = json.loads(path.read_bytes())
         row = record["row"]
@@ -367,23 +321,3 @@ def _read_cell(path: Path) -> dict[str, Any]:
     if row["status"] not in STATUSES:
         raise ValueError(f"{path}: status '{row['status']}' is unknown; known: {', '.join(STATUSES)}")
     return record
-
-
-def _samples_table(records: list[dict[str, Any]]) -> pa.Table:
-    """Every raw sample of every cell: the cell's run_id and axes repeated, its index, its value in ms."""
-    schema = samples_schema()
-    counts = np.array([len(rec["samples_ms"]) for rec in records], dtype=np.int64)
-    owner = np.repeat(np.arange(len(records)), counts)
-    columns = []
-    for name in ("run_id", *AXES):
-        per_cell = pa.array([rec["row"][name] for rec in records], type=schema.field(name).type)
-        columns.append(per_cell.take(pa.array(owner, type=pa.int64())))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(records) else np.zeros(0, np.int64)
-    index = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
-    values = [v for rec in records for v in rec["samples_ms"]]
-    columns.append(pa.array(index, type=pa.int64()))
-    columns.append(pa.array(values, type=pa.float64()))
-    if tuple(schema.names) != SAMPLE_COLUMNS:
-        raise RuntimeError(f"samples schema {schema.names} differs from SAMPLE_COLUMNS {SAMPLE_COLUMNS}")
-    return pa.Table.from_arrays(columns, schema=schema)
-

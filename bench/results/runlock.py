@@ -51,3 +51,23 @@ def run_lock(run_dir: Path | str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def holder(run_dir: Path | str) -> str | None:
+    """The pid of the live sweep holding `run_dir`'s lock ("unknown" if it wrote none), or None when no
+    sweep holds it. Opens the lock file read-only: a reader writes nothing into a folder a sweep holds."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

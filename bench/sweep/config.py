@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import socket
 import sys
 import typing
@@ -167,10 +168,14 @@ def check_timeout(value: Any) -> float:
     return float(value)
 
 
+SEED_MAX = 2**64 - 2
+"""torch's generators take seeds below 2**64, and a unit draws its gate input from seed + 1."""
+
+
 def check_seed(value: Any) -> int:
-    """A whole number >= 0 (1.7 is refused rather than truncated to 1)."""
-    if not _is_int(value) or value < 0:
-        raise ConfigError(f"seed must be a whole number >= 0; got {value!r}")
+    """A whole number from 0 to SEED_MAX (1.7 is refused rather than truncated to 1)."""
+    if not _is_int(value) or not 0 <= value <= SEED_MAX:
+        raise ConfigError(f"seed must be a whole number from 0 to 2**64 - 2 ({SEED_MAX}); got {value!r}")
     return int(value)
 
 
@@ -189,14 +194,29 @@ RUN_CHECKS: dict[str, Callable[[Any], Any]] = {
 """`[run]` key (and `override` setting) -> its check, which raises `ConfigError` or returns the value."""
 
 
+FOLDER_NAME = re.compile(r"[\w-][\w.-]*")
+"""A plain folder name: letters, digits, '-', '_', '.'; not starting with '.'."""
+
+
+def _reserved_names() -> dict[str, str]:
+    from bench.results.layout import TRACES_DIR
+    from bench.results.read import HIDDEN_DIRS
+
+    return {**{name: "readers skip folders of that name, so its rows would be hidden" for name in HIDDEN_DIRS},
+            TRACES_DIR: "it holds `bench profile` traces beside the runs"}
+
+
 def check_run_id(run_id: Any) -> str:
-    """A run id names one folder under results/<hardware>/: a single plain name, not '', '.', '..' or a
-    path (those would write into the results root or beside it, and hide other runs from `load`)."""
+    """A run id names one folder under results/<hardware>/: a single plain name (`FOLDER_NAME`), not a
+    path (that would write into the results root or beside it) and not a name readers hide."""
     text = run_id if isinstance(run_id, str) else ""
-    plain = bool(text.strip()) and text == text.strip() and text not in (".", "..") and not text.startswith(".")
-    if not plain or any(c in text for c in "/\\\0"):
+    if not FOLDER_NAME.fullmatch(text):
         raise ConfigError(f"run id {run_id!r} must be a single plain folder name (letters, digits, '-', '_', "
-                          "'.'; not empty, not starting with '.', no '/')")
+                          "'.'; not empty, not starting with '.', no '/', spaces or control characters)")
+    reserved = _reserved_names()
+    if text.lower() in reserved:
+        raise ConfigError(f"run id {text!r} is reserved ({reserved[text.lower()]}); reserved: "
+                          f"{', '.join(reserved)}; pick another name")
     return text
 
 
@@ -261,8 +281,9 @@ def from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> SweepConf
         raise ConfigError("[axes] needs 'model' (a list of model names)")
     axes = {axis: check_axis(axis, axes_raw.get(axis, DEFAULT_AXES.get(axis))) for axis in AXES}
     name = str(raw.get("name", default_name))
-    if not name or any(c in name for c in "/\\ "):
-        raise ConfigError(f"name '{name}' must be non-empty without spaces or slashes")
+    if not FOLDER_NAME.fullmatch(name):
+        raise ConfigError(f"name {name!r} starts the run id, a folder name: letters, digits, '-', '_', '.'; "
+                          "not empty, not starting with '.', no spaces, slashes or control characters")
     return SweepConfig(
         name=name,
         axes=axes,

@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from bench.models.user import MODEL_CODE_FAILURES
 from bench.sweep import faults, workload
 from bench.sweep.failures import classify, describe
 from bench.sweep.orphans import watch_parent
@@ -64,7 +65,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         fits(spec)
         outcome = CellOutcome(status="ok")
-    except Exception as exc:  # noqa: BLE001 - every failure is data
+    except MODEL_CODE_FAILURES as exc:  # every failure is data, a model's sys.exit() too
         traceback.print_exc()
         outcome = CellOutcome(status=classify(exc), error=describe(exc))
     write_atomic(Path(out_path), outcome.to_json())

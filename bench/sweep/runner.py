@@ -130,14 +130,20 @@ class SweepSummary:
 
 
 def _open_writer(plan_: SweepPlan, env: Optional[dict[str, Any]] = None) -> Any:
-    """`env`: the fingerprint of the machine that runs the units (a remote node's); default this one's."""
+    """`env`: the fingerprint of the machine that runs the units (a remote node's); default this one's.
+    A folder holding another run's cells, or cells of other settings (seed; threads: the config's, else
+    this machine's torch default), is refused before anything is measured (`check_run_folder`)."""
     from bench.measure.env import run_environment
     from bench.results.guard import check_run_folder
     from bench.results.io import RunWriter
 
-    check_run_folder(plan_.run_dir)
+    local, env = env is None, run_environment() if env is None else env
+    # what the cells' rows will record: the config's threads, else the torch default of this machine, where
+    # the workers inherit our environment (Ray sets OMP_NUM_THREADS per task, so a node's default is unknown)
+    threads = plan_.config.num_threads or (env.get("torch_num_threads") if local else None)
+    check_run_folder(plan_.run_dir, run=(plan_.run_id, plan_.hardware),
+                     settings={"seed": plan_.config.seed, **({"num_threads": threads} if threads else {})})
     writer = RunWriter(plan_.run_dir)
-    env = run_environment() if env is None else env
     if not (plan_.run_dir / "env.json").exists():
         writer.write_env(env)
     plan_.git_sha = plan_.git_sha or env.get("git_sha")

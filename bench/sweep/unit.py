@@ -11,7 +11,8 @@ copy) -> timing: a pair in alternating blocks inside one NVML window that covers
 lone cell alone (int8: then each form's fp32 and int8 sessions side by side) -> a memory pass per form ->
 rows.
 
-Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`);
+Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`),
+and so does a model's `sys.exit()` (`bench.models.user.MODEL_CODE_FAILURES`);
 the other cell of a pair gets the same status, its error naming the form that failed.
 """
 
@@ -26,6 +27,7 @@ import torch
 
 from bench.measure.repro import no_autotune
 from bench.models.gate import GATE_MAX_BATCH, run_gate
+from bench.models.user import MODEL_CODE_FAILURES
 from bench.sweep import collect, dynamo_state, faults, workload
 from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops, time_first_call
 from bench.sweep.failures import classify, describe
@@ -348,7 +350,7 @@ def prebuild(spec: UnitSpec, cache: ModelCache) -> None:
             cache.macs_of(cell.model, cell.form, cell.resolution)
         if any(cell.form == "deploy" for cell in spec.cells):
             cache.fold_of(spec.cells[0].model)
-    except Exception:  # noqa: BLE001 - the unit itself reports it
+    except MODEL_CODE_FAILURES:  # the unit itself reports it
         traceback.print_exc()
     finally:
         gc.collect()
@@ -368,7 +370,7 @@ def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
         unit.time_int8()
         unit.memory(fns, modules, baseline)
         return unit.outcome(timed)
-    except Exception as exc:  # noqa: BLE001 - every failure is data
+    except MODEL_CODE_FAILURES as exc:  # every failure is data, a model's sys.exit() too
         traceback.print_exc()
         return unit.failure(exc)
     finally:

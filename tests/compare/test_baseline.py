@@ -106,3 +106,54 @@ def test_invariants_messages_name_the_documented_command(tmp_path: Path, capsys)
     from bench.models import invariants
 
     assert invariants.REGENERATE == "python -m bench invariants --write"
+
+
+def test_a_corrupt_current_baseline_says_how_to_replace_it_and_force_replaces_it(root: Path, capsys) -> None:
+    old = root / "baselines" / "cpu-x.parquet"
+    old.parent.mkdir()
+    old.write_bytes(b"<<<<<<< HEAD\nnot parquet\n")
+    argv = ["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(root)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"the current baseline is unreadable: {old}" in err and f"delete {old}" in err and "--force" in err
+    assert main([*argv, "--force"]) == 0
+    assert "replaced an unreadable baseline (cpu-x.parquet)" in capsys.readouterr().out
+    assert load(old).equals(load(root / "cpu-x" / "run-1"))
+
+
+def test_a_results_root_that_takes_no_files_exits_2_without_a_traceback(root: Path, tmp_path: Path, capsys) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "baselines").write_text("a file where the folder goes")
+    targets = [blocked] + ([Path("/proc/bench-baselines-test")] if Path("/proc/self").is_dir() else [])
+    for target in targets:
+        assert main(["baseline", "update", str(root / "cpu-x" / "run-1"), "--results-root", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot write" in err and "--results-root DIR" in err and "Traceback" not in err, err
+
+
+def test_baseline_update_refuses_a_run_a_sweep_is_writing_and_reads_a_killed_ones_cells(tmp_path: Path,
+                                                                                          capsys) -> None:
+    import os
+
+    from bench.results.runlock import run_lock
+    from tests.results.test_load import _killed_sweep
+
+    run = _killed_sweep(tmp_path / "results" / "cpu-a" / "run-k")
+    argv = ["baseline", "update", str(run), "--results-root", str(tmp_path / "results")]
+    with run_lock(run):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{run} is being swept (pid {os.getpid()}), so its rows are not final" in err
+    assert not (tmp_path / "results" / "baselines").exists()
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "its tables are 4 cell(s) behind" in captured.err and "run run-k (4 cells: ok 4)" in captured.out
+
+
+def test_baseline_update_of_an_empty_run_says_so(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "results" / "cpu-a" / "run-e"
+    RunWriter(run)
+    assert main(["baseline", "update", str(run), "--results-root", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err
+    assert f"{run}: holds no result rows" in err and "0 run(s)" not in err

@@ -179,3 +179,26 @@ def test_an_id_of_the_older_form_is_explained(tmp_path: Path) -> None:
                     hardware="amd-epyc-f25m1-2c")
     with pytest.raises(HardwareMismatchError, match=r"'amd-epyc' is a hardware id of the older form"):
         compare(load_run(old), load_run(new))
+
+
+@pytest.mark.parametrize("damage, message", [
+    ({"latency_ms_median": None, "n_samples": None, "latency_ms_median_ci_low": None,
+      "latency_ms_median_ci_high": None}, "latency_ms_median is nan"),
+    ({"speedup_median": float("inf"), "speedup_ci_low": -1.0, "speedup_ci_high": float("inf")},
+     "speedup_median = inf, speedup_ci_low = -1.0, speedup_ci_high = inf"),
+    ({"speedup_median": 1.5, "speedup_ci_low": 1.6, "speedup_ci_high": 1.4}, "is not an interval"),
+])
+@pytest.mark.parametrize("speedups_only", [False, True])
+def test_ok_rows_without_finite_timings_are_refused_not_passed(runs: dict[str, Path], tmp_path: Path, capsys,
+                                                               damage, message, speedups_only) -> None:
+    """A run whose ok rows hold nothing measured, or an infinite speedup with a negative interval, cannot
+    pass a comparison: exit 2 naming the cells and what is wrong."""
+    import dataclasses
+
+    no_samples = "latency_ms_median" in damage
+    new = _copy_with(tmp_path, "damaged", runs["aa"],
+                     lambda r, s: (dataclasses.replace(r, **damage), [] if no_samples else s))
+    argv = ["compare", str(runs["base"]), str(new), *(["--speedups-only"] if speedups_only else [])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{new}: {len(KEYS)} ok row(s) carry no usable timing" in err and message in err, err

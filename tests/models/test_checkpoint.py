@@ -102,7 +102,10 @@ def test_numpy_arrays_are_accepted():
 
 
 @pytest.mark.parametrize("content, message", [(b"", "is empty"), (b"<html>not a checkpoint</html>\n",
-                                                                   "is not a torch checkpoint")])
+                                                                   "is not a torch checkpoint"),
+                                              (b"\x80", "is not a torch checkpoint.*IndexError"),
+                                              (b"\x80\x02X\x05\x00\x00\x00ab", "is not a torch checkpoint"),
+                                              (b"\x80\x02X\x02\x00\x00\x00\xff\xfe", "is not a torch checkpoint")])
 def test_a_text_or_empty_file_is_a_message_naming_the_path(a0_train, tmp_path, content, message):
     path = tmp_path / "a0.pth"
     path.write_bytes(content)

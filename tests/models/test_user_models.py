@@ -135,3 +135,84 @@ def test_bench_run_times_an_own_model_to_ok_rows(net_file, tmp_path):
     assert (df["status"] == "ok").all(), df[["form", "status", "error"]]
     deploy = df[df["form"] == "deploy"].iloc[0]
     assert pd.notna(deploy["max_rel_err"]) and deploy["max_rel_err"] <= deploy["tolerance"]
+
+
+HOSTILE = {
+    "exits.py": "import sys\nsys.exit(0)\n",
+    "parses.py": textwrap.dedent("""
+        import argparse
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--epochs", type=int, required=True)
+        ARGS = parser.parse_args()
+    """),
+    "interrupts.py": "def build():\n    raise KeyboardInterrupt\n",
+}
+
+
+@pytest.mark.parametrize("file, factory, message", [
+    ("exits.py", "build", r"importing .* failed: SystemExit\(0\): the model's code called sys.exit"),
+    ("parses.py", "build", r"importing .* failed: SystemExit\(2\)"),
+    ("interrupts.py", "build", "the factory raised KeyboardInterrupt"),
+])
+def test_a_model_that_exits_or_interrupts_is_a_named_error(tmp_path, capsys, file, factory, message):
+    """sys.exit() at import, argparse at import (which must not read our command line) and a
+    KeyboardInterrupt from the factory are plan-time errors naming the spec, not the end of the command."""
+    path = tmp_path / file
+    path.write_text(HOSTILE[file])
+    spec = f"{path}:{factory}"
+    with pytest.raises(ConfigError, match=message) as caught:
+        check_models([spec])
+    assert spec in str(caught.value)
+    usage = capsys.readouterr().err
+    assert ("usage: parses.py" in usage) == (file == "parses.py") and "bench" not in usage, usage
+
+
+def test_a_model_that_exits_in_the_worker_is_an_error_row_naming_it(tmp_path):
+    """User code inside a worker (the factory called again there, the forward) that calls sys.exit() is
+    the cell's error, not a silent end of the worker."""
+    from bench.sweep.cells import expand
+    from bench.sweep.config import from_dict
+    from bench.sweep.protocol import UnitSpec
+    from bench.sweep.unit import ModelCache, run_unit
+
+    path = tmp_path / "late_exit.py"
+    path.write_text(textwrap.dedent("""
+        import sys
+        from torch import nn
+        CALLS = []
+
+        def second_call_exits():
+            CALLS.append(1)
+            if len(CALLS) > 1:
+                sys.exit(3)
+            return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+
+        class Exits(nn.Module):
+            def forward(self, x):
+                sys.exit(0)
+
+        def forward_exits():
+            return Exits()
+    """))
+    for factory, code in (("second_call_exits", "3"), ("forward_exits", "0")):
+        spec = f"{path}:{factory}"
+        check_models([spec])
+        cells = expand(from_dict({"axes": {"model": [spec], "batch_size": [1], "resolution": [32]}}), "cpu")
+        unit = UnitSpec(cells=tuple(c for c in cells if not c.skip_reason), device="cpu")
+        outcome = run_unit(unit, ModelCache(seed=0))
+        assert {c.status for c in outcome.cells} == {"error"}, outcome
+        assert f"SystemExit({code})" in outcome.cells[0].error, outcome.cells[0].error
+
+
+@pytest.mark.parametrize("command", ["run", "export"])
+def test_bench_run_and_export_exit_2_naming_a_model_that_exits(tmp_path, command):
+    path = tmp_path / "exits.py"
+    path.write_text(HOSTILE["exits.py"])
+    spec = f"{path}:build"
+    args = (["run", "--preset", "smoke", "--models", spec, "--device", "cpu", "--dry-run"] if command == "run"
+            else ["export", spec, "--format", "state_dict", "--out", str(tmp_path / "m.pt")])
+    done = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert spec in done.stderr and "SystemExit(0)" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "m.pt").exists()

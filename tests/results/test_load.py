@@ -94,3 +94,51 @@ def test_missing_sample_column_names_the_file(results: Path) -> None:
     _rewrite(path, lambda t: t.drop(["latency_ms"]))
     with pytest.raises(ResultsFileError, match=r"run-1/samples\.parquet: missing sample column\(s\) latency_ms"):
         load_samples(results / "cpu-a" / "run-1")
+
+
+def _killed_sweep(run: Path, n_cells: int = 4, n: int = 5) -> Path:
+    """The folder a SIGKILLed sweep leaves: cell files written unit by unit, its tables still those written
+    when it opened the folder (they follow at a flush, at most every FLUSH_EVERY_S, which never came)."""
+    from bench.results.io import RunWriter
+    from tests.results.results_rows import lognormal, row
+
+    writer = RunWriter(run)
+    rng = np.random.default_rng(3)
+    for key in cells(n_cells):
+        samples = lognormal(rng, 2.0, n)
+        writer.write_unit([(row(*key, run_id=run.name, hardware=run.parent.name, samples=samples), samples)])
+    assert len(pq.read_table(run / "summary.parquet")) == 0
+    return run
+
+
+def test_a_killed_sweeps_rows_are_read_from_its_cell_files_without_writing(tmp_path: Path, capsys) -> None:
+    from bench.report.command import load_all
+    from bench.results.read import tables_behind
+
+    run = _killed_sweep(tmp_path / "results" / "cpu-a" / "run-k")
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    assert tables_behind(run) == 4
+    assert len(load(run)) == 4 and len(load_samples(run)) == 4 * 5
+    assert len(load(tmp_path / "results")) == 4 and set(load(run)["status"]) == {"ok"}
+    assert len(load_all([tmp_path / "results"])) == 4
+    err = capsys.readouterr().err
+    assert f"{run}: its tables are 4 cell(s) behind its cell files (its sweep was stopped" in err
+    assert "the same `bench run` command resumes the run" in err
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before, "a reader wrote into the run"
+    from bench.results.io import RunWriter
+
+    RunWriter(run)
+    assert tables_behind(run) == 0 and len(pq.read_table(run / "summary.parquet")) == 4
+
+
+def test_a_cell_file_with_a_wrong_typed_value_is_named_by_readers(tmp_path: Path) -> None:
+    import json
+
+    run = _killed_sweep(tmp_path / "results" / "cpu-a" / "run-k")
+    cell = sorted((run / "cells").glob("*.json"))[1]
+    record = json.loads(cell.read_text())
+    record["row"]["latency_ms_median"] = "fast"
+    cell.write_text(json.dumps(record))
+    with pytest.raises(ResultsFileError, match=rf"{cell}: column 'latency_ms_median' holds 'fast' \(a str\), "
+                                               r"not a double; .*move it away and run the same command again"):
+        load(run)

@@ -171,7 +171,9 @@ def test_timing_values_are_checked_against_the_timing_class(timing, message):
 
 
 @pytest.mark.parametrize("run, message", [
-    ({"seed": 1.7}, r"seed must be a whole number >= 0; got 1.7"),
+    ({"seed": 1.7}, r"seed must be a whole number from 0 to 2\*\*64 - 2 \(18446744073709551614\); got 1.7"),
+    ({"seed": 2**64 + 5}, r"seed must be a whole number from 0 to 2\*\*64 - 2 .*got 18446744073709551621"),
+    ({"seed": 2**64 - 1}, r"seed must be a whole number from 0 to 2\*\*64 - 2"),
     ({"seed": "1"}, r"seed must be a whole number"),
     ({"num_threads": -2}, r"num_threads must be a whole number >= 1"),
     ({"num_threads": 0}, r"num_threads must be a whole number >= 1"),
@@ -197,13 +199,29 @@ def test_cli_refuses_negative_threads_and_fractional_seed(tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("run_id", ["..", ".", "", " ", "a/b", ".hidden"])
+@pytest.mark.parametrize("run_id", ["..", ".", "", " ", "a/b", ".hidden", "a\nb", "tab\tid", "x "])
 def test_run_ids_must_be_one_plain_name(run_id, tmp_path, capsys):
     out = tmp_path / "results"
     argv = ["--preset", "smoke", "--device", "cpu", "--run-id", run_id, "--dry-run", "--out", str(out)]
     assert command.main(argv) == 2
     assert "must be a single plain folder name" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("run_id", ["baselines", "cells", "Cells", "traces"])
+def test_run_ids_that_readers_hide_are_refused_with_the_reason(run_id, tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--preset", "smoke", "--device", "cpu", "--run-id", run_id, "--dry-run", "--out", str(out)]
+    assert command.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"run id '{run_id}' is reserved" in err and "reserved: baselines, cells, traces" in err
+    assert not out.exists()
+
+
+def test_the_largest_seed_runs_and_a_config_name_is_a_folder_name():
+    assert from_dict({**_raw(), "run": {"seed": 2**64 - 2}}).seed == 2**64 - 2
+    with pytest.raises(ConfigError, match=r"name 'a\\nb' starts the run id"):
+        from_dict({**_raw(), "name": "a\nb"})
 
 
 def test_out_naming_a_file_is_refused(tmp_path, capsys):
