@@ -88,7 +88,7 @@ class Conversion:
         text = f"converted with {self.recipe}"
         if self.untraceable:
             path, reason = self.untraceable[0]
-            text += (f" ({len(self.untraceable)} parts not traceable, first '{path or 'the model'}': {reason}; "
+            text += (f" ({len(self.untraceable)} part(s) not traceable, first '{path or 'the model'}': {reason}; "
                      "their children were folded on their own)")
         return text
 
@@ -106,7 +106,7 @@ def convert(model: nn.Module) -> Conversion:
     if found.untraceable:
         path, reason = found.untraceable[0]
         warnings.warn(
-            f"to_deploy: {len(found.untraceable)} parts of {type(model).__name__} cannot be traced by torch.fx "
+            f"to_deploy: {len(found.untraceable)} part(s) of {type(model).__name__} cannot be traced by torch.fx "
             f"(first '{path or 'the model'}': {reason}); folds across their children are not found, folds "
             "inside each child are", stacklevel=3,
         )

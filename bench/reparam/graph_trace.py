@@ -35,7 +35,8 @@ class TracedPart:
 class Traced:
     parts: tuple[TracedPart, ...]
     untraceable: tuple[tuple[str, str], ...] = ()
-    """(path, reason) of each module whose own forward fx cannot trace; its children were traced alone."""
+    """(path, reason) of each module with children whose own forward fx cannot trace; its children were
+    traced alone."""
 
 
 class _Tracer(torch.fx.Tracer):
@@ -73,10 +74,13 @@ def _trace_part(module: nn.Module, path: str, parts: list, untraceable: list) ->
     children = list(callable_children(module))
     leaves: frozenset[int] = frozenset()
     if graph is None:
-        leaves = frozenset(id(child) for _, child in children if _try(child, frozenset())[0] is None)
+        tracer = _Tracer(frozenset())
+        leaves = frozenset(id(child) for name, child in children
+                           if not tracer.is_leaf_module(child, name) and _try(child, frozenset())[0] is None)
         graph = _try(module, leaves)[0] if leaves else None
     if graph is None:
-        untraceable.append((path, reason))
+        if children:  # a module without children has nothing to fold inside
+            untraceable.append((path, reason))
         leaves = frozenset(id(child) for _, child in children)
     else:
         parts.append(TracedPart(path, graph))
