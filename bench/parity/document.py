@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import typing
 from pathlib import Path
 from typing import Optional
 
@@ -16,20 +17,29 @@ from bench.parity.audit import COLUMNS, COMPLETE, VERDICTS, ParityRow
 from bench.results.io import atomic_write
 
 
+def _parse(text: str, hint: object) -> object:
+    """A CSV cell back to its field's type: '' is None for Optional fields and '' for str ones."""
+    kinds = typing.get_args(hint) or (hint,)
+    if text == "":
+        return None if type(None) in kinds else ""
+    kind = next(k for k in kinds if k is not type(None))
+    if kind is bool:
+        return text == "True"
+    return int(float(text)) if kind is int else kind(text)
+
+
 def read_rows(csv: Path) -> list[ParityRow]:
     """The rows of an earlier audit file (none if it does not exist)."""
     if not csv.is_file():
         return []
-    frame = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{csv}: not an audit file of this version (missing {', '.join(missing)}); "
                          "move it away or run without --resume")
-    rows = []
-    for record in frame[list(COLUMNS)].to_dict("records"):
-        clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()}
-        rows.append(ParityRow(**clean))
-    return rows
+    hints = typing.get_type_hints(ParityRow)
+    return [ParityRow(**{k: _parse(v, hints[k]) for k, v in record.items()})
+            for record in frame[list(COLUMNS)].to_dict("records")]
 
 
 def _num(value: Optional[float]) -> str:
@@ -103,7 +113,8 @@ def write(rows: list[ParityRow], out: Path, stem: str, selection: str) -> tuple[
     out.mkdir(parents=True, exist_ok=True)
     csv, md = out / f"{stem}.csv", out / f"{stem}.md"
     buffer = io.StringIO()
-    pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=list(COLUMNS)).to_csv(buffer, index=False)
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in rows], columns=list(COLUMNS), dtype=object)
+    frame.to_csv(buffer, index=False)
     atomic_write(csv, lambda tmp: tmp.write_text(buffer.getvalue()))
     text = markdown(rows, selection)
     atomic_write(md, lambda tmp: tmp.write_text(text))
