@@ -29,6 +29,15 @@ def test_verdicts(left, reference, expected):
     assert verdict(left, reference)[0] == expected
 
 
+def test_an_ill_conditioned_training_form_is_judged_against_its_own_reordering_error():
+    """timm's repvgg_d2se moves by 1.2e-6 when only its sums are reordered (channels_last); its deploy form
+    (2.7e-6) is exact against that, a wrong fold is not."""
+    assert verdict(Left(2.7e-6, 0, 0, 0), reorder_rel_err=1.2e-6) == (COMPLETE, (
+        "ill-conditioned training form: reordering its own sums moves its output by 1.2e-06, so exact means "
+        "within 1.2e-05"))
+    assert verdict(Left(1e-3, 0, 0, 0), reorder_rel_err=1.2e-6)[0] == WRONG
+
+
 def test_behind_the_reference_is_said():
     left, reference = Left(1e-15, 5, 1, 0), Left(1e-15, 2, 0, 0)
     assert behind(left, reference) and not behind(reference, left)
@@ -38,7 +47,7 @@ def test_behind_the_reference_is_said():
 
 def _row(model: str, verdict_: str = COMPLETE, **fields) -> ParityRow:
     base = dict(model=model, family="fam", input="1x3x64x64", timm_version="9.9", verdict=verdict_, reason="",
-                max_rel_err=1e-15, batchnorms_train=4, batchnorms_left=0, multibranch_train=2, multibranch_left=0,
+                max_rel_err=1e-15, reorder_rel_err=3e-16, batchnorms_train=4, batchnorms_left=0, multibranch_train=2, multibranch_left=0,
                 foldable_pairs_left=0, deploy_recipe="fuse x2", behind_timm=False, timm_verdict=PARTIAL,
                 timm_reason="2 foldable pairs left", timm_max_rel_err=2e-15, timm_batchnorms_left=2,
                 timm_multibranch_left=0, timm_foldable_pairs_left=2, seconds=1.5)
