@@ -116,7 +116,8 @@ def verdict(left: Left, reference: Optional[Left] = None, reorder_rel_err: float
                      f"leaves {reference.batchnorms} and {reference.multibranch}")
     if short:
         return PARTIAL, "; ".join(short)
-    notes = [f"{left.batchnorms} BatchNorms kept, none foldable exactly"] if left.batchnorms else []
+    notes = [f"{left.batchnorms} BatchNorms kept: no fold this package proves exact applies to them"
+             ] if left.batchnorms else []
     if limit > PARITY_FP64:
         notes.append(f"ill-conditioned training form: reordering its own sums moves its output by "
                      f"{reorder_rel_err:.2g}, so exact means within {limit:.2g}")
