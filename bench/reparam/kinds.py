@@ -15,7 +15,9 @@ CONV_SUBCLASSES: frozenset[str] = frozenset({"timm.layers.conv2d_same.Conv2dSame
 """Convs whose forward is `conv2d` with their own weight and bias after a padding of the input: a fold
 that writes the new weight and bias into the module itself keeps that padding."""
 
-BN_AFTER_CONV: dict[type, str] = {nn.BatchNorm2d: "", nn.SyncBatchNorm: ""}
+PLAIN_BN2D: tuple[type, ...] = (nn.BatchNorm2d, nn.SyncBatchNorm)
+"""Exact types whose eval-mode forward is the affine map of their running statistics and nothing else."""
+
 BN_SUBCLASSES: frozenset[str] = frozenset({"timm.layers.norm_act.BatchNormAct2d"})
 """BatchNorms followed, inside the module, by `drop` then `act`: the BN folds into the conv before it and
 the module is replaced by its `drop` and `act`, which stay."""
@@ -37,7 +39,7 @@ def is_unpadded_conv(module: nn.Module) -> bool:
 
 def is_bn2d(module: nn.Module) -> bool:
     """A BatchNorm2d with running statistics, or a handled subclass (`BN_SUBCLASSES`)."""
-    plain = type(module) in BN_AFTER_CONV or (
+    plain = type(module) in PLAIN_BN2D or (
         isinstance(module, nn.BatchNorm2d) and _qualname(module) in BN_SUBCLASSES)
     return plain and module.running_mean is not None
 
@@ -62,7 +64,7 @@ def is_handled_subclass(module: nn.Module) -> bool:
 
 def bn_remainder(bn: nn.Module) -> nn.Module:
     """What stays of a BatchNorm once folded: nothing for a plain one; `drop` then `act` for BatchNormAct2d."""
-    if type(bn) in BN_AFTER_CONV:
+    if type(bn) in PLAIN_BN2D:
         return nn.Identity()
     tail = [m for m in (bn.drop, bn.act) if type(m) is not nn.Identity]
     return nn.Sequential(*tail) if tail else nn.Identity()
