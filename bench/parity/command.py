@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def split(spec: str) -> tuple[list[str], list[str]]:
-    """(timm patterns without the prefix, other entries) of a `--models` value."""
-    entries = [e.strip() for e in spec.split(",") if e.strip()]
+    """(timm patterns without the prefix, other entries) of a `--models` value ('none' is no entry)."""
+    entries = [e.strip() for e in spec.split(",") if e.strip() and e.strip() != "none"]
     return [e[len(PREFIX):] for e in entries if e.startswith(PREFIX)], [e for e in entries if not e.startswith(PREFIX)]
 
 

@@ -67,6 +67,7 @@ def test_audit_files_round_trip_and_summarise(tmp_path):
 
 def test_models_split_into_timm_patterns_and_the_rest():
     assert split("repvgg_a0, timm:repvit_*,timm:*") == (["repvit_*", "*"], ["repvgg_a0"])
+    assert split("none") == ([], [])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("timm") is not None, reason="timm is installed here")
