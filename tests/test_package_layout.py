@@ -20,6 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "sweep": {"reparam", "models", "measure", "results", "export", "quant"},
     "profile": {"reparam", "models", "measure", "results", "compare", "sweep"},
     "gpucheck": {"reparam", "models", "measure", "results", "sweep", "compare", "report", "profile"},
+    "parity": {"reparam", "models", "results", "compare"},
     "api": {"reparam", "models", "measure", "sweep"},
     "cli": set(),
     "__main__": {"cli"},

@@ -1,8 +1,9 @@
 """A model as a sweep cell measures it, in one place for `bench run`, `bench profile` and the invariants.
 
 Weights from `torch.manual_seed(seed)`, BatchNorm statistics random (`randomize_bn_`, so the deploy form
-is a real fold, not an identity BN folded), eval mode; the deploy form is `to_deploy` of that training
-form, never `create(deploy=True)`, so what is timed is what the correctness gate checked.
+is a real fold, not an identity BN folded), eval mode; the deploy form is `convert` (`to_deploy`) of that
+training form, never `create(deploy=True)`, so what is timed is what the correctness gate checked, and the
+conversion's recipe is what the rows record as `deploy_recipe`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ def training_form(name: str, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
+def deploy_conversion(train: nn.Module):
+    """The folded form of a built training form and how it was made (`bench.reparam.convert`), in eval mode."""
+    from bench.reparam import convert
+
+    return convert(train)
+
+
 def deploy_form(train: nn.Module) -> nn.Module:
     """The folded form of a built training form (`bench.reparam.to_deploy`), in eval mode."""
-    from bench.reparam import to_deploy
-
-    return to_deploy(train).eval()
+    return deploy_conversion(train).model.eval()
 
 
 def build_form(name: str, form: str, seed: int = 0) -> nn.Module:

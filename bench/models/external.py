@@ -1,10 +1,11 @@
 """`torchvision:<name>` and `timm:<name>`: models from those libraries, with random weights, never a download.
 
-Deploy forms: timm's own re-parameterization (`timm.utils.model.reparameterize_model`, which calls each
-block's `reparameterize()` / `switch_to_deploy()` / `fuse()`), else `bench.reparam.to_deploy`; torchvision
-models get conv+BN folding by `torch.fx.experimental.optimization.fuse`, else `to_deploy` (which folds
-conv+BN pairs inside nn.Sequential, e.g. `Conv2dNormActivation`). A deploy form is built in eval mode,
-since folding uses the BN running statistics.
+Deploy forms: timm models get `bench.reparam.to_deploy`, the form a sweep times: it follows timm's
+conventions (each block's `fuse()` / `reparameterize()` / `switch_to_deploy()`, as timm's
+`reparameterize_model` calls them), descends into what they converted and folds what they leave
+(`bench verify --models 'timm:*'` checks it folds at least what timm's recipe folds, with the same output);
+torchvision models get conv+BN folding by `torch.fx.experimental.optimization.fuse`, else `to_deploy`. A
+deploy form is built in eval mode, since folding uses the BN running statistics.
 """
 
 from __future__ import annotations
@@ -29,15 +30,6 @@ def _import(package: str, name: str) -> ModuleType:
         ) from exc
 
 
-def _timm_deploy(model: nn.Module) -> nn.Module:
-    model.eval()
-    try:
-        from timm.utils.model import reparameterize_model
-    except ImportError:
-        return to_deploy(model)
-    return reparameterize_model(model).eval()
-
-
 def _torchvision_deploy(model: nn.Module) -> nn.Module:
     model.eval()
     try:
@@ -52,7 +44,7 @@ def _timm_builder(name: str) -> Builder:
     def build(deploy: bool = False, **kwargs) -> nn.Module:
         timm = _import("timm", name)
         model = timm.create_model(name, pretrained=False, **kwargs)
-        return _timm_deploy(model) if deploy else model
+        return to_deploy(model.eval()) if deploy else model
 
     return build
 

@@ -51,7 +51,8 @@ class GateResult:
                 "batchnorms_train": fold.batchnorms_before if fold else None,
                 "batchnorms_deploy": fold.batchnorms_after if fold else None,
                 "multibranch_train": fold.multibranch_before if fold else None,
-                "multibranch_deploy": fold.multibranch_after if fold else None}
+                "multibranch_deploy": fold.multibranch_after if fold else None,
+                "deploy_recipe": fold.recipe if fold else None}
 
     def describe(self) -> str:
         if self.fold_problem is not None:

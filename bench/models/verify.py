@@ -1,4 +1,5 @@
-"""`python -m bench verify`: deploy form == training form for every block type and, on request, networks.
+"""`python -m bench verify`'s block and model rows (the command, `bench.parity.command`, adds the timm
+parity audit): deploy form == training form for every block type and, on request, networks.
 
 Each row: random weights, random BN statistics (`bench.models.init.randomize_bn_`), eval mode, the block
 or network against `to_deploy` of itself, in float32 and float64, with the BatchNorms and multi-branch
@@ -55,7 +56,8 @@ BLOCK_CASES: dict[str, Callable[[], nn.Module]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default="none", help="'all' (every registered built-in model), "
-                        "'none' (default) or a comma-separated list")
+                        "'none' (default) or a comma-separated list; timm:<name or glob> entries "
+                        "(timm:*, timm:repvit_*) get the parity audit against timm's own recipe")
     parser.add_argument("--no-blocks", action="store_true", help="skip the per-block rows")
     parser.add_argument("--dtypes", default="float32,float64", help=f"comma-separated, from {', '.join(DTYPES)}")
     parser.add_argument("--resolution", type=int, default=64, help="network input side (default 64)")

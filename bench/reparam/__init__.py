@@ -2,8 +2,9 @@
 
 Pure algebra in `algebra`; module adapters in `fold`; what every block shares in `base`; blocks in
 `conv_bn`, `repvgg_block`, `ac_block`, `dbb_block`, `qarepvgg_block`, `mobileone_block` (their SE in
-`se`); whole-model conversion in `convert` (graph-wide conv -> BN in `graph_fold`); `fold_report` says
-what a conversion removed. Nothing here times anything or touches files.
+`se`); whole-model conversion in `convert`: third-party conventions in `conventions`, then folds of
+neighbouring calls found in the traced forward (`graph_trace`, `graph_fold`), with module kinds proven
+in `kinds`; `fold_report` says what a conversion removed. Nothing here times anything or touches files.
 """
 
 from bench.reparam.ac_block import ACBlock

@@ -1,4 +1,17 @@
-"""`to_deploy(model)`: the whole-model conversion from training form to deploy form."""
+"""`to_deploy(model)`: the most complete exact conversion from training form to deploy form.
+
+In this order, on a deep copy:
+1. YOLOv6's `fuse_model`: modules with `conv`, `bn` and `forward_fuse` fold their BN (its blocks need it first);
+2. every module that converts itself does so by its convention (`conventions`: fuse, reparameterize,
+   switch_to_deploy, merge_dilated_branches), from the model down; the conversion then descends into
+   what the module became, so blocks a parent's conversion left alone (timm's GhostModuleV3 inside a
+   GhostBottleneckV3) are converted too;
+3. this package's generic folds on what remains, wherever the traced forward has them (`graph_fold`:
+   conv -> BN, BN -> unpadded conv, Linear -> BN1d, BN1d -> Linear), which also fold the post-BN YOLOv6's
+   QARepVGG keeps for quantization-aware training.
+Every step is exact; a BatchNorm that folds nowhere stays (none is replaced by Identity unfolded). The
+`Conversion` says which conventions and folds ran and how often: rows record it as `deploy_recipe`.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +19,13 @@ import copy
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional
 
+import torch
 from torch import nn
 
-from bench.reparam.fold import conv_from_kernel_bias, fold_conv_bn
-from bench.reparam.graph_fold import fold_graph_conv_bn
-
-DEPLOY_METHODS: tuple[str, ...] = ("switch_to_deploy", "reparameterize")
-"""Methods by which blocks convert themselves in place: ours and the official repos' use
-`switch_to_deploy()`; timm's re-parameterizable blocks (RepVGG, MobileOne, FastViT) use `reparameterize()`."""
+from bench.reparam import conventions, kinds
+from bench.reparam.fold import fold_conv_bn
+from bench.reparam.graph_fold import fold_graph_pairs
 
 
 def _require_eval(model: nn.Module) -> None:
@@ -27,117 +37,87 @@ def _require_eval(model: nn.Module) -> None:
         )
 
 
-def _deploy_method(module: nn.Module):
-    for name in DEPLOY_METHODS:
-        method = getattr(module, name, None)
-        if callable(method):
-            return method
-    return None
+@torch.no_grad()
+def fuse_sequential_conv_bn(seq: nn.Sequential) -> int:
+    """In place: every conv directly followed by a BatchNorm in `seq` folds (kinds as `kinds` proves them:
+    a BatchNormAct2d keeps its activation, a Conv2dSame its padding). Returns how many pairs folded.
 
-
-def fuse_sequential_conv_bn(seq: nn.Sequential) -> None:
-    """In place: every Conv2d directly followed by a matching BatchNorm2d becomes a conv with bias.
-
-    The BN is replaced by nn.Identity so the Sequential's indices (and so its state-dict keys of the
-    other layers) stay as they were.
+    The BN is replaced by what is left of it (nn.Identity, or the activation) so the Sequential's indices,
+    and so the state-dict keys of its other layers, stay as they were. Only an exact nn.Sequential: a
+    subclass may compute something else in its forward.
     """
-    names = list(seq._modules)
+    if type(seq) is not nn.Sequential:
+        raise TypeError(f"fuse_sequential_conv_bn takes an nn.Sequential, not a {type(seq).__name__}")
+    names, folded = list(seq._modules), 0
     for first, second in zip(names, names[1:]):
         conv, bn = seq._modules[first], seq._modules[second]
-        if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
-            continue
-        if bn.num_features != conv.out_channels or bn.running_mean is None:
-            continue
-        kernel, bias = fold_conv_bn(conv, bn)
-        seq._modules[first] = conv_from_kernel_bias(
-            kernel, bias, like=conv.weight, stride=conv.stride, padding=conv.padding,
-            dilation=conv.dilation, groups=conv.groups, padding_mode=conv.padding_mode,
-        )
-        seq._modules[second] = nn.Identity()
+        if kinds.is_conv(conv) and kinds.is_bn2d(bn) and bn.num_features == conv.out_channels:
+            kinds.write_weight_bias(conv, *fold_conv_bn(conv, bn))
+            seq._modules[second] = kinds.bn_remainder(bn)
+            folded += 1
+    return folded
 
 
-YOLOV6_FUSE = "forward_fuse"
-"""YOLOv6's `fuse_model` recipe: a `Conv` module with `conv`, `bn` and `forward_fuse` gets its BN folded
-into `conv`, loses `bn`, and runs `forward_fuse` from then on."""
-
-
-def _yolov6_fusable(module: nn.Module) -> bool:
-    conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
-    return (
-        callable(getattr(module, YOLOV6_FUSE, None)) and type(conv) is nn.Conv2d
-        and isinstance(bn, nn.BatchNorm2d) and bn.num_features == conv.out_channels
-    )
-
-
-def _yolov6_fuse(module: nn.Module) -> None:
-    conv = module.conv
-    kernel, bias = fold_conv_bn(conv, module.bn)
-    module.conv = conv_from_kernel_bias(
-        kernel, bias, like=conv.weight, stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
-        groups=conv.groups, padding_mode=conv.padding_mode,
-    )
-    delattr(module, "bn")
-    module.forward = getattr(module, YOLOV6_FUSE)
-
-
-def _convert_in_place(module: nn.Module, used: Counter) -> None:
-    """Top-down: a module that knows how to convert itself does so (and owns its subtree)."""
-    method = _deploy_method(module)
+def _convert_tree(module: nn.Module, path: str, used: Counter) -> nn.Module:
+    module, method = conventions.apply(module, path)
     if method is not None:
-        method()
-        used[method.__name__] += 1
-        return
-    if _yolov6_fusable(module):
-        _yolov6_fuse(module)
-        used[YOLOV6_FUSE] += 1
-        return
-    if isinstance(module, nn.Sequential):
-        before = sum(isinstance(m, nn.BatchNorm2d) for m in module.children())
-        fuse_sequential_conv_bn(module)
-        used["sequential conv->bn"] += before - sum(isinstance(m, nn.BatchNorm2d) for m in module.children())
-    for child in list(module.children()):
-        _convert_in_place(child, used)
+        used[method] += 1
+    for name, child in list(module.named_children()):
+        new = _convert_tree(child, f"{path}.{name}" if path else name, used)
+        if new is not child:
+            module._modules[name] = new
+    return module
 
 
 @dataclass(frozen=True)
 class Conversion:
-    """A deploy form and how it was made: conventions used (name -> modules converted that way:
-    `switch_to_deploy`, `reparameterize`, `forward_fuse`, `sequential conv->bn`, `graph conv->bn`), and
-    why the graph could not be traced, if it could not."""
+    """A deploy form and how it was made: conventions and folds used (name -> modules converted or pairs
+    folded that way: `forward_fuse`, `fuse`, `reparameterize`, `switch_to_deploy`, `merge_dilated_branches`,
+    `conv->bn`, `bn->conv`, `linear->bn1d`, `bn1d->linear`), and the parts fx could not trace, if any."""
 
     model: nn.Module
     conventions: dict[str, int]
-    untraceable: Optional[str] = None
+    untraceable: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def recipe(self) -> str:
+        """`name xN, ...` in the order they ran, or 'nothing'; what a row's `deploy_recipe` says."""
+        return ", ".join(f"{name} x{count}" for name, count in self.conventions.items() if count) or "nothing"
 
     def describe(self) -> str:
-        used = ", ".join(f"{name} x{count}" for name, count in self.conventions.items() if count) or "nothing"
-        return f"converted with {used}" + (f" (not traceable: {self.untraceable})" if self.untraceable else "")
+        text = f"converted with {self.recipe}"
+        if self.untraceable:
+            path, reason = self.untraceable[0]
+            text += (f" ({len(self.untraceable)} part(s) not traceable, first '{path or 'the model'}': {reason}; "
+                     "their children were folded on their own)")
+        return text
 
 
 def convert(model: nn.Module) -> Conversion:
-    """`to_deploy`, also saying which conventions it used."""
+    """`to_deploy`, also saying which conventions and folds it used."""
     _require_eval(model)
-    deployed = copy.deepcopy(model)
     used: Counter = Counter()
-    _convert_in_place(deployed, used)
-    found = fold_graph_conv_bn(deployed)
-    used["graph conv->bn"] += len(found.pairs)
+    with torch.no_grad():
+        deployed = copy.deepcopy(model)
+        used[conventions.FORWARD_FUSE] += conventions.fuse_forward_fuse_modules(deployed)
+        deployed = _convert_tree(deployed, "", used)
+        found = fold_graph_pairs(deployed)
+    used.update(found.counts())
     if found.untraceable:
+        path, reason = found.untraceable[0]
         warnings.warn(
-            f"to_deploy: {type(model).__name__} cannot be traced by torch.fx ({found.untraceable}); "
-            "conv->BN pairs were folded only where they are neighbours in an nn.Sequential",
-            stacklevel=3,
+            f"to_deploy: {len(found.untraceable)} part(s) of {type(model).__name__} cannot be traced by torch.fx "
+            f"(first '{path or 'the model'}': {reason}); folds across their children are not found, folds "
+            "inside each child are", stacklevel=3,
         )
-    return Conversion(deployed.eval(), dict(used), found.untraceable)
+    return Conversion(deployed.eval(), {name: count for name, count in used.items() if count}, found.untraceable)
 
 
 def to_deploy(model: nn.Module) -> nn.Module:
     """Return a deploy-form deep copy of `model`; `model` itself is left untouched and usable.
 
-    Handles this package's blocks, third-party modules exposing `switch_to_deploy()` or `reparameterize()`,
-    YOLOv6 `Conv` modules (`forward_fuse`), conv+BN pairs inside nn.Sequential, and then every conv -> BN
-    pair left in the traced graph (`bench.reparam.graph_fold`; a model fx cannot trace gets a warning and
-    Sequential folding only). Raises if any module is in training mode. `convert` also says which
-    conventions were used.
+    The most complete exact conversion (see the module docstring): third-party conventions, then this
+    package's folds wherever the traced forward has them. Raises if any module is in training mode.
+    `convert` also says which conventions and folds were used.
     """
     return convert(model).model

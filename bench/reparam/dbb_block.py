@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.reparam.algebra import KernelBias, add_branches, avg_pool_kernel, identity_kernel, merge_1x1_kxk
+from bench.reparam.algebra import KernelBias, add_branches, identity_kernel, merge_1x1_kxk
 from bench.reparam.base import ReparamBlock, sum_branches
 from bench.reparam.conv_bn import branch_conv_bn, padded_kernel_bias
-from bench.reparam.fold import fold_bn, fold_conv_bn
+from bench.reparam.fold import avg_pool_kernel_of, fold_bn, fold_conv_bn
 
 
 class BNAndPad(nn.Module):
@@ -159,7 +159,7 @@ class DiverseBranchBlock(ReparamBlock):
     def _kernel_avg(self) -> KernelBias:
         branch = self.dbb_avg
         device = branch.avgbn.running_mean.device
-        pooled = avg_pool_kernel(self.out_channels, self.groups, self.kernel_size, torch.float64, device)
+        pooled = avg_pool_kernel_of(branch.avg, self.out_channels, self.groups, device)
         second = fold_bn(pooled, None, branch.avgbn)
         if "conv" not in branch._modules:
             return second

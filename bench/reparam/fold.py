@@ -10,17 +10,27 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from bench.reparam.algebra import KernelBias, fuse_conv_bn, identity_kernel
+from bench.reparam.algebra import KernelBias, avg_pool_kernel, bn_affine, fuse_conv_bn, identity_kernel
 
 
 def _f64(tensor: Tensor | None) -> Tensor | None:
     return None if tensor is None else tensor.detach().to(torch.float64)
 
 
-def fold_bn(kernel: Tensor, bias: Tensor | None, bn: nn.BatchNorm2d) -> KernelBias:
-    """(K, b) of `bn(conv_{K,b}(x))` for an eval-mode BN, affine or not."""
+def _require_running_stats(bn: nn.Module) -> None:
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("BatchNorm without running statistics (track_running_stats=False) cannot be folded")
+
+
+def bn_scale_shift(bn: nn.Module) -> tuple[Tensor, Tensor]:
+    """An eval-mode BatchNorm (any dimension) as float64 (scale, shift): BN(x) = scale * x + shift."""
+    _require_running_stats(bn)
+    return bn_affine(_f64(bn.running_mean), _f64(bn.running_var), bn.eps, _f64(bn.weight), _f64(bn.bias))
+
+
+def fold_bn(kernel: Tensor, bias: Tensor | None, bn: nn.BatchNorm2d) -> KernelBias:
+    """(K, b) of `bn(conv_{K,b}(x))` for an eval-mode BN, affine or not."""
+    _require_running_stats(bn)
     return fuse_conv_bn(
         _f64(kernel), _f64(bias), _f64(bn.running_mean), _f64(bn.running_var), bn.eps,
         gamma=_f64(bn.weight), beta=_f64(bn.bias),
@@ -35,6 +45,26 @@ def conv_kernel_bias(conv: nn.Conv2d) -> KernelBias:
     """(K, b) of a plain conv, with a zero bias when it has none."""
     bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
     return _f64(conv.weight), _f64(bias)
+
+
+def linear_weight_bias(linear: nn.Linear) -> KernelBias:
+    """(W, b) of a Linear in float64, with a zero bias when it has none."""
+    bias = linear.bias if linear.bias is not None else torch.zeros(linear.out_features, device=linear.weight.device)
+    return _f64(linear.weight), _f64(bias)
+
+
+def avg_pool_kernel_of(pool: nn.AvgPool2d, channels: int, groups: int, device=None) -> Tensor:
+    """The float64 kernel of an nn.AvgPool2d (`algebra.avg_pool_kernel`), refusing what no kernel computes:
+    count_include_pad=False with padding (border windows divide by fewer pixels), a divisor_override, a
+    ceil_mode that adds partial windows, a non-square window."""
+    size, padding = pool.kernel_size, pool.padding
+    if not isinstance(size, int) or not isinstance(padding, int):
+        raise ValueError(f"only a square AvgPool2d with one padding folds; got kernel_size={size}, padding={padding}")
+    if pool.divisor_override is not None or pool.ceil_mode:
+        raise ValueError("an AvgPool2d with divisor_override or ceil_mode=True is not a convolution; "
+                         "use the defaults (divisor_override=None, ceil_mode=False)")
+    return avg_pool_kernel(channels, groups, size, torch.float64, device, padding=padding,
+                           count_include_pad=pool.count_include_pad)
 
 
 def fold_identity_bn(bn: nn.BatchNorm2d, groups: int, size: int) -> KernelBias:

@@ -1,9 +1,12 @@
 """`fold_report(train, deploy)`: what conversion removed, and whether anything foldable was left behind.
 
 An unconverted network equals itself, so an equivalence check alone passes a "deploy form" that folded
-nothing. The report counts BatchNorms and unconverted multi-branch blocks (`ReparamBlock`s still holding
-their branches) in both forms; `problem()` names a deploy form that changed nothing although its training
-form had something to fold, or that still holds a foldable conv -> BN pair or block.
+nothing. The report counts BatchNorms and unconverted blocks in both forms: this package's `ReparamBlock`s
+still holding their branches, and third-party modules that would still change if converted by their own
+convention (`conventions.would_convert`: timm's RepVggDw, GhostModuleV3, a YOLOv6 RepVGGBlock, ...);
+`problem()` names a deploy form that changed nothing although its training form had something to fold, or
+that still holds a foldable pair (`graph_fold.PAIR_KINDS`) or block. It also carries how the deploy form
+was made (`recipe`, from `convert`), when known.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Optional
 from torch import nn
 
 from bench.reparam.base import ReparamBlock
-from bench.reparam.graph_fold import find_conv_bn_pairs
+from bench.reparam.conventions import would_convert
+from bench.reparam.graph_fold import find_pairs
 
 
 def count_batchnorms(model: nn.Module) -> int:
@@ -22,25 +26,16 @@ def count_batchnorms(model: nn.Module) -> int:
 
 
 def count_multibranch(model: nn.Module) -> int:
-    """Re-parameterizable blocks that still hold their training-form branches."""
-    return sum(isinstance(m, ReparamBlock) and not m.deployed for m in model.modules())
-
-
-def _sequential_pairs(model: nn.Module) -> int:
-    count = 0
-    for seq in (m for m in model.modules() if isinstance(m, nn.Sequential)):
-        children = list(seq.children())
-        count += sum(
-            type(a) is nn.Conv2d and isinstance(b, nn.BatchNorm2d) for a, b in zip(children, children[1:])
-        )
-    return count
+    """Blocks still in their training form: `ReparamBlock`s holding their branches, and third-party modules
+    whose own conversion would still change them."""
+    return sum(
+        (not m.deployed) if isinstance(m, ReparamBlock) else would_convert(m) for m in model.modules()
+    )
 
 
 def count_foldable(model: nn.Module) -> int:
-    """Conv -> BN pairs (from the traced graph, else from Sequentials) plus unconverted blocks."""
-    found = find_conv_bn_pairs(model)
-    pairs = _sequential_pairs(model) if found.untraceable else len(found.pairs)
-    return pairs + count_multibranch(model)
+    """Foldable pairs in the traced forward (`graph_fold.find_pairs`) plus unconverted blocks."""
+    return len(find_pairs(model).pairs) + count_multibranch(model)
 
 
 @dataclass(frozen=True)
@@ -51,6 +46,8 @@ class FoldReport:
     multibranch_after: int
     foldable_before: int
     foldable_after: int
+    recipe: Optional[str] = None
+    """How the deploy form was made (`Conversion.recipe`), when the caller knows."""
 
     @property
     def changed(self) -> bool:
@@ -61,9 +58,9 @@ class FoldReport:
         if not self.changed and self.foldable_before:
             return (f"the deploy form is unchanged ({self.batchnorms_after} BatchNorms, {self.multibranch_after} "
                     f"multi-branch blocks) although the training form has {self.foldable_before} foldable "
-                    "conv->BN pairs or blocks; was it converted with bench.reparam.to_deploy?")
+                    "pairs or blocks; was it converted with bench.reparam.to_deploy?")
         if self.foldable_after:
-            return f"the deploy form still holds {self.foldable_after} foldable conv->BN pairs or blocks"
+            return f"the deploy form still holds {self.foldable_after} foldable pairs or blocks"
         return None
 
     def describe(self) -> str:
@@ -92,8 +89,8 @@ def kernel_ranges(model: nn.Module) -> tuple[KernelRange, ...]:
     )
 
 
-def fold_report(train: nn.Module, deploy: nn.Module) -> FoldReport:
+def fold_report(train: nn.Module, deploy: nn.Module, recipe: Optional[str] = None) -> FoldReport:
     return FoldReport(
         count_batchnorms(train), count_batchnorms(deploy), count_multibranch(train), count_multibranch(deploy),
-        count_foldable(train), count_foldable(deploy),
+        count_foldable(train), count_foldable(deploy), recipe,
     )

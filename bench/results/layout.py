@@ -1,6 +1,8 @@
 """Where results live on disk, in one place: `<root>/<hardware>/<run_id>/` for a run (its files are named
 in `bench.results.io`), `<root>/<hardware>/traces/<name>/` for profiles, `<root>/baselines/` for
-baselines. Every reader and writer asks here, so moving a folder is one edit.
+baselines, `<root>/parity/<library>-<version>/` for parity audits of a library's deploy forms (not
+hardware-specific: they compare numbers, they time nothing). Every reader and writer asks here, so moving
+a folder is one edit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def run_dir_for(root: Path | str, hardware: str, run_id: str) -> Path:
 def traces_dir(root: Path | str, hardware: str, name: str) -> Path:
     """`<root>/<hardware>/traces/<name>/`, where `bench profile` writes one cell's trace."""
     return hardware_dir(root, hardware) / TRACES_DIR / name
+
+
+def parity_dir(root: Path | str, library: str, version: str) -> Path:
+    """`<root>/parity/<library>-<version>/`, where `bench verify` writes a parity audit."""
+    return Path(root) / "parity" / f"{library}-{version}"
 
 
 def run_of(run_dir: Path) -> tuple[str, str]:

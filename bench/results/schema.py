@@ -158,6 +158,9 @@ class Result(_Row):
     batchnorms_deploy: Optional[int] = None
     multibranch_train: Optional[int] = None
     multibranch_deploy: Optional[int] = None
+    # how the deploy form was made (`bench.reparam.Conversion.recipe`): the conventions and folds that ran,
+    # with counts, e.g. "fuse x1" or "reparameterize x36, conv->bn x54"
+    deploy_recipe: Optional[str] = None
     # the pair this row was timed in (copied from its speedups.parquet row; None: timed alone)
     speedup_median: Optional[float] = None
     speedup_ci_low: Optional[float] = None

@@ -38,29 +38,37 @@ from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
 @dataclass
 class ModelCache:
     """What a worker keeps between units: each model's training form (eval mode, random BN statistics from
-    the sweep's seed), its deploy form (`to_deploy`, once) and MACs per (model, form, resolution), all on
-    the CPU in fp32. Units prepare copies, so nothing a unit does (casts, formats, faults) leaks."""
+    the sweep's seed), its deploy form (`convert`, once, with its recipe) and MACs per (model, form,
+    resolution), all on the CPU in fp32. Units prepare copies, so nothing a unit does (casts, formats,
+    faults) leaks."""
 
     seed: int
     forms: dict[tuple[str, str], torch.nn.Module] = field(default_factory=dict)
     macs: dict[tuple[str, str, int], Optional[int]] = field(default_factory=dict)
     folds: dict[str, Any] = field(default_factory=dict)
+    recipes: dict[str, str] = field(default_factory=dict)
 
     def form(self, model: str, form: str) -> torch.nn.Module:
         key = (model, form)
         if key not in self.forms:
-            from bench.models.build import deploy_form, training_form
+            from bench.models.build import deploy_conversion, training_form
 
-            self.forms[key] = (training_form(model, self.seed) if form == "train"
-                               else deploy_form(self.form(model, "train")))
+            if form == "train":
+                self.forms[key] = training_form(model, self.seed)
+            else:
+                conversion = deploy_conversion(self.form(model, "train"))
+                self.recipes[model] = conversion.recipe
+                self.forms[key] = conversion.model.eval()
         return self.forms[key]
 
     def fold_of(self, model: str) -> Any:
-        """What `to_deploy` removed from this model (BatchNorms, multi-branch blocks): once per model."""
+        """What `convert` removed from this model (BatchNorms, multi-branch blocks) and its recipe: once per
+        model."""
         if model not in self.folds:
             from bench.reparam import fold_report
 
-            self.folds[model] = fold_report(self.form(model, "train"), self.form(model, "deploy"))
+            deploy = self.form(model, "deploy")
+            self.folds[model] = fold_report(self.form(model, "train"), deploy, self.recipes.get(model))
         return self.folds[model]
 
     def macs_of(self, model: str, form: str, resolution: int) -> Optional[int]:

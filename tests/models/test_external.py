@@ -21,6 +21,19 @@ def test_timm_repvgg_builds_and_reparameterizes():
     assert rel < 1e-4
 
 
+@pytest.mark.parametrize("name", ["timm:repvit_m1", "timm:ghostnetv3_050"])
+def test_timm_deploy_form_folds_at_least_what_timms_recipe_folds(name):
+    """The form a `timm:` sweep times (`build_form`, i.e. to_deploy) left 2 and 257 BatchNorms here while
+    timm's recipe leaves 0 and 54; now no BatchNorm and no unconverted block is left."""
+    pytest.importorskip("timm")
+    from bench.models.build import build_form
+    from bench.reparam.fold_report import count_batchnorms, count_multibranch
+
+    deploy = build_form(name, "deploy")
+    assert count_batchnorms(deploy) == 0 and count_multibranch(deploy) == 0
+    assert create(name, deploy=True).state_dict().keys() == deploy.state_dict().keys()
+
+
 def test_torchvision_resnet_deploy_folds_every_bn():
     pytest.importorskip("torchvision")
     model = randomize_bn_(create("torchvision:resnet18")).eval()

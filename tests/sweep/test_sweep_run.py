@@ -89,6 +89,7 @@ def test_tiny_sweep_fills_every_column(tmp_path, isolation):
         assert row["peak_rss_mib"] > 50
     deploy = _row(df, form="deploy", precision="fp32")
     assert deploy["max_rel_err"] <= deploy["tolerance"] == 1e-4
+    assert deploy["deploy_recipe"] == "switch_to_deploy x22", "the row says how its deploy form was made"
     assert _row(df, form="train", precision="fp32")["params_m"] > deploy["params_m"]
     skipped = _row(df, form="train", precision="fp16")
     assert skipped["status"] == "skipped" and "not timed on CPU" in skipped["skip_reason"]
