@@ -11,7 +11,6 @@ a speedup is computed from is measured minutes apart at most, under the same the
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import asdict, field, make_dataclass
 from typing import Callable, Optional
@@ -63,10 +62,6 @@ PLAIN_SKIPS: tuple[tuple[Callable[[Cell, str], bool], str], ...] = (
      "train_step needs the training form; the deploy form is for inference only"),
     (lambda cell, device: device == "cpu" and cell.precision != "fp32",
      "{precision} not timed on CPU (the CPU sweep measures fp32 only)"),
-    (lambda cell, device: device == "cpu" and cell.runtime == "cudagraph",
-     "cudagraph not timed on CPU (CUDA graphs need a GPU)"),
-    (lambda cell, device: cell.runtime == "cudagraph" and cell.mode == "train_step",
-     "cudagraph runtime is measured for inference only (optimizer state capture not supported)"),
 )
 """(applies to (cell, device type), reason with the cell's axes filled in): the rules one condition says."""
 
@@ -77,33 +72,15 @@ def _plain_skips(cell: Cell, device_type: str) -> Optional[str]:
                 None)
 
 
-ORT_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16")
-"""What an onnxruntime cell can run in: bf16 has no numpy dtype for ONNX Runtime's inputs (and tf32 / fp16
-are CUDA settings; the CPU rule above already skips them there)."""
-
-
 @skip_rule
-def _onnxruntime_combinations(cell: Cell, device_type: str) -> Optional[str]:
-    """Settings an exported graph cannot take: rows with a reason, as for cudagraph x train_step, so a
-    cartesian sweep over several runtimes still runs the combinations that exist."""
-    if cell.runtime != "onnxruntime":
-        return None
-    if cell.mode != "infer":
-        return "onnxruntime runtime is measured for inference only (an exported graph has no backward); valid mode: infer"
-    if cell.memory_format != "contiguous":
-        return ("onnxruntime runtime runs the exported NCHW graph (ONNX Runtime picks its own layouts); "
-                "valid memory_format: contiguous")
-    if cell.precision not in ORT_PRECISIONS:
-        return f"onnxruntime runtime is not timed in {cell.precision}; valid precision: {', '.join(ORT_PRECISIONS)}"
-    return _onnxruntime_unavailable(device_type)
+def _runtime_skips(cell: Cell, device_type: str) -> Optional[str]:
+    """What the cell's runtime declares it cannot run (device, mode, memory format, precision), then what
+    this machine lacks for it (a package, a provider, a GPU): rows with a reason, so a cartesian sweep
+    over several runtimes still runs the combinations that exist (`bench.sweep.runtimes`)."""
+    from bench.sweep import runtimes
 
-
-@functools.lru_cache(maxsize=None)
-def _onnxruntime_unavailable(device_type: str) -> Optional[str]:
-    """The extra or the device's execution provider missing (asked once per device type)."""
-    from bench.export.ort_runtime import skip_reason as ort_skip_reason
-
-    return ort_skip_reason(device_type)
+    runtime = runtimes.get(cell.runtime)
+    return runtime.combination_problem(cell, device_type) or runtime.unavailable(device_type)
 
 
 def skip_reason(cell: Cell, device_type: str) -> Optional[str]:

@@ -15,7 +15,7 @@ unit's torch thread count (`torch.get_num_threads()` after `--threads` is applie
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -28,10 +28,12 @@ GRAPH_LEVEL = "all"
 """ONNX Runtime's default graph optimisation level: what a deployment gets without asking for less."""
 
 
-def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device) -> OrtSession:
-    """Export `module` (prepared: device, dtype, eval mode) on `x` and open its session."""
+def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
+                 provider: Optional[str] = None) -> OrtSession:
+    """Export `module` (prepared: device, dtype, eval mode) on `x` and open its session (`provider`:
+    default the device's)."""
     return ort_session(module, x, device, num_threads=torch.get_num_threads(), level=GRAPH_LEVEL,
-                       tf32=cell.precision == "tf32")
+                       tf32=cell.precision == "tf32", provider=provider, fp16=cell.precision == "fp16")
 
 
 def record_fields(record: OrtRecord) -> dict[str, Any]:

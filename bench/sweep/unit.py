@@ -3,9 +3,10 @@
 Steps: seed, threads and precision switches -> memory baseline -> the model's training form (random BN
 statistics, built once per worker) and its deploy form (converted once per worker), copied and prepared
 (device, dtype, memory format) for this unit -> the correctness gate FIRST (deploy vs training form on
-the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; for the onnxruntime
-runtime each form is exported and opened as a session first, and every session is gated against the
-PyTorch training form, see `bench.sweep.ort_unit`) -> MACs (once per model, form and resolution, on the
+the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; under every runtime
+but eager and cudagraph each form is opened on the timing input first (`Runtime.open`: compiled,
+exported, converted, built) and every opened form's output is gated against the PyTorch training form,
+so what is timed is what was checked) -> MACs (once per model, form and resolution, on the
 CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed
 phase, a lone cell alone -> a memory pass per form -> rows.
 
@@ -24,9 +25,9 @@ from typing import Any, Iterator, Optional
 
 import torch
 
-from bench.models.gate import GATE_MAX_BATCH, run_gate
+from bench.models.gate import GATE_MAX_BATCH, compare_outputs, run_gate
 from bench.sweep import collect, faults, workload
-from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops, time_first_call
+from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops
 from bench.sweep.failures import classify, describe
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
@@ -89,15 +90,6 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _inductor_misses() -> Optional[int]:
-    """FX-graph cache misses so far (inductor's counter), or None where torch does not keep it."""
-    try:
-        from torch._dynamo.utils import counters
-    except ImportError:
-        return None
-    return int(counters["inductor"].get("fxgraph_cache_miss", 0))
-
-
 class _Unit:
     """The state of one unit while it runs; `current` is the cell being worked on (for attribution)."""
 
@@ -105,17 +97,16 @@ class _Unit:
         self.spec, self.cache = spec, cache
         self.cells = spec.cells
         self.records = [collect.CellRecord() for _ in self.cells]
-        """What was measured of each cell; a deploy cell's (torch runtimes) or every cell's (onnxruntime)
-        record holds its gate."""
+        """What was measured of each cell; a deploy cell's (eager, cudagraph) or every cell's (runtimes
+        that open a form) record holds its gate."""
         self.current = 0
         self.device = torch.device("cuda:0" if spec.device == "cuda" else "cpu")
-        self.sessions: list[Any] = []
-        """onnxruntime only: one `OrtSession` per cell (and the inputs bound to them, kept alive)."""
-        self.inputs: list[torch.Tensor] = []
+        from bench.sweep import runtimes
 
-    @property
-    def onnxruntime(self) -> bool:
-        return self.cells[0].runtime == "onnxruntime"
+        self.runtime = runtimes.get(self.cells[0].runtime)
+        self.opened: list[Any] = []
+        """Runtimes that open a form: one `Opened` per cell (holding what must stay alive)."""
+        self.inputs: list[torch.Tensor] = []
 
     def faults(self, i: int) -> list[str]:
         return list(self.spec.faults[i]) if i < len(self.spec.faults) else []
@@ -165,8 +156,8 @@ class _Unit:
 
     def run_gate(self, modules: list[torch.nn.Module]) -> None:
         """Deploy vs training form on GATE_MAX_BATCH samples, before anything is timed."""
-        if self.onnxruntime:
-            self.open_sessions(modules)
+        if self.runtime.opens:
+            self.open_forms(modules)
             return
         forms = [c.form for c in self.cells]
         if "deploy" not in forms:
@@ -183,24 +174,27 @@ class _Unit:
         del train, x
         _free(self.device)
 
-    def open_sessions(self, modules: list[torch.nn.Module]) -> None:
-        """onnxruntime: export and open each form's session on the timing input, then gate every session
-        against the PyTorch training form (`bench.sweep.ort_unit`)."""
-        from bench.sweep import ort_unit
-
+    def open_forms(self, modules: list[torch.nn.Module]) -> None:
+        """Open each form under the runtime on the timing input, then gate every opened form's output
+        (its first samples) against the PyTorch training form's (a train_step opening has no output)."""
         for i, (cell, module) in enumerate(zip(self.cells, modules)):
             self.current = i
             self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed))
-            self.sessions.append(ort_unit.open_session(module, self.inputs[i], cell, self.device))
-            self.records[i].ort = self.sessions[i].record
+            self.opened.append(self.runtime.open(module, self.inputs[i], cell, self.device,
+                                                 share=not self.faults(i)))
+            self.records[i].runtime = self.opened[i].record
         cell = self.cells[0]
+        if cell.mode != "infer":
+            return
         n = min(cell.batch_size, GATE_MAX_BATCH)
         train = self._train_module(modules, cell)
         with no_autotune(), torch.inference_mode():
-            reference = train(self.inputs[0][:n])
+            reference = train(self.inputs[0][:n]).detach().float().cpu()
         for i, c in enumerate(self.cells):
             self.current = i
-            result = ort_unit.gate(reference, self.sessions[i], n, c.precision, c.form)
+            result = replace(compare_outputs(reference, self.opened[i].output()[:n], c.precision),
+                             compared=f"{self.runtime.name} output of the {c.form} form",
+                             reference="the PyTorch training form")
             if c.form == "deploy":
                 result = replace(result, fold=self.cache.fold_of(c.model))
             self.records[i].gate = result
@@ -214,17 +208,12 @@ class _Unit:
             record = self.records[i]
             record.macs = self.cache.macs_of(cell.model, cell.form, cell.resolution)
             record.params = sum(p.numel() for p in module.parameters())
-            if self.onnxruntime:
-                fn = self.sessions[i].call
+            if self.runtime.opens:
+                fn = self.opened[i].call
             else:
                 x = workload.make_input(cell, self.device, seed=self.spec.seed)
                 fn = workload.make_fn(module, x, cell, self.device)
             faults.trigger(self.faults(i), "workload", self.device)
-            if cell.runtime == "compile":
-                misses = _inductor_misses()
-                record.first_call_ms = time_first_call(fn, self.device)
-                after = _inductor_misses()
-                record.compile_cache_cold = None if misses is None else bool(after > misses)
             fns.append(fn)
         return fns
 
@@ -275,7 +264,10 @@ class _Unit:
             _free(self.device)
             calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
             regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
-            self.records[i].memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime)
+            memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime)
+            if not self.runtime.torch_memory:  # an arena of its own: torch's counters miss it, NVML does not
+                memory = replace(memory, peak_allocated_mib=None, peak_reserved_mib=None)
+            self.records[i].memory = memory
 
     def outcome(self, timed: Timed) -> UnitOutcome:
         outcomes = []

@@ -39,11 +39,12 @@ def test_paper_preset_is_table4_setting():
 
 
 def test_full_preset_covers_every_axis_value():
-    """Every value but the onnxruntime runtime, which needs the onnx extra (and onnxruntime-gpu on CUDA)
-    and is asked for by name (`--runtime eager,onnxruntime`)."""
+    """Every value but the runtimes that need an extra package (ONNX Runtime, OpenVINO, TensorRT), which
+    are asked for by name (`--runtime eager,onnxruntime`)."""
     config = load_preset("full")
+    extras = {"onnxruntime", "onnxruntime_trt", "openvino", "tensorrt"}
     for axis, valid in CHOICES.items():
-        expected = set(valid) - {"onnxruntime"} if axis == "runtime" else set(valid)
+        expected = set(valid) - extras if axis == "runtime" else set(valid)
         assert set(config.values(axis)) == expected, axis
     assert config.values("batch_size") == (1, 8, 32, 64, 128, 256)
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bench.export import onnx_check
-from bench.sweep import cells as cells_mod
+from bench.sweep.runtimes import onnxruntime as ort_runtime_mod
 from bench.sweep.axes import ConfigError
 from bench.sweep.cells import expand
 from bench.sweep.config import from_dict
@@ -63,21 +63,22 @@ def test_missing_extra_and_missing_cuda_provider_are_skip_reasons(monkeypatch):
     pytest.importorskip("onnxruntime")
     import onnxruntime
 
-    cells_mod._onnxruntime_unavailable.cache_clear()
+    ort_runtime_mod._unavailable.cache_clear()
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         assert "CUDAExecutionProvider is not available" in _reasons("cuda")[("train", "infer", "fp32", "contiguous")]
     monkeypatch.setattr(onnx_check, "ONNX_MODULES", ("onnx", "no_such_onnxruntime_zz"))
-    cells_mod._onnxruntime_unavailable.cache_clear()
+    ort_runtime_mod._unavailable.cache_clear()
     try:
         reason = _reasons("cpu")[("deploy", "infer", "fp32", "contiguous")]
     finally:
-        cells_mod._onnxruntime_unavailable.cache_clear()
+        ort_runtime_mod._unavailable.cache_clear()
     assert "no_such_onnxruntime_zz" in reason and 'pip install -e ".[onnx]"' in reason
 
 
-def test_unknown_runtime_lists_onnxruntime():
-    with pytest.raises(ConfigError, match="valid: eager, cudagraph, compile, onnxruntime"):
-        from_dict({"axes": {"model": ["repvgg_a0"], "runtime": ["tensorrt"]}})
+def test_unknown_runtime_lists_every_runtime():
+    with pytest.raises(ConfigError, match="valid: eager, cudagraph, compile, compile_frozen, onnxruntime, "
+                                          "onnxruntime_trt, openvino, tensorrt"):
+        from_dict({"axes": {"model": ["repvgg_a0"], "runtime": ["tensorrt10"]}})
 
 
 def test_registered_models_record_the_registry_as_their_source(tmp_path):
