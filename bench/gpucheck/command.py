@@ -3,7 +3,8 @@
 Checks, most important first (what does not fit the budget is skipped, and the summary says so): NVML
 presence, the `gpu` tests, RepVGG-A0 cells (batch 1 and 128, fp32 and fp16, eager and cudagraph), the
 harness's timers against triton's, RepVGG-B3 at batch 128, the blog network with the post's naive timer,
-one `profile --compare-forms`, one compile cell. Exit 0 if nothing FAILed, 1 otherwise, 2 without CUDA.
+one `profile --compare-forms`, one compile cell, the runtime ladder (compile_frozen, ONNX Runtime's CUDA and
+TensorRT providers, TensorRT; runtimes this machine lacks are WARNed with their reason). Exit 0 if nothing FAILed, 1 otherwise, 2 without CUDA.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def steps() -> list[Step]:
         Step("compile", "one torch.compile cell (RepVGG-A0 deploy fp16 64x64)",
              _run_cells("--forms", "deploy", "--resolution", "64", "--precision", "fp16", "--runtime", "compile"),
              80, 40, verdicts.results),
+        Step("runtimes", "runtime ladder: RepVGG-A0 b32 fp16 under compile_frozen, onnxruntime (CUDA provider), "
+                         "onnxruntime_trt, tensorrt",
+             _run_cells("--batch", "32", "--precision", "fp16",
+                        "--runtime", "compile_frozen,onnxruntime,onnxruntime_trt,tensorrt"),
+             240, 90, verdicts.runtime_results),
     ]
 
 

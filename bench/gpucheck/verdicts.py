@@ -85,13 +85,32 @@ def _row_warnings(row: pd.Series) -> list[str]:
 
 def results(done: Finished) -> Verdict:
     """A `bench run` into `<work>/results`: any row not ok FAILs; over-peak, host-bound, throttled WARN."""
-    rows = load_rows(done.work_dir / "results")
+    return results_of(load_rows(done.work_dir / "results"))
+
+
+def results_of(rows: pd.DataFrame) -> Verdict:
+    """`results` on rows already read."""
     bad = rows[rows["status"] != "ok"]
     failures = [f"{r['model']} {r['form']} {r['precision']} {r['runtime']} b{r['batch_size']}: {r['status']} "
                 f"{r.get('error', '')}" for _, r in bad.iterrows()]
     warnings = [w for _, r in rows[rows["status"] == "ok"].iterrows() for w in _row_warnings(r)]
     verdict = "FAIL" if failures else "WARN" if warnings else "PASS"
     return Verdict(verdict, (*failures, *warnings, *(_row_line(r) for _, r in rows.iterrows())))
+
+
+def runtime_results(done: Finished) -> Verdict:
+    """The runtime ladder step: like `results`, except that a runtime this machine lacks (a skipped row:
+    no TensorRT, a CPU-only onnxruntime) WARNs with its reason instead of failing the step."""
+    rows = load_rows(done.work_dir / "results")
+    skipped = rows[rows["status"] == "skipped"]
+    reasons = sorted({f"{r['runtime']} not measured: {r.get('skip_reason') or r.get('error')}"
+                      for _, r in skipped.iterrows()})
+    ran = rows[rows["status"] != "skipped"]
+    if ran.empty:
+        return Verdict("WARN", ("no runtime of the ladder could run here", *reasons))
+    measured = results_of(ran)
+    verdict = measured.verdict if measured.verdict == "FAIL" or not reasons else "WARN"
+    return Verdict(verdict, (*reasons, *measured.lines))
 
 
 def xcheck(done: Finished) -> Verdict:
