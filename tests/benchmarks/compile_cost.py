@@ -6,8 +6,11 @@ sizes, and the check that the shared (dynamic-batch) graph runs as fast as a sta
 
 before: every unit compiles its own static graph (`torch._dynamo.reset()` between units, as a fresh
 worker would; `dynamic=False`). after: `bench.sweep.runtimes.compiled` as the sweep runs it: one compile
-per form with the batch marked dynamic, reused by the other batches (batch 1 compiles statically).
-Inductor's FX-graph cache is off in both, so every compile is cold, as the first of each graph in a run.
+per form with the batch marked dynamic, reused by the other batches (batch 1 compiles statically; a
+batch outside the range Dynamo's guards allow recompiles, counted in `new_graphs`).
+Each phase runs in a process of its own with an empty Inductor cache folder (Inductor also caches
+compiled kernels on disk by their source, so phases sharing a folder would warm each other), and
+Inductor's FX-graph cache is off, so every compile is cold, as the first of each graph in a run.
 check: at one batch, the dynamic graph's and a static graph's latency, timed in alternating blocks
 side by side (the machine's load cancels), and their outputs' largest difference.
 """
@@ -72,7 +75,8 @@ def after(forms: dict, batches: list[int], resolution: int, runtime: str, model_
             opened = rt.open(module, _input(batch, resolution), cell, torch.device("cpu"))
             settings = dict(opened.record.settings)
             out.append({"form": form, "batch": batch, "compile_s": opened.record.first_call_ms / 1000.0,
-                        "batch_graph": settings["batch"], "shared": settings["shared"]})
+                        "batch_graph": settings["batch"], "shared": settings["shared"],
+                        "new_graphs": settings.get("new_graphs")})
     return out
 
 
@@ -104,6 +108,36 @@ def check(module, batch: int, resolution: int, runtime: str, blocks: int, calls:
             "max_abs_diff": float((out_static - out_dynamic).abs().max())}
 
 
+def _phase(args: argparse.Namespace) -> object:
+    import torch._inductor.config as inductor_config
+
+    from bench.models.build import deploy_form, training_form
+
+    torch.set_num_threads(args.threads)
+    inductor_config.fx_graph_cache = False
+    batches = [int(b) for b in args.batches.split(",")]
+    train = training_form(args.model, 0)
+    forms = {"train": train, "deploy": deploy_form(train)}
+    if args.phase == "before":
+        return before(forms, batches, args.resolution, args.runtime)
+    if args.phase == "after":
+        return after(forms, batches, args.resolution, args.runtime, args.model)
+    return check(forms["train"], args.check_batch, args.resolution, args.runtime, args.blocks, args.calls)
+
+
+def _run_phase(phase: str, argv: list[str]) -> object:
+    """One phase in a fresh process with an empty Inductor cache folder; its JSON result."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "TRITON_CACHE_DIR": f"{cache}/triton"}
+        done = subprocess.run([sys.executable, __file__, *argv, "--phase", phase], env=env, check=True,
+                              stdout=subprocess.PIPE, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="repvgg_a0")
@@ -115,24 +149,20 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="compile_cost.json")
-    args = parser.parse_args()
-    import torch._inductor.config as inductor_config
-
-    from bench.models.build import deploy_form, training_form
-
-    torch.set_num_threads(args.threads)
-    inductor_config.fx_graph_cache = False
-    batches = [int(b) for b in args.batches.split(",")]
-    train = training_form(args.model, 0)
-    forms = {"train": train, "deploy": deploy_form(train)}
-    result = {"model": args.model, "resolution": args.resolution, "batches": batches, "runtime": args.runtime,
-              "torch": torch.__version__, "threads": args.threads, "load_avg_1m_start": os.getloadavg()[0]}
-    result["before"] = before(forms, batches, args.resolution, args.runtime)
-    result["after"] = after(forms, batches, args.resolution, args.runtime, args.model)
+    parser.add_argument("--phase", choices=("before", "after", "check"), help=argparse.SUPPRESS)
+    args, argv = parser.parse_args(), None
+    if args.phase:
+        print(json.dumps(_phase(args)))
+        return
+    argv = [a for a in __import__("sys").argv[1:]]
+    result = {"model": args.model, "resolution": args.resolution, "batches": args.batches,
+              "runtime": args.runtime, "torch": torch.__version__, "threads": args.threads,
+              "load_avg_1m_start": os.getloadavg()[0]}
+    for phase in ("before", "after", "check"):
+        result[phase] = _run_phase(phase, argv)
     for key in ("before", "after"):
         units = result[key]
         result[f"{key}_compile_s_per_unit"] = sum(u["compile_s"] for u in units) / len(units)
-    result["check"] = check(forms["train"], args.check_batch, args.resolution, args.runtime, args.blocks, args.calls)
     result["load_avg_1m_end"] = os.getloadavg()[0]
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k not in ("before", "after")}, indent=2))

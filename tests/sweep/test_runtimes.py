@@ -130,3 +130,23 @@ def test_runtime_list_names_every_runtime_and_why_it_cannot_run(capsys):
     assert "cpu: cannot run here: runs on CUDA only" in out  # tensorrt, cudagraph, onnxruntime_trt
     if not torch.cuda.is_available():
         assert "cuda: cannot run here: no CUDA GPU visible" in out
+
+
+def test_inference_units_share_one_dynamic_batch_compile_and_say_so(monkeypatch):
+    """One compile per graph-deciding key, not per batch: batch 1 is static (Dynamo specialises it), other
+    batches reuse the dynamic-batch graph, and the record says which happened."""
+    runtime = runtimes.get("compile")
+    monkeypatch.setattr(runtime, "backend", "eager")  # the sharing is the subject, not Inductor
+    monkeypatch.setattr(runtime, "shared", {})
+    torch._dynamo.reset()
+    net = _conv_bn()
+    settings = []
+    for batch in (4, 6, 1):
+        x = torch.randn(batch, 3, 16, 16)
+        opened = runtime.open(net, x, _cell(runtime="compile", batch_size=batch), CPU)
+        with torch.no_grad():
+            torch.testing.assert_close(opened.output(), net(x))
+        settings.append(dict(opened.record.settings))
+    torch._dynamo.reset()
+    assert [(s["batch"], s["shared"], s["new_graphs"]) for s in settings] == [
+        ("dynamic", False, 1), ("dynamic", True, 0), ("static", False, 1)]

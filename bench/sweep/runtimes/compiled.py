@@ -14,7 +14,10 @@ FX-graph cache is not lowered again, so its census is None (not counted).
 One compile per graph, not per batch size: inference forms are compiled once per (model, form, precision,
 memory format, resolution) in a worker with the batch dimension marked dynamic (`torch._dynamo.mark_dynamic`;
 batch 1 is specialised by Dynamo, so it gets a static compile of its own), and later units of the same
-key reuse it; `runtime_settings` says `batch=dynamic` or `batch=static` and `shared=True` for a reuse.
+key reuse it; `runtime_settings` says `batch=dynamic` or `batch=static`, `shared=True` for a reuse, and
+`new_graphs`: the graphs Dynamo compiled in this unit's first call (a shared graph still recompiles where
+its guards say the new batch is outside the range it was compiled for: on the CPU the convolution's
+layout choice bounds the batch, e.g. 2..15 for a 16x16 input).
 `train_step` compiles per unit, statically. Dynamo keeps the compiled code of every module instance of a
 class in one cache per code object, 8 entries by default, after which it silently runs the frame in eager;
 a worker holds more variants than that, so the limit is raised and hitting it made an error.
@@ -62,12 +65,12 @@ def _graph_census() -> Optional[type]:
     return Census
 
 
-def _counter(name: str) -> Optional[int]:
+def _counter(name: str, group: str = "inductor") -> Optional[int]:
     try:
         from torch._dynamo.utils import counters
     except ImportError:
         return None
-    return int(counters["inductor"].get(name, 0))
+    return int(counters[group].get(name, 0))
 
 
 @contextmanager
@@ -132,6 +135,7 @@ class _Compiled(Runtime):
         census_cls = _graph_census()
         census = census_cls() if census_cls is not None else None
         misses, bypasses, folds = (_counter(n) for n in ("fxgraph_cache_miss", "fxgraph_cache_bypass", "binary_folding"))
+        graphs = _counter("unique_graphs", "stats")
         with _compiling(self.freezing, census):
             first_ms = time_first_call(fn, device)
         cold = None
@@ -139,6 +143,8 @@ class _Compiled(Runtime):
             cold = _counter("fxgraph_cache_miss") > misses or _counter("fxgraph_cache_bypass") > bypasses
         settings: list[tuple[str, Any]] = [("mode", "default"), ("freezing", self.freezing),
                                            ("batch", "dynamic" if dynamic else "static"), ("shared", reused)]
+        if graphs is not None:
+            settings.append(("new_graphs", _counter("unique_graphs", "stats") - graphs))
         if self.freezing and folds is not None:
             settings.append(("binary_folding", _counter("binary_folding") - folds))
         record = RuntimeRecord(version=f"torch {torch.__version__}", settings=tuple(settings),
