@@ -102,7 +102,11 @@ class Runtime:
     def regime(self, device: torch.device) -> str:
         return self.regimes[device.type]
 
-    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device) -> Opened:
+    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
+             share: bool = True) -> Opened:
+        """`module` prepared for `cell` (device, dtype, format) opened on the timing input `x`. `share`:
+        the runtime may reuse what it built for an earlier unit of this worker with the same graph
+        (False where the unit injects a fault into its module)."""
         raise NotImplementedError(f"runtime '{self.name}' times the module itself; nothing to open")
 
     def combination_problem(self, cell: Any, device_type: str) -> Optional[str]:

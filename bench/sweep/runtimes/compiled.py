@@ -107,8 +107,9 @@ class _Compiled(Runtime):
     backend = "inductor"
 
     def __init__(self) -> None:
-        self.shared: dict[tuple, Any] = {}
-        """Compiled inference models of this worker, keyed on what decides their graph."""
+        self.shared: dict[tuple, tuple[Any, nn.Module]] = {}
+        """Compiled inference models of this worker (with the module each wraps), keyed on what decides
+        their graph."""
 
     def _key(self, cell: Any) -> tuple:
         batch = "dynamic" if cell.batch_size >= MIN_DYNAMIC_BATCH else f"static{cell.batch_size}"
@@ -124,13 +125,14 @@ class _Compiled(Runtime):
         reused = infer and share and key in self.shared
         dynamic = infer and cell.batch_size >= MIN_DYNAMIC_BATCH
         if reused:
-            model = self.shared[key]
+            model, wrapped = self.shared[key]
+            wrapped.to(device)  # a unit's memory pass parks the other form on the host (bench.sweep.unit)
         else:
             model = torch.compile(module, backend=self.backend, dynamic=False if not dynamic else None)
             if dynamic:
                 torch._dynamo.mark_dynamic(x, 0)
             if infer and share:
-                self.shared[key] = model
+                self.shared[key] = (model, module)
         fn = _call(model, x, self.freezing) if infer else train_step_fn(module, model, x, cell, device)
         census_cls = _graph_census()
         census = census_cls() if census_cls is not None else None

@@ -110,6 +110,9 @@ class TensorRT(Runtime):
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         if len(inputs) != 1 or len(outputs) != 1:
             raise RuntimeError(f"the engine has inputs {inputs} and outputs {outputs}; one of each expected")
+        if engine.get_tensor_dtype(outputs[0]) != trt.float32:
+            raise RuntimeError(f"the engine's output is {engine.get_tensor_dtype(outputs[0])}; the fp32 network's "
+                               "output should stay float32 (precision is a builder flag, not an I/O type)")
         x = x.detach().contiguous()
         shape = tuple(context.get_tensor_shape(outputs[0]))
         out = torch.empty(shape, dtype=torch.float32, device=device)
