@@ -63,8 +63,9 @@ def _speedups(ax, pairs: pd.DataFrame, runtimes: list[str]) -> None:
     ax.bar(x[present], values, 0.6, color=style.form_color("deploy"), alpha=0.8)
     ax.errorbar(x[present], values, yerr=np.vstack([np.nan_to_num(low), np.nan_to_num(high)]), fmt="none",
                 ecolor="black", capsize=3)
-    for xi, value in zip(x[present], values):
-        ax.annotate(f"{value:.2f}x", (xi, value), textcoords="offset points", xytext=(0, 6), ha="center",
+    tops = np.fmax(values, group["speedup_hi"][present].to_numpy(dtype=float))
+    for xi, value, top in zip(x[present], values, tops):
+        ax.annotate(f"{value:.2f}x", (xi, top), textcoords="offset points", xytext=(0, 3), ha="center",
                     fontsize=7)
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.set_xticks(x, runtimes, rotation=30, ha="right")
