@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -128,7 +129,6 @@ def _phase(args: argparse.Namespace) -> object:
 def _run_phase(phase: str, argv: list[str]) -> object:
     """One phase in a fresh process with an empty Inductor cache folder; its JSON result."""
     import subprocess
-    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory() as cache:
@@ -150,11 +150,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="compile_cost.json")
     parser.add_argument("--phase", choices=("before", "after", "check"), help=argparse.SUPPRESS)
-    args, argv = parser.parse_args(), None
+    args = parser.parse_args()
     if args.phase:
         print(json.dumps(_phase(args)))
         return
-    argv = [a for a in __import__("sys").argv[1:]]
+    argv = sys.argv[1:]
     result = {"model": args.model, "resolution": args.resolution, "batches": args.batches,
               "runtime": args.runtime, "torch": torch.__version__, "threads": args.threads,
               "load_avg_1m_start": os.getloadavg()[0]}

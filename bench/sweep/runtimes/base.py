@@ -93,6 +93,7 @@ class Runtime:
     regimes: ClassVar[dict[str, str]] = {"cpu": "cpu", "cuda": "pipelined"}
     why_modes: ClassVar[str] = "an exported or frozen graph has no backward"
     why_formats: ClassVar[str] = ""
+    why_precisions: ClassVar[str] = ""
 
     def unavailable(self, device_type: str) -> Optional[str]:
         """Why this runtime cannot run on `device_type` on this machine (package, provider), or None.
@@ -122,7 +123,9 @@ class Runtime:
             return (f"{self.name} runtime does not take memory_format {cell.memory_format}{why}; "
                     f"valid memory_format: {', '.join(self.memory_formats)}")
         if cell.precision not in self.precisions:
-            return f"{self.name} runtime is not timed in {cell.precision}; valid precision: {', '.join(self.precisions)}"
+            why = f" ({self.why_precisions})" if self.why_precisions else ""
+            return (f"{self.name} runtime is not timed in {cell.precision}{why}; "
+                    f"valid precision: {', '.join(self.precisions)}")
         return None
 
 

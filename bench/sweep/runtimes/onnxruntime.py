@@ -35,6 +35,7 @@ class _Ort(Runtime):
     precisions = ("fp32", "tf32", "fp16")
     memory_formats = ("contiguous",)
     why_formats = "it runs the exported NCHW graph; ONNX Runtime picks its own layouts"
+    why_precisions = "bf16 has no numpy dtype for ONNX Runtime's inputs"
     torch_memory = False
     regimes = {"cpu": "cpu", "cuda": "synchronized"}
 
@@ -73,3 +74,4 @@ class OnnxRuntimeTrt(_Ort):
     provider = "TensorrtExecutionProvider"
     devices = ("cuda",)
     precisions = ("tf32", "fp16")
+    why_precisions = "TensorRT keeps TF32 on for fp32 layers and ONNX Runtime has no option to turn it off"
