@@ -80,6 +80,9 @@ def _compiling(freezing: bool, census: Any) -> Iterator[None]:
     import torch._inductor.config as inductor_config
 
     dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, RECOMPILE_LIMIT)
+    if hasattr(dynamo_config, "accumulated_recompile_limit"):
+        dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit,
+                                                        RECOMPILE_LIMIT)
     if hasattr(dynamo_config, "fail_on_recompile_limit_hit"):
         dynamo_config.fail_on_recompile_limit_hit = True
     patch = {"freezing": freezing}
