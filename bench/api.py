@@ -5,7 +5,10 @@
     print(result.summary())
 
 The deploy form is `deploy=` when given, else `convert(model)`, else `bench.reparam.to_deploy(model)`.
-Both forms run in eval mode; the gate (`bench.models.gate.run_gate`, tolerance by precision) compares
+Both forms run in eval mode, under the switches a sweep's cell of that precision runs under
+(`bench.measure.repro.precision_settings`: fp32 is IEEE fp32 with TF32 off, tf32 turns it on, cuDNN
+autotuning on; restored on return, so the caller's process keeps its own settings). The gate
+(`bench.models.gate.run_gate`, tolerance by precision, autotuning off as in a cell) compares
 their outputs on the example input, and only a passing pair is timed, with
 `bench.measure.paired.measure_pair` (the two forms in alternating blocks, speedup = median train /
 median deploy with its 95% interval over the block pairs). A mismatch is returned with no timing, so a
@@ -22,15 +25,15 @@ import torch
 from torch import nn
 
 from bench.measure.paired import PairMeasurement, measure_pair
-from bench.measure.repro import dtype_for
+from bench.measure.repro import DTYPES, dtype_for, no_autotune, precision_settings
 from bench.measure.stats import LatencyStats
 from bench.measure.timing import TimingConfig
 from bench.models.gate import GateResult, run_gate
 from bench.reparam import fold_report
 from bench.sweep.workload import infer_fn
 
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")
-"""Inference precisions the API casts to (tf32 is a CUDA switch: set it yourself and pass 'tf32' to a sweep)."""
+PRECISIONS: tuple[str, ...] = tuple(DTYPES)
+"""The sweep's precisions: fp32 and tf32 keep fp32 tensors (tf32 is the CUDA switch), fp16/bf16 cast."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class BenchmarkResult:
     device: str
     regime: str
     pair: Optional[PairMeasurement] = None
+    settings: Optional[dict] = None
+    """The switches both forms ran under (`bench.measure.repro.reproducibility_flags()` column names)."""
 
     @property
     def status(self) -> str:
@@ -99,25 +104,38 @@ def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional
     """Gate, then time `model` (training form) against its deploy form on `example_input`'s device.
 
     `model` is put in eval mode; for fp16/bf16 both forms and the input are cast copies. `config`: the
-    timing settings (`bench.measure.timing.TimingConfig`), the sweep's defaults when None.
+    timing settings (`bench.measure.timing.TimingConfig`), the sweep's defaults when None. The precision's
+    switches hold while this runs and are restored afterwards (module docstring).
     """
     if not isinstance(model, nn.Module) or (deploy is not None and not isinstance(deploy, nn.Module)):
         raise TypeError("model (and deploy, when given) must be torch.nn.Module instances")
+    if precision == "int8":
+        raise ValueError("precision 'int8' needs a runtime that quantizes the exported graph, which benchmark() "
+                         "does not drive: use `bench run --precision int8 --runtime onnxruntime` or `bench quant`; "
+                         f"valid here: {', '.join(PRECISIONS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision '{precision}' is unknown; valid: {', '.join(PRECISIONS)}")
+    with precision_settings(precision) as settings:
+        return _gate_and_time(model, example_input, deploy, convert, precision, config, seed, settings)
+
+
+def _gate_and_time(model: nn.Module, example_input: torch.Tensor, deploy: Optional[nn.Module],
+                   convert: Optional[Callable[[nn.Module], nn.Module]], precision: str,
+                   config: Optional[TimingConfig], seed: int, settings: dict) -> BenchmarkResult:
     device = example_input.device
     train = model.eval()
     deployed = _deploy_form(train, deploy, convert).eval()
     fold = fold_report(train, deployed)  # a deploy form that folded nothing fails the gate
-    if precision != "fp32":
-        dtype = dtype_for(precision)
+    dtype = dtype_for(precision)
+    if dtype != torch.float32:
         train, deployed = copy.deepcopy(train).to(dtype), copy.deepcopy(deployed).to(dtype)
         example_input = example_input.to(dtype)
     train, deployed = train.to(device), deployed.to(device)
-    gate = replace(run_gate(train, deployed, example_input, precision), fold=fold)
+    with no_autotune():
+        gate = replace(run_gate(train, deployed, example_input, precision), fold=fold)
     regime = "cpu" if device.type == "cpu" else "pipelined"
     if not gate.passed:
-        return BenchmarkResult(gate, precision, str(device), regime)
+        return BenchmarkResult(gate, precision, str(device), regime, settings=settings)
     fns = {"train": infer_fn(train, example_input), "deploy": infer_fn(deployed, example_input)}
     pair = measure_pair(fns, device, regime, config=config, seed=seed)
-    return BenchmarkResult(gate, precision, str(device), regime, pair)
+    return BenchmarkResult(gate, precision, str(device), regime, pair, settings)

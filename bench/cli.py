@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),
     "verify": ("bench.models.verify", "check deploy form == training form for blocks and models"),
     "gpu-check": ("bench.gpucheck.command", "validate every CUDA path on a new GPU in minutes; writes summary.md"),
+    "quant": ("bench.quant.command", "deploy kernel range and int8 error of both forms per network; a figure"),
     "export": ("bench.export.command", "export a model's deploy (or training) form: ONNX, TorchScript, state dict"),
 }
 
@@ -40,7 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: 128 + SIGINT, what a shell reports for a process Ctrl-C stopped."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; Ctrl-C before a command handles it itself (while its modules import) is one line
+    and exit 130, never a traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         build_parser().print_help()

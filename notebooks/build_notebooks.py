@@ -177,62 +177,17 @@ if df is not None:
 ## A live demonstration on the CPU (a few seconds)
 
 The post's method (32 calls per form, wall clock, no synchronisation, no warm-up, training form first)
-against the harness's timer. On a GPU (batch 128 at 224x224) this reproduces the inflated ratio; on a CPU
-calls are synchronous, so only the first-call part of the error appears (allocation and oneDNN primitive
-creation). Set `REPBENCH_LIVE_DEMO=0` to skip it."""),
+against the harness's timer (`bench/gpucheck/blog_timer.py`, which `bench gpu-check` runs too). On a GPU
+(batch 128 at 224x224) this reproduces the inflated ratio; on a CPU calls are synchronous, so only the
+first-call part of the error appears (allocation and oneDNN primitive creation). Set
+`REPBENCH_LIVE_DEMO=0` to skip it."""),
     new_code_cell('''\
 import os
-import time
 
 if os.environ.get("REPBENCH_LIVE_DEMO", "1") != "0":
-    import torch
+    from bench.gpucheck.blog_timer import measure
 
-    from bench.measure.timing import TimingConfig, measure_latency
-    from bench.models import create
-    from bench.reparam import to_deploy
-
-    from bench.measure.repro import apply_precision_settings
-
-    # The `blog` preset's switches: fp32 with TF32 off, cuDNN autotuning on (torch's defaults differ).
-    apply_precision_settings("fp32")
-    torch.manual_seed(0)
-    torch.set_num_threads(min(4, torch.get_num_threads()))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    batch, size = (128, 224) if device.type == "cuda" else (4, 32)
-    train = create("blog_repvgg").eval().to(device)
-    deploy = to_deploy(train)
-    x = torch.randn(batch, 3, size, size, device=device)
-
-    def drain():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def blog_timer_s(model):
-        """The post's method: 32 calls, perf_counter, no synchronisation, no warm-up. The queue is drained
-        before it starts (outside the timed span), so one form's timer does not wait behind the other's kernels."""
-        drain()
-        with torch.inference_mode():
-            start = time.perf_counter()
-            for _ in range(32):
-                model(x)
-            seconds = time.perf_counter() - start
-        drain()
-        return seconds
-
-    def harness_ms(model):
-        def call():
-            with torch.inference_mode():
-                model(x)
-        config = TimingConfig(min_samples=10, min_time_s=0.2, timeout_s=2.0, warmup_max_s=1.0)
-        regime = "pipelined" if device.type == "cuda" else "cpu"
-        return measure_latency(call, device, regime, config).median_ms
-
-    naive_train_s, naive_deploy_s = blog_timer_s(train), blog_timer_s(deploy)  # training form first, as in the post
-    train_ms, deploy_ms = harness_ms(train), harness_ms(deploy)
-    print(f"{device.type}, batch {batch}, {size}x{size}: the post's timer: train {naive_train_s * 1e3:.2f} ms, "
-          f"deploy {naive_deploy_s * 1e3:.2f} ms for 32 calls, so {naive_train_s / naive_deploy_s:.2f}x")
-    print(f"the harness (warmed-up, synchronised medians per call): train {train_ms:.3f} ms, deploy "
-          f"{deploy_ms:.3f} ms, so {train_ms / deploy_ms:.2f}x")'''),
+    print("\\n".join(measure().lines()))'''),
 ]
 
 NOTEBOOKS = {

@@ -25,7 +25,9 @@ def test_converted_pair_passes_the_gate_and_is_timed():
     result = benchmark(_net(), torch.randn(1, 3, 32, 32), config=FAST)
     assert result.status == "ok" and result.gate.max_rel_err <= 1e-4
     assert result.train.n >= 5 and result.deploy.n >= 5 and result.speedup > 0
-    assert result.speedup == pytest.approx(result.train.median_ms / result.deploy.median_ms, rel=0.05)
+    # the paired speedup equals the ratio of the medians on a steady machine; under drift (a loaded CI
+    # machine) only the paired value is stable, so only its size is held here
+    assert 1 / 3 < result.speedup / (result.train.median_ms / result.deploy.median_ms) < 3
     low, high = result.speedup_ci
     assert low <= result.speedup <= high
     assert "speedup" in result.summary()
@@ -48,8 +50,10 @@ def _broken(model: nn.Module) -> nn.Module:
 
 
 def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError, match="precision 'fp8' is unknown; valid: fp32, fp16, bf16"):
+    with pytest.raises(ValueError, match="precision 'fp8' is unknown; valid: fp32, tf32, fp16, bf16"):
         benchmark(_net(), torch.randn(1, 3, 32, 32), precision="fp8")
+    with pytest.raises(ValueError, match="'int8' needs a runtime that quantizes.*--runtime onnxruntime"):
+        benchmark(_net(), torch.randn(1, 3, 32, 32), precision="int8")
     with pytest.raises(ValueError, match="not both"):
         benchmark(_net(), torch.randn(1, 3, 32, 32), deploy=nn.Identity(), convert=lambda m: m)
     with pytest.raises(TypeError, match="convert returned a int"):
@@ -75,3 +79,51 @@ def test_a_deploy_form_that_folded_nothing_is_a_mismatch():
     result = benchmark(model, torch.randn(1, 3, 8, 8), deploy=model)
     assert result.status == "mismatch" and result.pair is None
     assert "not converted" in result.gate.describe()
+
+
+def _switches_seen(model: nn.Module) -> set:
+    """(cuDNN conv fp32 precision, cudnn.benchmark) at every forward of `model` and of its deploy copy (a
+    hook function survives deepcopy as the same object, so both forms report into one set)."""
+    from bench.measure.repro import reproducibility_flags
+
+    seen: set = set()
+
+    def record(module, args):
+        flags = reproducibility_flags()
+        seen.add((flags["tf32_cudnn"], flags["cudnn_benchmark"]))
+
+    model[0].register_forward_pre_hook(record)
+    return seen
+
+
+@pytest.mark.parametrize("precision, tf32", [("fp32", False), ("tf32", True)])
+def test_the_precision_switches_of_a_cell_hold_while_both_forms_run_and_are_restored(precision, tf32):
+    """As a sweep cell: TF32 as the precision says, cuDNN autotuning off for the gate and on for timing;
+    the caller's own switches (here torch's defaults, autotuning off) are back afterwards."""
+    from bench.measure.repro import reproducibility_flags
+    from bench.reparam import RepVGGBlock
+
+    torch.manual_seed(0)
+    model = nn.Sequential(RepVGGBlock(3, 8), RepVGGBlock(8, 8)).eval()
+    randomize_bn_(model, torch.Generator().manual_seed(0))
+    seen = _switches_seen(model)
+    torch.backends.cudnn.benchmark = False
+    before = reproducibility_flags()
+    result = benchmark(model, torch.randn(2, 3, 16, 16), precision=precision, config=FAST)
+    assert result.status == "ok" and result.precision == precision
+    assert seen == {(tf32, False), (tf32, True)}  # the gate without autotuning, the timing with it
+    assert result.settings["tf32_cudnn"] is tf32 and result.settings["cudnn_benchmark"] is True
+    assert reproducibility_flags() == before
+
+
+@pytest.mark.gpu
+def test_on_cuda_fp32_is_ieee_fp32_and_a_deep_net_passes_the_fp32_gate():
+    """torch's defaults run cuDNN convolutions in TF32 with autotuning off; a cell's fp32 does neither, and
+    the 1e-4 gate of a deep network holds only in IEEE fp32."""
+    from bench.measure.repro import reproducibility_flags
+
+    before = reproducibility_flags()
+    result = benchmark(_net().cuda(), torch.randn(8, 3, 224, 224, device="cuda"), config=FAST)
+    assert result.status == "ok", result.gate.describe()
+    assert result.settings["tf32_cudnn"] is False and result.settings["cudnn_benchmark"] is True
+    assert reproducibility_flags() == before

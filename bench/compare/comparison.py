@@ -22,9 +22,10 @@ regression (optionally also on a smaller speedup, a memory change or a missing c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -154,9 +155,27 @@ class Comparison:
 FAIL_ON_CHOICES: tuple[str, ...] = ("speedup", "memory", "missing")
 
 
+def _gpu_memory_ids(a: str, b: str) -> Optional[tuple[str, str]]:
+    """(GiB id, marketed id) where two GPU ids differ only in a nearby memory size ('nvidia-h200-140gb' vs
+    'nvidia-h200-141gb'): the older form rounded the GiB the card reports, the newer names the size it is
+    sold with (bench.measure.env.gpu_slug)."""
+    pattern = re.compile(r"^(.*)-(\d+)gb$")
+    ma, mb = pattern.match(a), pattern.match(b)
+    if not (ma and mb) or ma.group(1) != mb.group(1) or a == b:
+        return None
+    sizes = sorted((int(ma.group(2)), int(mb.group(2))))
+    return (a, b) if sizes[1] - sizes[0] <= 0.1 * sizes[1] else None
+
+
 def legacy_id_note(a: str, b: str) -> str:
     """When one hardware id extends the other ('amd-epyc' vs 'amd-epyc-f25m1-2c'), the shorter is an id of
-    the older form, which held only the device name; say so, since the two may be the same machine."""
+    the older form, which held only the device name; when two GPU ids differ only in a nearby memory size,
+    one rounded the reported GiB and the other names the marketed size. Say so: they may be one machine."""
+    if _gpu_memory_ids(a, b):
+        return (f". Note: '{a}' and '{b}' may be one GPU: older ids rounded the memory the card reports "
+                "(GiB), ids now carry the size the card is sold with (an H200 reports 140.4 GiB of its 141 "
+                "GB). If both runs come from the same machine, compare --speedups-only, or promote a new "
+                "baseline (bench baseline update)")
     if a == b or not (b.startswith(a + "-") or a.startswith(b + "-")):
         return ""
     old, new = sorted((a, b), key=len)

@@ -43,8 +43,10 @@ WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
 FORMATS: tuple[str, ...] = ("onnx", *WRITERS)
 
 
-PRECISIONS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "precision")
-"""The sweep's precisions (each has a gate tolerance in `bench.models.agreement.TOLERANCES`)."""
+PRECISIONS: tuple[str, ...] = tuple(p for p in next(a.choices for a in AXIS_SPECS if a.name == "precision")
+                                    if p != "int8")
+"""The sweep's float precisions (each has a gate tolerance in `bench.models.agreement.TOLERANCES`). int8
+is not a dtype to export in but a runtime's quantization of the fp32 graph (`bench.quant`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +66,9 @@ def _validate(args: argparse.Namespace) -> str | None:
         return f"format '{args.format}' is unknown; valid: {', '.join(FORMATS)}"
     if args.form not in FORMS:
         return f"form '{args.form}' is unknown; valid: {', '.join(FORMS)}"
+    if args.precision == "int8":
+        return ("precision 'int8' is not an export dtype: int8 graphs are the fp32 export quantized at run time "
+                f"(`bench quant`, `bench run --precision int8 --runtime onnxruntime`); valid: {', '.join(PRECISIONS)}")
     if args.precision not in PRECISIONS:
         return f"precision '{args.precision}' is unknown; valid: {', '.join(PRECISIONS)}"
     if args.format == "onnx" and args.precision not in ONNX_PRECISIONS:

@@ -3,6 +3,7 @@
 The sweep's `onnxruntime` runtime (`bench.sweep.ort_unit`) uses it: `skip_reason(device_type)` when the
 sweep is planned (the extra or the provider missing), then `ort_session(model, x, device, num_threads)`
 for the timed callable, its output (for the gate) and an `OrtRecord` of what goes in the row.
+`open_graph(data, x, ...)` opens a graph already serialized (an int8 cell's quantized export) the same way.
 `bench.export.onnx_check.check_onnx` does the same comparison against a file.
 
 Timing regime: ONNX Runtime's `run` returns when its outputs are ready (on CUDA it synchronizes its own
@@ -148,48 +149,70 @@ def _optimized_op_counts(path: str) -> Optional[dict[str, int]]:
 @dataclass(frozen=True)
 class OrtSession:
     """An open session with its input bound: `call()` runs the graph once (the timed callable),
-    `output()` runs it and returns the output as a CPU tensor (for the gate)."""
+    `output()` runs it and returns the output as a CPU tensor (for the gate), `run_on(array)` runs it on
+    another input of the same shape (a float32 numpy array; copied to the device, never timed)."""
 
     call: Callable[[], object]
     fetch: Callable[[], Any]
     record: OrtRecord
+    run_on: Callable[[Any], Any]
 
     def output(self) -> torch.Tensor:
         self.call()
         return torch.from_numpy(self.fetch())
 
 
-def ort_session(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,
-                level: str = "all", tf32: bool = False, provider: Optional[str] = None,
-                fp16: bool = False) -> OrtSession:
-    """Export `model` (eval mode) on `x`, open a session on `device` with the input bound.
-
-    `provider`: default the device's (`PROVIDERS`); `TRT_PROVIDER` for TensorRT (CUDA only; `fp16` sets
-    its fp16 flag). The input is bound once (on CUDA through IO binding to `x`'s memory and the output
-    bound on the device, so no host copy is timed); the callable runs the graph once per call. `x` must
-    stay alive as long as the session is used. The graph ONNX Runtime optimized is read back (CPU
-    provider only: a GPU provider's graph may hold compiled nodes that cannot be saved).
-    """
-    import tempfile
-    import time
-
+def _check(device: torch.device, level: str, provider: Optional[str]) -> str:
+    """The provider a session on `device` runs on (`provider` or the device's), refused with the reason
+    where it cannot run here; checked before an export, which takes seconds."""
     reason = skip_reason(device, provider)
     if reason:
         raise RuntimeError(reason)
     if level not in GRAPH_LEVELS:
         raise ValueError(f"graph optimisation level '{level}' is unknown; valid: {', '.join(GRAPH_LEVELS)}")
-    import numpy as np
-    import onnxruntime as ort
-
     provider = provider or PROVIDERS[device.type]
     if provider != PROVIDERS["cpu"] and device.type != "cuda":
         raise ValueError(f"{provider} runs on CUDA devices only, not {device}")
+    return provider
+
+
+def ort_session(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,
+                level: str = "all", tf32: bool = False, provider: Optional[str] = None,
+                fp16: bool = False) -> OrtSession:
+    """Export `model` (eval mode) on `x`, open a session on `device` with the input bound (`open_graph`);
+    the record's build time counts the export too."""
+    import time
+
+    _check(device, level, provider)
     start = time.perf_counter()
     graph = onnx_check.export_onnx(model, x.cpu() if device.type == "cpu" else x)
+    return open_graph(graph.data, x, device, num_threads, level, tf32, provider, fp16, started=start)
+
+
+def open_graph(data: bytes, x: torch.Tensor, device: torch.device, num_threads: int, level: str = "all",
+               tf32: bool = False, provider: Optional[str] = None, fp16: bool = False,
+               started: Optional[float] = None) -> OrtSession:
+    """Open the serialized graph `data` (one input, `x`'s shape and dtype) on `device` with `x` bound.
+
+    `provider`: default the device's (`PROVIDERS`); `TRT_PROVIDER` for TensorRT (CUDA only; `fp16` sets
+    its fp16 flag). The input is bound once (on CUDA through IO binding to `x`'s memory and the output
+    bound on the device, so no host copy is timed); the callable runs the graph once per call. `x` must
+    stay alive as long as the session is used. The graph ONNX Runtime optimized is read back (CPU
+    provider only: a GPU provider's graph may hold compiled nodes that cannot be saved). `started`: the
+    `time.perf_counter()` the build time counts from (default: now).
+    """
+    import tempfile
+    import time
+
+    provider = _check(device, level, provider)
+    import numpy as np
+    import onnxruntime as ort
+
+    start = time.perf_counter() if started is None else started
     chain = provider_chain(provider, device, tf32, fp16)
     with tempfile.TemporaryDirectory() as folder:
         optimized = f"{folder}/optimized.onnx" if provider == PROVIDERS["cpu"] else None
-        session = open_checked(graph.data, chain, num_threads, level, optimized)
+        session = open_checked(data, chain, num_threads, level, optimized)
         build_ms = (time.perf_counter() - start) * 1000.0
         op_counts = _optimized_op_counts(optimized) if optimized else None
     input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
@@ -212,7 +235,8 @@ def ort_session(model: nn.Module, x: torch.Tensor, device: torch.device, num_thr
         fetch = lambda: binding.copy_outputs_to_cpu()[0]  # noqa: E731
     record = OrtRecord(provider, ort.__version__, level, num_threads, 1, REGIMES[device.type],
                        provider_options=tuple(chain[0][1].items()), build_ms=build_ms, op_counts=op_counts)
-    return OrtSession(call, fetch, record)
+    run_on = lambda array: session.run([output_name], {input_name: array})[0]  # noqa: E731
+    return OrtSession(call, fetch, record, run_on)
 
 
 def ort_callable(model: nn.Module, x: torch.Tensor, device: torch.device, num_threads: int,

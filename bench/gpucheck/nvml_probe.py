@@ -30,6 +30,7 @@ def probe() -> dict[str, object]:
         "clocks_event_reasons": read(reasons_fn),
         "sm_clock_mhz": read(lib.nvmlDeviceGetClockInfo, lib.NVML_CLOCK_SM),
         "sm_clock_max_mhz": read(lib.nvmlDeviceGetMaxClockInfo, lib.NVML_CLOCK_SM),
+        "sm_clock_default_app_mhz": read(lib.nvmlDeviceGetDefaultApplicationsClock, lib.NVML_CLOCK_SM),
         "power_mw": read(lib.nvmlDeviceGetPowerUsage),
         "power_limit_mw": read(lib.nvmlDeviceGetEnforcedPowerLimit),
         "temperature_c": read(lib.nvmlDeviceGetTemperature, lib.NVML_TEMPERATURE_GPU),

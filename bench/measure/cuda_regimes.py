@@ -96,6 +96,24 @@ def host_bound(host_enqueue_ms: Optional[float], latency_ms: Optional[float]) ->
     return bool(host_enqueue_ms >= HOST_BOUND_RATIO * latency_ms)
 
 
+HOST_US_PER_MODULE_MAX = 100.0
+"""Most host time, in microseconds, one module call of an eager forward can take to issue its work.
+
+Why this bound: a module's forward issues a few ATen ops (a conv and its bias, a batch norm, an add, an
+activation; a container's forward the adds between its children), and an eager op costs its dispatch
+plus a kernel launch, about 5-30 us of host time on current server CPUs (PyTorch's own guidance puts the
+per-op overhead near 10 us). 100 us per module is several times that."""
+
+
+def host_bound_possible(latency_ms: Optional[float], modules: int) -> bool:
+    """False where a pipelined median is too long for the host to have set it: a forward of `modules`
+    module calls issues its work in at most modules x HOST_US_PER_MODULE_MAX, and host-bound needs the
+    enqueue time to reach HOST_BOUND_RATIO of the latency. True where it cannot be ruled out (or unknown)."""
+    if latency_ms is None or modules <= 0:
+        return True
+    return modules * HOST_US_PER_MODULE_MAX / 1000.0 >= HOST_BOUND_RATIO * latency_ms
+
+
 DO_BENCH_FLUSH_BYTES = 256 * 10**6
 """The flush buffer size of triton.testing.do_bench (an int32 buffer of 256e6 // 4 elements)."""
 

@@ -28,6 +28,7 @@ __all__ = ["Check", "add_arguments", "fingerprint", "hardware_slug", "machine_lo
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GPU_KEYS: tuple[str, ...] = (
     "gpu_name", "gpu_uuid", "gpu_pci_bus_id", "gpu_compute_capability", "gpu_sm_count", "gpu_memory_mib",
+    "gpu_memory_marketed_gb",
     "gpu_sm_clock_max_mhz", "gpu_mem_clock_max_mhz", "gpu_sm_clock_app_mhz", "gpu_sm_clock_app_default_mhz",
     "gpu_mem_clock_app_mhz", "gpu_power_limit_w", "gpu_power_limit_default_w", "gpu_persistence_mode",
     "driver_version", "cuda_driver_version",
@@ -81,12 +82,46 @@ def cpu_slug(model_name: str, cpus: int, ids: str = "") -> str:
     return f"{base}-{cpus}c"
 
 
+MARKETED_MEMORY_GB: dict[str, tuple[int, ...]] = {
+    "nvidia-h200": (141,), "nvidia-gh200": (96, 144), "nvidia-h100": (80, 94, 96), "nvidia-a100": (40, 80),
+    "nvidia-l40s": (48,), "nvidia-l40": (48,), "nvidia-l4": (24,), "nvidia-a10g": (24,), "nvidia-a10": (24,),
+    "tesla-t4": (16,), "tesla-v100": (16, 32),
+}
+"""Memory sizes (GB) a card is sold with, by the slug of the name torch reports. The memory a card reports
+is what is left after ECC and the driver's reserve, in GiB: an H200 reports 143,771 MiB (140.4 GiB) of
+the 141 GB it is sold as, an L4 22.5 GiB of 24 GB."""
+MARKETED_TOLERANCE = 0.10
+"""A reported size maps to the nearest marketed size of its card within this relative distance."""
+
+
+def _card(slug: str) -> Optional[str]:
+    """The longest MARKETED_MEMORY_GB key that is `slug` or its leading words ("nvidia-l4" is not
+    "nvidia-l40s")."""
+    keys = [k for k in MARKETED_MEMORY_GB if slug == k or slug.startswith(k + "-")]
+    return max(keys, key=len) if keys else None
+
+
+def marketed_memory_gb(name: str, memory_bytes: Optional[int]) -> Optional[int]:
+    """The size a known card is sold with, for the memory it reports; None for an unknown card or size."""
+    card = _card(slugify(name))
+    if card is None or not memory_bytes:
+        return None
+    gib = memory_bytes / 2**30
+    nearest = min(MARKETED_MEMORY_GB[card], key=lambda gb: abs(gb - gib))
+    return nearest if abs(nearest - gib) <= MARKETED_TOLERANCE * gib else None
+
+
 def gpu_slug(name: str, memory_bytes: Optional[int]) -> str:
-    """The GPU name, plus its memory in GiB where the name does not say it: "NVIDIA H200" with 141 GiB ->
-    "nvidia-h200-141gb"; "NVIDIA H100 80GB HBM3" stays "nvidia-h100-80gb-hbm3"."""
+    """The GPU name, plus its memory where the name does not say it: the size a known card is sold with
+    ("NVIDIA H200" reporting 140.4 GiB -> "nvidia-h200-141gb"), else the reported GiB rounded
+    ("-<n>gb"); "NVIDIA H100 80GB HBM3" stays "nvidia-h100-80gb-hbm3".
+
+    Ids made before marketed sizes held the rounded GiB for every card ("nvidia-h200-140gb"); folders so
+    named stay readable, and `bench compare` says when it meets both forms."""
     base = slugify(name)
     if memory_bytes and not re.search(r"\d+gb", base):
-        base = f"{base}-{round(memory_bytes / 2**30)}gb"
+        gb = marketed_memory_gb(name, memory_bytes) or round(memory_bytes / 2**30)
+        base = f"{base}-{gb}gb"
     return base
 
 
@@ -130,6 +165,7 @@ def _torch_gpu() -> dict[str, Any]:
     return {
         "gpu_name": props.name, "gpu_compute_capability": f"{props.major}.{props.minor}",
         "gpu_sm_count": props.multi_processor_count, "gpu_memory_mib": props.total_memory / 2**20,
+        "gpu_memory_marketed_gb": marketed_memory_gb(props.name, props.total_memory),
     }
 
 

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16")
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
 def _as_call(example_input: Any) -> tuple[tuple, dict]:
@@ -67,7 +67,8 @@ def tflops_achieved(macs_per_call: float, latency_ms: float) -> float:
 
 @dataclass(frozen=True)
 class Peak:
-    """Dense peak TFLOP/s per precision (None: no such math on that GPU)."""
+    """Dense peak TFLOP/s per precision (None: no such math on that GPU); int8 in dense TOPS (tera
+    int8 operations per second, a multiply-add counted as 2, as the other fields count FLOPs)."""
 
     name: str
     pattern: str
@@ -75,17 +76,18 @@ class Peak:
     tf32: Optional[float]
     fp16: float
     bf16: Optional[float]
+    int8: Optional[float] = None
 
 
 PEAKS: tuple[Peak, ...] = (
-    Peak("H100 PCIe", r"H100.*PCIe", 51.0, 378.0, 756.5, 756.5),
-    Peak("H100 NVL", r"H100.*NVL", 60.0, 417.5, 835.5, 835.5),
-    Peak("H100 SXM", r"H100", 67.0, 494.5, 989.5, 989.5),
-    Peak("H200 NVL", r"\bH200.*NVL", 60.0, 417.5, 835.5, 835.5),
-    Peak("H200 SXM", r"\bH200", 67.0, 494.5, 989.5, 989.5),
-    Peak("A100", r"A100", 19.5, 156.0, 312.0, 312.0),
-    Peak("L4", r"\bL4\b", 30.3, 60.0, 121.0, 121.0),
-    Peak("RTX 4090", r"RTX 4090(?!\s*D\b)", 82.6, 82.6, 165.2, 165.2),
+    Peak("H100 PCIe", r"H100.*PCIe", 51.0, 378.0, 756.5, 756.5, 1513.0),
+    Peak("H100 NVL", r"H100.*NVL", 60.0, 417.5, 835.5, 835.5, 1670.5),
+    Peak("H100 SXM", r"H100", 67.0, 494.5, 989.5, 989.5, 1979.0),
+    Peak("H200 NVL", r"\bH200.*NVL", 60.0, 417.5, 835.5, 835.5, 1670.5),
+    Peak("H200 SXM", r"\bH200", 67.0, 494.5, 989.5, 989.5, 1979.0),
+    Peak("A100", r"A100", 19.5, 156.0, 312.0, 312.0, 624.0),
+    Peak("L4", r"\bL4\b", 30.3, 60.0, 121.0, 121.0, 242.5),
+    Peak("RTX 4090", r"RTX 4090(?!\s*D\b)", 82.6, 82.6, 165.2, 165.2, 660.6),
     Peak("V100S PCIe", r"V100S", 16.4, None, 130.0, None),
     Peak("V100 PCIe", r"V100.*PCIe", 14.0, None, 112.0, None),
     Peak("V100 SXM2", r"V100", 15.7, None, 125.0, None),
@@ -104,6 +106,9 @@ Sources, vendor datasheets; figures marked "with sparsity" there are halved to t
   FP16 and BF16 Tensor with FP32 accumulate 165.2 (the accumulation PyTorch uses; 330.3 with FP16).
 - V100 SXM2 / PCIe / V100S PCIe: NVIDIA V100 datasheet (2020): FP32 15.7 / 14 / 16.4, Tensor (FP16)
   125 / 112 / 130; no TF32 or BF16 math.
+- INT8 Tensor (dense TOPS, from the same datasheets; "*" figures halved): H100 SXM / PCIe / NVL 3,958* /
+  3,026* / 3,341*; H200 as H100 SXM / NVL; A100 624; L4 485*; RTX 4090 660.6 (whitepaper, dense). V100 and
+  GTX 1080 Ti have no int8 tensor math (only DP4A instructions): None.
 - GTX 1080 Ti: NVIDIA product page, 3,584 CUDA cores at 1,582 MHz boost -> FP32 2 * 3584 * 1.582 GHz
   = 11.34; no tensor cores, and GP102 runs FP16 at 1/64 of FP32 (Pascal tuning guide) -> 0.177.
 """

@@ -2,7 +2,8 @@
 
 Interface (kept stable; fields are only ever added):
 
-    measure_pair(fns, device, regime, config=None, timed_window=None, seed=0) -> PairMeasurement
+    measure_pair(fns, device, regime, config=None, timed_window=None, seed=0, block_energy=None)
+        -> PairMeasurement
 
 - `fns`: a mapping of exactly two names to zero-argument callables, e.g. {"train": f_train,
   "deploy": f_deploy}. Order matters: speedup = median latency of the FIRST / median of the SECOND, so
@@ -17,9 +18,14 @@ Interface (kept stable; fields are only ever added):
   it: `sampler = TelemetrySampler(device); measure_pair(..., timed_window=lambda: sampler)`, then
   `sampler.result`; its window holds both forms' blocks (2 * pair_block_s per pair).
 - `seed`: drives the block order when `config.pair_order == "random"`.
+- `block_energy`: a zero-argument callable reading an energy counter in joules (None when it cannot),
+  e.g. `bench.measure.nvml.energy_reader(device)`; read right before and after every timed block, and
+  each form's deltas summed into `energy_j[name]`, so each form's energy is its own (a window shared by
+  both forms cannot be split). None for a form whose counter failed on any of its blocks.
 - Returns `PairMeasurement`: `stats[name]` is a `LatencyStats` per form, filled as `measure_latency`
   fills it (so row columns work unchanged); `speedup_median`, `speedup_ci_low`, `speedup_ci_high` (95%),
-  `n_blocks`, `n_pairs`, `stop_reason`, `order`, `block_forms`, `duration_s`, `timed_s`.
+  `n_blocks`, `n_pairs`, `stop_reason`, `order`, `block_forms`, `duration_s`, `timed_s`, `energy_j`
+  (per form; empty without `block_energy`).
 
 Method. Each form: first call alone, `prepare()`, warm-up (`bench.measure.timing.warm_start`), first
 form then second. Then the timed phase: block pairs, one block of each form of about `pair_block_s`
@@ -39,7 +45,7 @@ import contextlib
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 import torch
@@ -76,6 +82,8 @@ class PairMeasurement:
     block_forms: tuple[str, ...] = ()
     speedup_ci_method: str = SPEEDUP_CI_METHOD
     confidence: float = CONFIDENCE
+    energy_j: dict[str, Optional[float]] = field(default_factory=dict)
+    """Per form, the energy counter's deltas over that form's own timed blocks, summed (J)."""
 
     @property
     def forms(self) -> tuple[str, str]:
@@ -156,13 +164,24 @@ class _Interleaved:
     block_forms: list[int]
     reason: str = ""
     duration_s: float = 0.0
+    energy_j: list[Optional[float]] = field(default_factory=lambda: [0.0, 0.0])
 
 
-def _run_block(timer: Timer, n: int, state: _Interleaved, form: int) -> float:
-    """One timed block of `form`; returns its median (ms per call)."""
+EnergyReader = Callable[[], Optional[float]]
+
+
+def _run_block(timer: Timer, n: int, state: _Interleaved, form: int,
+               block_energy: Optional[EnergyReader] = None) -> float:
+    """One timed block of `form` (energy counter read right around it); returns its median (ms per call)."""
+    joules_before = block_energy() if block_energy is not None else None
     start = time.perf_counter()
     block = timer.run(n)
     state.in_blocks_s[form] += time.perf_counter() - start
+    if block_energy is not None:
+        joules_after = block_energy()
+        spent = state.energy_j[form]
+        state.energy_j[form] = (None if spent is None or joules_before is None or joules_after is None
+                                else spent + joules_after - joules_before)
     state.samples_ms[form].extend(block.samples_ms)
     state.enqueue_ms[form].extend(block.enqueue_ms or ())
     state.block_forms.append(form)
@@ -173,7 +192,8 @@ def _run_block(timer: Timer, n: int, state: _Interleaved, form: int) -> float:
     return block_median
 
 
-def _interleave(timers: list[Timer], warm: list[WarmStart], config: TimingConfig, seed: int) -> _Interleaved:
+def _interleave(timers: list[Timer], warm: list[WarmStart], config: TimingConfig, seed: int,
+                block_energy: Optional[EnergyReader] = None) -> _Interleaved:
     state = _Interleaved(([], []), ([], []), [0.0, 0.0], [], [])
     sample_ms = [w.sample_ms for w in warm]
     rng = random.Random(seed)
@@ -184,7 +204,7 @@ def _interleave(timers: list[Timer], warm: list[WarmStart], config: TimingConfig
         for form in pair_schedule(pair_index, config.pair_order, rng):
             left = config.max_samples - len(state.samples_ms[form])
             n = max(1, min(left, block_size(sample_ms[form], config.pair_block_s, 1)))
-            block_medians[form] = _run_block(timers[form], n, state, form)
+            block_medians[form] = _run_block(timers[form], n, state, form, block_energy)
             sample_ms[form] = block_medians[form] * timers[form].calls_per_sample
         state.log_ratios.append(math.log(block_medians[0] / block_medians[1]))
         pair_index += 1
@@ -209,7 +229,7 @@ def _check_forms(fns: Mapping[str, Callable[[], Any]]) -> list[str]:
 
 def measure_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device | str, regime: str,
                  config: Optional[TimingConfig] = None, timed_window: Optional[TimedWindow] = None,
-                 seed: int = 0) -> PairMeasurement:
+                 seed: int = 0, block_energy: Optional[EnergyReader] = None) -> PairMeasurement:
     """Time the two callables of `fns` interleaved; speedup = first / second latency, per block pair.
 
     Method, arguments and result: module docstring. Errors as `measure_latency` (unknown regime:
@@ -223,7 +243,7 @@ def measure_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device | st
         timers = [stack.enter_context(timer_cls(fns[name], device, config)) for name in names]
         warm = [warm_start(timer, config) for timer in timers]
         with window(timed_window):
-            state = _interleave(timers, warm, config, seed)
+            state = _interleave(timers, warm, config, seed, block_energy)
     stats = {
         name: LatencyStats.from_samples(
             regime, state.samples_ms[i], stop_reason=state.reason, warmup_iters=warm[i].warmup_iters,
@@ -238,4 +258,5 @@ def measure_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device | st
         speedup_ci_high=interval[1] if interval else None, n_blocks=len(state.block_forms),
         stop_reason=state.reason, order=config.pair_order, duration_s=state.duration_s,
         timed_s=sum(state.in_blocks_s), block_forms=tuple(names[i] for i in state.block_forms),
+        energy_j=({name: state.energy_j[i] for i, name in enumerate(names)} if block_energy is not None else {}),
     )

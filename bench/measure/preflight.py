@@ -2,8 +2,9 @@
 
 Checks are a registry of functions; each returns a Check, or None when it does not apply here (no GPU
 checks on a CPU-only machine, no governor check where the kernel exposes none). `fail` means numbers
-taken now would be wrong (clocks held down by power or heat); `warn` means they may be noisy or not
-comparable (other processes on the GPU, non-default clocks, persistence off, a loaded CPU).
+taken now would be wrong (clocks held down by heat or a hardware slowdown); `warn` means they may be noisy
+or not comparable (other processes on the GPU, non-default clocks, the software power cap active, which
+is common for a while after a heavy run and by design under full load, persistence off, a loaded CPU).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from bench.measure import nvml_lib
-from bench.measure.nvml import THROTTLE_MASK, decode_reasons, read_reasons
+from bench.measure.nvml import HARD_THROTTLE_MASK, SW_POWER_CAP, decode_reasons, read_reasons
 
 VERDICTS: tuple[str, ...] = ("pass", "warn", "fail")
 HOT_MARGIN_C = 10
@@ -110,22 +111,34 @@ def gpu_temperature() -> Optional[Check]:
     return Check("gpu_temperature", "warn" if temp >= hot else "pass", f"{temp} C{limit}")
 
 
+def clocks_check(bits: Optional[int], app_mhz: Optional[int], default_mhz: Optional[int]) -> Check:
+    """The clocks verdict from the current clock-event reason bits and the application SM clocks.
+
+    fail: a hardware slowdown, thermal slowdown or the power brake holds the clocks down now. warn: only
+    the software power cap is active (a card sits at it by design under load, and for a while after a
+    heavy run: the timed rows judge their own clocks, `bench.measure.nvml.throttle_verdict`), or the
+    application clock was changed from its default."""
+    if bits is not None and bits & HARD_THROTTLE_MASK:
+        reasons = ", ".join(decode_reasons(bits & HARD_THROTTLE_MASK))
+        return Check("gpu_clocks", "fail", f"clocks held down right now: {reasons}")
+    if bits is not None and bits & SW_POWER_CAP:
+        return Check("gpu_clocks", "warn", "the software power cap is active right now (normal under load and "
+                                           "for a while after a heavy run; each row judges its own clocks)")
+    if app_mhz is not None and default_mhz is not None and app_mhz != default_mhz:
+        return Check("gpu_clocks", "warn", f"application SM clock {app_mhz} MHz differs from the default "
+                                           f"{default_mhz} MHz (`nvidia-smi -rac` restores it)")
+    detail = f"application SM clock {app_mhz} MHz (default)" if app_mhz is not None else "no clock event active"
+    return Check("gpu_clocks", "pass", detail)
+
+
 @register_check
 def gpu_clocks() -> Optional[Check]:
     lib, handle = _gpu_handle()
     if handle is None:
         return None
-    bits = read_reasons(lib, handle)
-    if bits is not None and bits & THROTTLE_MASK:
-        reasons = ", ".join(decode_reasons(bits & THROTTLE_MASK))
-        return Check("gpu_clocks", "fail", f"clocks held down right now: {reasons}")
-    app = nvml_lib.query(lib.nvmlDeviceGetApplicationsClock, handle, lib.NVML_CLOCK_SM)
-    default = nvml_lib.query(lib.nvmlDeviceGetDefaultApplicationsClock, handle, lib.NVML_CLOCK_SM)
-    if app is not None and default is not None and app != default:
-        return Check("gpu_clocks", "warn", f"application SM clock {app} MHz differs from the default "
-                                           f"{default} MHz (`nvidia-smi -rac` restores it)")
-    detail = f"application SM clock {app} MHz (default)" if app is not None else "no clock event active"
-    return Check("gpu_clocks", "pass", detail)
+    return clocks_check(read_reasons(lib, handle),
+                        nvml_lib.query(lib.nvmlDeviceGetApplicationsClock, handle, lib.NVML_CLOCK_SM),
+                        nvml_lib.query(lib.nvmlDeviceGetDefaultApplicationsClock, handle, lib.NVML_CLOCK_SM))
 
 
 @register_check

@@ -3,6 +3,8 @@
 Precision settings (a registry, one function per precision):
 - fp32: TF32 off for matmul and cuDNN convolutions: IEEE fp32 math.
 - tf32: TF32 on for both: fp32 tensors, tensor-core math with a 10-bit mantissa.
+- int8: TF32 off, float32 tensors in torch: int8 is not a torch dtype here but a runtime's quantization of
+  the exported fp32 graph (`bench.quant`), so the model, the input and every torch reference stay IEEE fp32.
 - fp16 / bf16: TF32 off (anything left in fp32 stays IEEE). The reduced precision itself is the caller's
   choice: `dtype_for(precision)` to cast model and input (`.to(dtype)`, every op in that dtype: how a
   deployed network runs), or `autocast_context(precision, device)` (torch.autocast: some ops kept in
@@ -16,6 +18,12 @@ absent; on newer torch the legacy columns are derived from the new settings (see
 
 Every precision also sets `cudnn.benchmark` (default True: cuDNN autotunes each new shape on its first
 call, which the timing warm-up absorbs) and `use_deterministic_algorithms` (default False).
+
+`precision_settings(precision)` applies the same switches for a block and restores every one it touched
+afterwards: for measurements inside someone else's process (`bench.api.benchmark`), where torch's own
+defaults (cuDNN convolutions in TF32, no autotuning) would otherwise time something else than a sweep's
+cell of that precision. `no_autotune()` turns cuDNN autotuning off for a block (the correctness gate's
+batch, a side shape), so it costs no extra autotune.
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ PRECISION_SETTINGS: dict[str, Callable[[], None]] = {}
 
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+    "int8": torch.float32,
 }
+"""The tensor dtype torch holds per precision; int8 graphs take float32 inputs and quantize inside."""
 
 
 def register_precision(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
@@ -77,6 +87,11 @@ def _reduced() -> None:
     _tf32(False)
 
 
+@register_precision("int8")
+def _int8() -> None:
+    _tf32(False)
+
+
 def _check(precision: str) -> None:
     if precision not in PRECISION_SETTINGS:
         raise ValueError(f"precision '{precision}' is unknown; known: {', '.join(PRECISION_SETTINGS)}")
@@ -93,6 +108,61 @@ def apply_precision_settings(precision: str, cudnn_benchmark: bool = True,
         # about a second per call even when nothing changes, so only when it does
         torch.use_deterministic_algorithms(deterministic, warn_only=True)
     return reproducibility_flags()
+
+
+def _saved_switches() -> dict[str, Any]:
+    """Every switch `apply_precision_settings` writes, as it is now (raw values, "none" kept)."""
+    saved: dict[str, Any] = {
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+    }
+    if has_fp32_precision_api():
+        saved["fp32_precision"] = (torch.backends.cuda.matmul.fp32_precision,
+                                   torch.backends.cudnn.conv.fp32_precision)
+    else:
+        saved["legacy_tf32"] = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                                torch.get_float32_matmul_precision())
+    return saved
+
+
+def _restore_switches(saved: dict[str, Any]) -> None:
+    if "fp32_precision" in saved:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved["fp32_precision"]
+    else:
+        matmul, cudnn, float32_matmul = saved["legacy_tf32"]
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn
+        torch.set_float32_matmul_precision(float32_matmul)
+    torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
+    torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
+    if (torch.are_deterministic_algorithms_enabled() != saved["deterministic"]
+            or torch.is_deterministic_algorithms_warn_only_enabled() != saved["deterministic_warn_only"]):
+        torch.use_deterministic_algorithms(saved["deterministic"], warn_only=saved["deterministic_warn_only"])
+
+
+@contextlib.contextmanager
+def precision_settings(precision: str, cudnn_benchmark: bool = True,
+                       deterministic: bool = False) -> Iterator[dict[str, Any]]:
+    """`apply_precision_settings` for a block (yields its flags); every switch restored afterwards."""
+    _check(precision)
+    saved = _saved_switches()
+    try:
+        yield apply_precision_settings(precision, cudnn_benchmark, deterministic)
+    finally:
+        _restore_switches(saved)
+
+
+@contextlib.contextmanager
+def no_autotune() -> Iterator[None]:
+    """cudnn.benchmark off for a block: the gate's batch (and any other side shape) costs no autotune."""
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
 
 
 def _resolved_fp32_precision(module: Any) -> str:

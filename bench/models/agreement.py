@@ -4,7 +4,7 @@ the sweep's gate, `bench verify`, export checks and the tests.
 Error: max_abs = max |y_deploy - y_train| and max_rel = max_abs / max |y_train|, in float64 so the
 comparison adds no rounding. The relative error is normalised by the output's scale, not element by
 element: elementwise ratios blow up where an output is near zero (every ReLU output that is exactly 0).
-A non-finite output has max_rel = inf. A deploy form passes when max_rel <= TOLERANCES[precision].
+A non-finite output has max_rel = inf. A deploy form passes when max_rel <= TOLERANCES[gate_precision(precision)].
 
 Why these tolerances (relative to the largest output):
 - fp32 1e-4: folding reorders sums (three branch kernels added before the conv instead of three convs
@@ -17,6 +17,10 @@ Why these tolerances (relative to the largest output):
   folded weights in it; bf16 has 7 bits (unit roundoff 3.9e-3). Errors of 1e-2 of the output scale are
   normal for a 20-layer network, while a wrong fold (a branch dropped, BN misapplied) is O(1e-1..1).
 - fp64 1e-10: the same reordering at unit roundoff 1.1e-16.
+- int8: no tolerance, on purpose (`GATED_IN`). The gate stays exact: an int8 cell's forms are exported
+  and checked in fp32 (1e-4 above) before either is quantized, and its rows carry that fp32 verdict.
+  What int8 then changes is quantization error, which every correct int8 graph has (about 6 dB of SQNR
+  per bit); it is measured and written as columns (`bench.quant.error`), never used to withhold a speedup.
 
 `BLOCK_TOLERANCES` are for one block alone (`bench verify`'s block rows): a single block's reordered sum
 has no depth to compound over; every block agrees to at most 1.4e-6 in fp32 and 1.7e-15 in fp64 (random
@@ -29,6 +33,8 @@ from __future__ import annotations
 import torch
 
 TOLERANCES: dict[str, float] = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 5e-2, "bf16": 5e-2, "fp64": 1e-10}
+GATED_IN: dict[str, str] = {"int8": "fp32"}
+"""Precisions without a tolerance of their own -> the precision their gate runs in (see above)."""
 BLOCK_TOLERANCES: dict[str, float] = {"fp32": 1e-5, "fp64": 1e-12}
 PRECISION_OF_DTYPE: dict[torch.dtype, str] = {torch.float32: "fp32", torch.float16: "fp16",
                                               torch.bfloat16: "bf16", torch.float64: "fp64"}
@@ -43,6 +49,20 @@ def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, f
     if not torch.isfinite(a).all() or not torch.isfinite(b).all():
         rel = float("inf")
     return diff, rel
+
+
+def gate_precision(precision: str) -> str:
+    """The precision a cell of `precision` is gated in: itself, or its `GATED_IN` entry (int8 -> fp32)."""
+    gated = GATED_IN.get(precision, precision)
+    if gated not in TOLERANCES:
+        raise ValueError(f"precision '{precision}' has no gate tolerance; known: "
+                         f"{', '.join([*TOLERANCES, *GATED_IN])}")
+    return gated
+
+
+def gate_tolerance(precision: str) -> float:
+    """The gate's tolerance for a cell of `precision` (int8: the fp32 tolerance its fp32 graphs pass)."""
+    return TOLERANCES[gate_precision(precision)]
 
 
 def tolerance_for(dtype: torch.dtype, table: dict[str, float] = TOLERANCES) -> float:

@@ -2,8 +2,8 @@
 
 Both forms run eagerly on the same input, in the cell's precision and memory format. Recorded:
 `max_abs_err` and `max_rel_err` of `bench.models.agreement.output_error`. A cell whose `max_rel_err`
-exceeds `agreement.TOLERANCES[precision]` (the reasons for each value are there) is marked 'mismatch' and
-no speedup may be reported from it.
+exceeds `agreement.gate_tolerance(precision)` (the reasons for each value are there; an int8 cell is
+gated in fp32, `agreement.GATED_IN`) is marked 'mismatch' and no speedup may be reported from it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from bench.models.agreement import TOLERANCES, output_error
+from bench.models.agreement import gate_tolerance, output_error
 from bench.reparam.fold_report import FoldReport
 
 GATE_MAX_BATCH = 16
@@ -66,7 +66,7 @@ def compare_outputs(train_out: torch.Tensor, deploy_out: torch.Tensor, precision
         raise RuntimeError(f"deploy output shape {tuple(deploy_out.shape)} != training form "
                            f"{tuple(train_out.shape)}")
     max_abs, max_rel = output_error(train_out, deploy_out)
-    return GateResult(max_abs_err=max_abs, max_rel_err=max_rel, tolerance=TOLERANCES[precision])
+    return GateResult(max_abs_err=max_abs, max_rel_err=max_rel, tolerance=gate_tolerance(precision))
 
 
 def run_gate(train: nn.Module, deploy: nn.Module, x: torch.Tensor, precision: str) -> GateResult:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
 from bench.compare.table import markdown_table
+from bench.report.int8 import WEIGHTS_CAVEAT, int8_table
 from bench.report.runtimes import runtime_table
 from bench.report.tables import (excluded_table, flagged_table, kernel_count_files, kernel_count_table,
                                  paper_table, repeated_cells, speedup_table)
@@ -118,6 +119,9 @@ def _write_tables(df: pd.DataFrame, out_dir: Path, hardware_dirs: list[Path], li
         "runtimes": ("Runtimes side by side: each runtime's train and deploy throughput (samples/s) and "
                      "deploy/train speedup with its 95% interval, for settings measured under several runtimes",
                      runtime_table(df)),
+        "int8": ("int8: each form's error against the training form's fp32 output (SQNR in dB, top-1 "
+                 "agreement, max relative error) and its fp32/int8 speedup, and the deploy/train speedup in "
+                 f"int8, all timed side by side with 95% intervals. {WEIGHTS_CAVEAT}", int8_table(df)),
         "flagged": ("Flagged cells (drawn hatched or marked, never mixed in)", flagged_table(df)),
         "excluded": ("Excluded cells (not drawn; status other than ok or mismatch)", excluded_table(df)),
         "repeated": ("Cells measured in several runs (every measurement; `used` = the newest, drawn above)",
@@ -127,7 +131,7 @@ def _write_tables(df: pd.DataFrame, out_dir: Path, hardware_dirs: list[Path], li
     }
     written: dict[str, Path] = {}
     for name, (heading, table) in sections.items():
-        if name in ("kernel_counts", "repeated", "runtimes") and table.empty:
+        if name in ("kernel_counts", "repeated", "runtimes", "int8") and table.empty:
             continue
         csv = out_dir / f"{name}.csv"
         table.to_csv(csv, index=False)

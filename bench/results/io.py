@@ -324,6 +324,10 @@ class RunWriter:
             raise ValueError(f"samples of cell {result.cell_key()} must be finite and >= 0 ms")
         return values.tolist()
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Every cell's row as this writer last read or wrote its file, oldest first; reads no table."""
+        return [rec["row"] for rec in self._records()]
+
     def _records(self) -> list[dict[str, Any]]:
         return sorted((rec for _, rec in self._cache.values()), key=lambda rec: rec["written_ns"])
 

@@ -36,7 +36,7 @@ AXIS_SPECS: tuple[Axis, ...] = (
     Axis("form", str, ("train", "deploy"), ("train", "deploy"), ("--forms", "--form"), 7),
     Axis("mode", str, ("infer", "train_step"), ("infer",), ("--modes", "--mode"), 6),
     Axis("batch_size", int, None, (1,), ("--batch", "--batch-size"), 2),
-    Axis("precision", str, ("fp32", "tf32", "fp16", "bf16"), ("fp32",), ("--precision", "--precisions"), 3),
+    Axis("precision", str, ("fp32", "tf32", "fp16", "bf16", "int8"), ("fp32",), ("--precision", "--precisions"), 3),
     Axis("memory_format", str, ("contiguous", "channels_last"), ("contiguous",),
          ("--memory-format", "--memory-formats"), 4),
     Axis("runtime", str, ("eager", "cudagraph", "compile", "compile_frozen", "onnxruntime", "onnxruntime_trt",
@@ -45,7 +45,9 @@ AXIS_SPECS: tuple[Axis, ...] = (
 )
 """Every axis, in schema order. `train_step` = forward + backward + SGD step (training forms only).
 Runtimes are registered in `bench.sweep.runtimes` (one module each: what it can run, why it cannot run
-here, how it opens a form); `bench run --runtime list` says which can run on this machine."""
+here, how it opens a form); `bench run --runtime list` says which can run on this machine.
+`int8`: the exported fp32 graph quantized by a runtime that quantizes (`bench.quant`; onnxruntime today),
+gated in fp32 first; other runtimes skip it with a reason."""
 
 AXES: tuple[str, ...] = tuple(a.name for a in AXIS_SPECS)
 """The columns that identify a cell: two rows with equal axes measure the same thing."""
@@ -113,6 +115,10 @@ class Result(_Row):
     host_enqueue_ms_median: Optional[float] = None
     host_bound: Optional[bool] = None
     compile_cache_cold: Optional[bool] = None
+    # runtime `compile`: graphs dynamo made for the cell (1: one graph), frames it compiled during timing
+    # (0: the timed calls ran what the first call compiled); every compile unit starts from a fresh dynamo
+    compile_graphs: Optional[int] = None
+    compile_recompiles: Optional[int] = None
     throughput_samples_s: Optional[float] = None
     # memory
     peak_allocated_mib: Optional[float] = None
@@ -137,6 +143,10 @@ class Result(_Row):
     throttle_reason_fractions: Optional[str] = None
     sm_clock_mhz_max: Optional[float] = None
     sm_clock_ratio: Optional[float] = None
+    # the clock `throttled` was judged against and the rule's name (bench.measure.nvml.THROTTLE_RULES);
+    # None in rows judged by the older rule, which also counted the SW power cap
+    sm_clock_mhz_reference: Optional[float] = None
+    throttle_rule: Optional[str] = None
     # machine load as the cell ended (recorded by the sweep's parent): 1-minute load average, and the
     # share of the last 10 s in which a runnable task waited for a CPU (/proc/pressure/cpu, Linux PSI)
     load_avg_1m: Optional[float] = None
@@ -182,6 +192,29 @@ class Result(_Row):
     runtime_build_ms: Optional[float] = None  # export + conversion + session/engine build, before any call
     runtime_convs: Optional[int] = None  # convolutions in the graph the runtime executes
     runtime_batchnorms: Optional[int] = None  # BatchNorms it still computes from their statistics
+    # precision int8 only (`bench.quant`, `bench.sweep.int8`): how the form's exported fp32 graph was
+    # quantized; its error against its own fp32 graph (`_vs_fp32`) and against the PyTorch training form in
+    # fp32 (`_vs_train_fp32`), on `quant_eval_samples` inputs the calibration never saw: max relative error,
+    # SQNR in dB, top-1 agreement (a measurement, not a gate: the gate columns above are the fp32 gate's;
+    # `quant_eval_top1_classes`: how many distinct classes the fp32 reference picks over those inputs, 1
+    # meaning agreement only tells whether that class survived); and fp32 / int8 latency of this form
+    # timed side by side (> 1: int8 is faster)
+    quant_scheme: Optional[str] = None
+    quant_calibration: Optional[str] = None
+    quant_calibration_samples: Optional[int] = None
+    quant_calibration_seed: Optional[int] = None
+    quant_eval_samples: Optional[int] = None
+    quant_eval_top1_classes: Optional[int] = None
+    int8_rel_err_vs_fp32: Optional[float] = None
+    int8_sqnr_db_vs_fp32: Optional[float] = None
+    int8_top1_agreement_vs_fp32: Optional[float] = None
+    int8_rel_err_vs_train_fp32: Optional[float] = None
+    int8_sqnr_db_vs_train_fp32: Optional[float] = None
+    int8_top1_agreement_vs_train_fp32: Optional[float] = None
+    fp32_latency_ms_median: Optional[float] = None
+    int8_speedup_vs_fp32_median: Optional[float] = None
+    int8_speedup_vs_fp32_ci_low: Optional[float] = None
+    int8_speedup_vs_fp32_ci_high: Optional[float] = None
 
     def cell_key(self) -> tuple:
         return tuple(getattr(self, axis) for axis in AXES)
@@ -241,9 +274,25 @@ class Speedup(_Row):
     duration_s: Optional[float] = None
     timed_s: Optional[float] = None
     git_sha: Optional[str] = None
+    # precision int8 only: each form's int8 error against the PyTorch training form in fp32 and its
+    # fp32 / int8 speedup, copied from the form rows (`INT8_PAIR_COLUMNS`)
+    int8_rel_err_train: Optional[float] = None
+    int8_rel_err_deploy: Optional[float] = None
+    int8_sqnr_db_train: Optional[float] = None
+    int8_sqnr_db_deploy: Optional[float] = None
+    int8_top1_agreement_train: Optional[float] = None
+    int8_top1_agreement_deploy: Optional[float] = None
+    int8_speedup_vs_fp32_train: Optional[float] = None
+    int8_speedup_vs_fp32_deploy: Optional[float] = None
 
     def pair_key(self) -> tuple:
         return tuple(getattr(self, axis) for axis in PAIR_AXES)
 
 
 SPEEDUP_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Speedup))
+
+INT8_PAIR_COLUMNS: dict[str, str] = {
+    "int8_rel_err": "int8_rel_err_vs_train_fp32", "int8_sqnr_db": "int8_sqnr_db_vs_train_fp32",
+    "int8_top1_agreement": "int8_top1_agreement_vs_train_fp32", "int8_speedup_vs_fp32": "int8_speedup_vs_fp32_median",
+}
+"""A pair row's `<key>_<form>` column -> the form row's column it copies."""

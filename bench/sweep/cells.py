@@ -57,11 +57,15 @@ def skip_rule(fn: SkipRule) -> SkipRule:
     return fn
 
 
+CPU_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
+"""What a CPU sweep times: fp32, and int8 where a runtime quantizes (the other precisions are CUDA math;
+which runtimes quantize, and where, each runtime declares: `bench.sweep.runtimes`)."""
+
 PLAIN_SKIPS: tuple[tuple[Callable[[Cell, str], bool], str], ...] = (
     (lambda cell, device: cell.form == "deploy" and cell.mode == "train_step",
      "train_step needs the training form; the deploy form is for inference only"),
-    (lambda cell, device: device == "cpu" and cell.precision != "fp32",
-     "{precision} not timed on CPU (the CPU sweep measures fp32 only)"),
+    (lambda cell, device: device == "cpu" and cell.precision not in CPU_PRECISIONS,
+     "{precision} not timed on CPU (the CPU sweep measures fp32, and int8 where a runtime quantizes)"),
 )
 """(applies to (cell, device type), reason with the cell's axes filled in): the rules one condition says."""
 

@@ -9,9 +9,13 @@ a column. Only renaming and the few per-cell derived quantities that need the ce
   2 * MACs per call / seconds / 1e12, with k = 1 for inference and k = 3 for a training step (backward
   costs about twice the forward: Kaplan et al. 2020, sec. 2.1).
 - pct_of_peak = 100 * tflops_achieved / the device's dense peak for the precision (None if unknown).
-- energy_j_per_sample = (energy_j / window_s) * median_s / batch: the NVML energy counter's mean power
-  over the timed window times the median call time, per sample. The window also holds warm-up calls, so
-  dividing the raw energy by the timed calls only (energy_j / (n * batch)) would overstate it.
+- energy_j_per_sample = energy_j / (n * calls_per_sample * batch) (`bench.measure.nvml.energy_per_sample_j`):
+  the NVML energy counter's delta over this form's own timed calls. A lone cell's delta is its timed
+  window's (the window holds the timed blocks only, not the first call or warm-up). A pair's two forms
+  share one window, and its mean power times each form's latency would make their energy ratio equal
+  their latency ratio by construction; so each form's energy is the sum of the counter's deltas around
+  its own blocks (`bench.measure.paired.measure_pair(block_energy=...)`), and without that counter the
+  column is empty.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from bench.measure.stats import LatencyStats
     from bench.models.gate import GateResult
     from bench.sweep.cells import Cell
+    from bench.sweep.int8 import Int8Record
     from bench.sweep.runtimes.base import RuntimeRecord
 
 TIMING_FIELDS: dict[str, str] = {
@@ -45,7 +50,7 @@ MEMORY_FIELDS: tuple[str, ...] = (
 )
 TELEMETRY_FIELDS: tuple[str, ...] = (
     "power_w_mean", "sm_clock_mhz_mean", "mem_clock_mhz_mean", "temperature_c_max", "throttled",
-    "sm_clock_mhz_max", "sm_clock_ratio",
+    "sm_clock_mhz_max", "sm_clock_ratio", "sm_clock_mhz_reference", "throttle_rule",
 )
 TRAIN_STEP_FLOP_FACTOR = 3
 
@@ -78,20 +83,20 @@ def memory_fields(stats: MemoryStats) -> dict[str, Any]:
     return {col: _plain(getattr(stats, col)) for col in MEMORY_FIELDS}
 
 
-def telemetry_fields(telemetry: Telemetry, window_s: float, median_ms: Optional[float],
-                     batch_size: int) -> dict[str, Any]:
+def telemetry_fields(telemetry: Telemetry) -> dict[str, Any]:
     out = {col: _plain(getattr(telemetry, col)) for col in TELEMETRY_FIELDS}
     reasons = telemetry.throttle_reasons
     out["throttle_reasons"] = _plain(reasons) if reasons else None
     fractions = telemetry.reason_fractions
     out["throttle_reason_fractions"] = (", ".join(f"{name}:{share:.2f}" for name, share in fractions)
                                         if fractions else None)
-    energy = telemetry.energy_j
-    if energy is not None and window_s > 0 and median_ms:
-        out["energy_j_per_sample"] = energy / window_s * (median_ms / 1000.0) / batch_size
-    else:
-        out["energy_j_per_sample"] = None
     return out
+
+
+def energy_fields(energy_j: Optional[float], stats: LatencyStats, batch_size: int) -> dict[str, Any]:
+    from bench.measure.nvml import energy_per_sample_j
+
+    return {"energy_j_per_sample": energy_per_sample_j(energy_j, stats.n * stats.calls_per_sample, batch_size)}
 
 
 def compute_fields(macs_per_sample: Optional[int], median_ms: Optional[float], batch_size: int,
@@ -137,14 +142,23 @@ class CellRecord:
     """Runtimes that open a form: what decides their numbers, their build and first call."""
     params: Optional[int] = None
     macs: Optional[int] = None
+    compile_recompiles: Optional[int] = None
+    """torch.compile runtimes: frames dynamo compiled during the timed phase (a pair's: both forms'); 0 =
+    every timed call ran what the first call compiled (`bench.sweep.dynamo_state`)."""
     stats: Optional[LatencyStats] = None
     host_enqueue_ms: Optional[float] = None
     """From a short synchronized pass, where the timing regime could not see the host's enqueue time."""
+    host_bound_ruled_out: bool = False
+    """The pass was skipped: the pipelined median is too long for the host to have set it
+    (`bench.measure.cuda_regimes.host_bound_possible`), so `host_bound` is False with no enqueue time."""
     flush_l2: Optional[bool] = None
     telemetry: Optional[Telemetry] = None
-    window_s: Optional[float] = None
+    energy_j: Optional[float] = None
+    """The energy counter's delta over this cell's own timed calls (a pair: its own blocks), J."""
     peak_tflops: Optional[float] = None
     memory: Optional[MemoryStats] = None
+    int8: Optional[Int8Record] = None
+    """int8 cells: the quantization, its error and the int8-vs-fp32 speedup of this form."""
 
     def fields(self, cell: Cell) -> dict[str, Any]:
         """The row's measured columns."""
@@ -153,8 +167,12 @@ class CellRecord:
             out.update(self.gate.row_fields())
         if self.runtime is not None:
             out.update(self.runtime.fields())
+        if self.int8 is not None:
+            out.update(self.int8.fields())
         if self.params is not None:
             out.update(model_fields(self.params, self.macs))
+        if self.compile_recompiles is not None:
+            out["compile_recompiles"] = self.compile_recompiles
         if self.stats is not None:
             out.update(self._timed(cell, self.stats))
         if self.runtime is not None and self.runtime.first_call_ms is not None:
@@ -168,8 +186,11 @@ class CellRecord:
         if out["host_enqueue_ms_median"] is None:
             out["host_enqueue_ms_median"] = self.host_enqueue_ms
         out["host_bound"] = host_bound(stats.regime, out["host_enqueue_ms_median"], stats.median_ms)
+        if out["host_bound"] is None and self.host_bound_ruled_out:
+            out["host_bound"] = False
         out["flush_l2"] = self.flush_l2
         if self.telemetry is not None:
-            out.update(telemetry_fields(self.telemetry, self.window_s or 0.0, stats.median_ms, cell.batch_size))
+            out.update(telemetry_fields(self.telemetry))
+            out.update(energy_fields(self.energy_j, stats, cell.batch_size))
         out.update(compute_fields(self.macs, stats.median_ms, cell.batch_size, cell.mode, self.peak_tflops))
         return out

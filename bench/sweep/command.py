@@ -23,8 +23,8 @@ from bench.results.runlock import RunLockedError, run_lock
 from bench.sweep.axes import CHOICES, ConfigError
 from bench.sweep.executor import EXECUTORS, ISOLATIONS
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
-from bench.sweep.signals import Terminated, interrupted_exit, sigterm_raises
-from bench.sweep.verdict import EXIT_TERMINATED, EXIT_USAGE, judge_run
+from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
+from bench.sweep.verdict import EXIT_USAGE
 
 AXIS_OPTIONS: dict[str, tuple[str, ...]] = {a.name: a.flags for a in AXIS_SPECS}
 """Each axis's CLI flags (`bench.results.schema.AXIS_SPECS`)."""
@@ -113,30 +113,36 @@ def print_runtimes() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """SIGTERM is handled from the first instant (a worker is prestarted before planning), so a sweep
-    terminated at any point exits 143 and leaves no worker or temporary folder behind."""
-    from bench.sweep.executor import Worker
-
+    """Ctrl-C and SIGTERM are handled from the first instant (a worker is prestarted before planning) to
+    the verdict: a sweep stopped at any point exits 130 or 143 with a message that says what it left
+    (`bench.sweep.signals`), and no worker or temporary folder behind."""
     if getattr(args, "runtime", None) == "list":
         return print_runtimes()
     if args.executor != "local" or args.address or args.hardware:
         from bench.sweep.ray_sweep import run_command
 
         return run_command(args, build_config)
+    stage = Stage()
     with sigterm_raises():
-        prestarted = None
         try:
-            prestarted = None if args.dry_run or args.max_batch else Worker.prestart()
-            return _run(args, prestarted)
-        except Terminated:
-            print("\nterminated (SIGTERM) before the sweep started: nothing was measured; run the same command again to resume", file=sys.stderr)
-            return EXIT_TERMINATED
-        finally:
-            if prestarted is not None:
-                prestarted.kill()
+            return _run_with_prestart(args, stage)
+        except (KeyboardInterrupt, Terminated) as exc:
+            return stopped_exit(exc, stage)
 
 
-def _run(args: argparse.Namespace, prestarted: Any) -> int:
+def _run_with_prestart(args: argparse.Namespace, stage: Stage) -> int:
+    from bench.sweep.executor import Worker
+
+    prestarted = None
+    try:
+        prestarted = None if args.dry_run or args.max_batch else Worker.prestart(args.device)
+        return _run(args, prestarted, stage)
+    finally:
+        if prestarted is not None:
+            prestarted.kill()
+
+
+def _run(args: argparse.Namespace, prestarted: Any, stage: Stage) -> int:
     from bench.sweep.maxbatch import run_max_batch
     from bench.sweep.runner import DeviceError, plan as make_plan, run_sweep
 
@@ -149,6 +155,7 @@ def _run(args: argparse.Namespace, prestarted: Any) -> int:
         _print_plan(plan)
         return 0
     if args.max_batch:
+        stage.enter("probing", str(plan.run_dir / "max_batch.csv"))
         try:
             run_max_batch(plan.cells, plan.device, plan.config.seed, plan.config.cell_timeout_s,
                           plan.run_dir / "max_batch.csv")
@@ -158,6 +165,7 @@ def _run(args: argparse.Namespace, prestarted: Any) -> int:
         return 0
     print(f"run {plan.run_id} on {plan.device} ({plan.hardware}): {len(plan.cells)} cells -> {plan.run_dir}",
           flush=True)
+    stage.enter("sweeping", str(plan.run_dir))
     try:
         with run_lock(plan.run_dir):
             summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation,
@@ -171,13 +179,11 @@ def _run(args: argparse.Namespace, prestarted: Any) -> int:
               "--out DIR to write elsewhere (finished runs are read by bench report and bench compare "
               "without writing)", file=sys.stderr)
         return EXIT_USAGE
-    except (KeyboardInterrupt, Terminated) as exc:
-        return interrupted_exit(exc, str(plan.run_dir))
+    stage.enter("judging")
     print(f"results: {summary.run_dir}")
-    verdict = judge_run(summary.run_dir)
-    for line in verdict.lines(args.strict):
+    for line in summary.verdict.lines(args.strict):
         print(f"bench run: {line}", file=sys.stderr)
-    return verdict.exit_code(args.strict)
+    return summary.verdict.exit_code(args.strict)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -77,9 +77,10 @@ class SweepConfig:
     def values(self, axis: str) -> tuple:
         return tuple(self.axes[axis])
 
-    def digest(self, device: str) -> str:
+    def digest(self, device: str, machine: str | None = None) -> str:
         """Short hash of what decides the measurements (not the timeout, not the output folder), and of
-        the machine.
+        the machine (`machine_id()` unless given: `bench gpu-check` gives the hardware id, so that the next
+        lent machine of the same kind resumes its presets).
 
         The run id is `<name>-<digest>`, so the same command on the same machine maps to the same results
         folder and a re-run resumes it, while a changed axis or timing setting starts a new folder. The
@@ -88,7 +89,7 @@ class SweepConfig:
         """
         payload = {
             "name": self.name,
-            "machine": machine_id(),
+            "machine": machine_id() if machine is None else machine,
             "axes": {axis: list(self.axes[axis]) for axis in AXES},
             "device": device,
             "seed": self.seed,
@@ -99,8 +100,8 @@ class SweepConfig:
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
-    def run_id(self, device: str) -> str:
-        return f"{self.name}-{self.digest(device)}"
+    def run_id(self, device: str, machine: str | None = None) -> str:
+        return f"{self.name}-{self.digest(device, machine)}"
 
 
 def machine_id() -> str:
@@ -281,13 +282,20 @@ def load_file(path: str | Path) -> SweepConfig:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                           "TOML files must be UTF-8") from None
+    return load_text(text, path.stem, where=f"config file '{path}'")
+
+
+def load_text(text: str, default_name: str, where: str = "config text") -> SweepConfig:
+    """A sweep config from TOML text (the format of bench/sweep/presets/*.toml)."""
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
-    return from_dict(raw, default_name=path.stem)
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    return from_dict(raw, default_name=default_name)
 
 
 def load_preset(name: str) -> SweepConfig:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import bench
-from bench.sweep.orphans import die_with_parent
+from bench.sweep.orphans import popen_contained, stop_tree
 from bench.sweep.protocol import CellOutcome, CellSpec, UnitOutcome, UnitSpec
 
 OnStart = Callable[[UnitSpec, int], None]
@@ -52,14 +52,6 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the cell's whole process group (torch.compile spawns compile workers)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _died(proc: subprocess.Popen, output: str) -> CellOutcome:
     code = proc.returncode
     if code is not None and code < 0:
@@ -75,27 +67,25 @@ def run_cell_subprocess(spec: CellSpec, timeout_s: float,
                         env: Optional[dict[str, str]] = None) -> CellOutcome:
     """Run one probe in `python -m bench.sweep.probe` and return its outcome; never raises for cell failures.
 
-    A timeout kills the process group and yields status 'timeout'. Ctrl-C (or any exception here) kills
-    the child too, then propagates, so an interrupted sweep leaves no orphan measuring in the background.
+    A timeout kills the probe and everything it started and yields status 'timeout'. Ctrl-C (or any
+    exception here) kills them too, then propagates, so an interrupted sweep leaves no orphan measuring.
     """
     with tempfile.TemporaryDirectory(prefix="bench-cell-") as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "outcome.json")
         spec_path.write_text(spec.to_json())
         cmd = [sys.executable, "-m", "bench.sweep.probe", str(spec_path), str(out_path)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=_child_env(env or {}), start_new_session=True,
-                                preexec_fn=die_with_parent())
+        proc = popen_contained(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=_child_env(env or {}))
         try:
             output, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            stop_tree(proc)
             proc.communicate()
             return CellOutcome(status="timeout", error=f"cell exceeded the {timeout_s:g} s timeout; killed")
         except BaseException:
-            _kill_group(proc)
-            proc.wait()
+            stop_tree(proc)
             raise
-        _kill_group(proc)
+        stop_tree(proc)
         if out_path.is_file():
             return CellOutcome.from_json(out_path.read_text())
         return _died(proc, output or "")
@@ -113,6 +103,34 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+def gpu_slot_env(gpu: str, extra: dict[str, str]) -> dict[str, str]:
+    """The env of a `LocalExecutor` slot that owns GPU `gpu` (an index or UUID as CUDA_VISIBLE_DEVICES
+    lists it)."""
+    return {"CUDA_VISIBLE_DEVICES": gpu, **extra}
+
+
+def first_slot_env(device: Optional[str] = None, environ: Optional[dict[str, str]] = None,
+                   nvidia_present: Optional[bool] = None) -> dict[str, str]:
+    """The env of the first slot `LocalExecutor.for_device` will make, known before torch is imported (the
+    prestart runs while it is): the first GPU CUDA_VISIBLE_DEVICES lists, else GPU 0 where an NVIDIA device
+    node exists (`visible_gpus` numbers them from 0 then), else the CPU slot's empty env; the CPU slot's
+    also when `device` is "cpu". A wrong guess costs only the overlap: the worker is not adopted."""
+    environ = os.environ if environ is None else environ
+    if device == "cpu":
+        return {}
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        entries = [d.strip() for d in listed.split(",") if d.strip()]
+        return gpu_slot_env(entries[0], {}) if entries else {}
+    if listed is None and (nvidia_present if nvidia_present is not None else _nvidia_device_present()):
+        return gpu_slot_env("0", {})
+    return {}
+
+
+def _nvidia_device_present() -> bool:
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 ISOLATIONS: tuple[str, ...] = ("model", "cell")
 """`model`: one persistent worker per model and runtime serves all its units, replaced after a failure;
 `cell`: a fresh process for every unit of work (a pair or a lone cell), as before workers existed."""
@@ -128,16 +146,16 @@ class Worker:
         self.key, self.env = key, dict(env)
         self.log_path = folder / f"worker-{len(list(folder.glob('worker-*')))}.log"
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.worker"], stdin=subprocess.PIPE,
-                                     stdout=self._log, stderr=subprocess.STDOUT, text=True,
-                                     env=_child_env(env), start_new_session=True,
-                                     preexec_fn=die_with_parent())
+        self.proc = popen_contained([sys.executable, "-m", "bench.sweep.worker"], stdin=subprocess.PIPE,
+                                    stdout=self._log, stderr=subprocess.STDOUT, text=True, env=_child_env(env))
 
     @classmethod
-    def prestart(cls) -> "Worker":
+    def prestart(cls, device: Optional[str] = None) -> "Worker":
         """A worker for no model yet, started before the sweep is planned, so its torch import overlaps
-        the parent's; a `LocalExecutor` slot without env overrides (the CPU) adopts it for its first unit."""
-        return cls(None, {}, Path(tempfile.mkdtemp(prefix="bench-prestart-")))
+        the parent's; the first slot of the `LocalExecutor` adopts it for its first unit when its env is
+        that slot's (`first_slot_env`: on CUDA the slot pins its GPU, so a worker started without it would
+        be killed and the first unit would start cold). `device`: the sweep's --device, if given."""
+        return cls(None, first_slot_env(device), Path(tempfile.mkdtemp(prefix="bench-prestart-")))
 
     def serves(self, key: tuple, env: dict[str, str]) -> bool:
         return self.alive() and self.key in (None, key) and self.env == env
@@ -180,14 +198,14 @@ class Worker:
         return self.log_path.read_text(errors="replace")
 
     def kill(self) -> None:
-        _kill_group(self.proc)
-        self.proc.wait()
+        """Stop the worker and every process it started (`bench.sweep.orphans`)."""
+        stop_tree(self.proc)
         self._log.close()
         if self.log_path.parent.name.startswith("bench-prestart-"):
             shutil.rmtree(self.log_path.parent, ignore_errors=True)
 
     def close(self) -> None:
-        """Let the worker leave on its own (end of its stdin), then make sure its group is gone."""
+        """Let the worker leave on its own (end of its stdin), then make sure its tree is gone."""
         try:
             if self.proc.stdin is not None and not self.proc.stdin.closed:
                 self.proc.stdin.close()
@@ -215,7 +233,7 @@ class LocalExecutor:
     def for_device(cls, device_type: str, timeout_s: float, isolation: str = "model",
                    env: Optional[dict[str, str]] = None, prestarted: Optional[Worker] = None) -> "LocalExecutor":
         gpus = visible_gpus() if device_type == "cuda" else []
-        slots = [{"CUDA_VISIBLE_DEVICES": g, **(env or {})} for g in gpus] or [dict(env or {})]
+        slots = [gpu_slot_env(g, env or {}) for g in gpus] or [dict(env or {})]
         return cls(slots, timeout_s, isolation, prestarted)
 
     def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:

@@ -7,17 +7,25 @@ samples of its output against a PyTorch forward of those samples only (eval-mode
 independently), so the training-form session checks the export and the deploy-form session the
 conversion and the export together. Threads: `intra_op_num_threads` is the unit's torch thread count
 (`torch.get_num_threads()` after `--threads` is applied), as for torch cells.
+
+int8 (`open_int8`, `bench.quant.ort`): each form is exported once; its fp32 session is the one gated
+(fp32 tolerance, `bench.models.agreement.GATED_IN`), and the same bytes quantized on the seeded
+calibration set for the cell's input shape give the int8 session that is timed. Both sessions get the
+same options; `bench.sweep.int8` measures the int8 error and times int8 against fp32.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
 
 from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
 from bench.sweep.cells import Cell
+
+if TYPE_CHECKING:
+    from bench.quant.ort import OrtInt8
 
 GRAPH_LEVEL = "all"
 """ONNX Runtime's default graph optimisation level: what a deployment gets without asking for less."""
@@ -29,6 +37,13 @@ def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.d
     default the device's)."""
     return ort_session(module, x, device, num_threads=torch.get_num_threads(), level=GRAPH_LEVEL,
                        tf32=cell.precision == "tf32", provider=provider, fp16=cell.precision == "fp16")
+
+
+def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> OrtInt8:
+    """`bench.quant.ort.open_int8` with the unit's threads and graph level: an `OrtInt8`."""
+    from bench.quant.ort import open_int8 as open_ort_int8
+
+    return open_ort_int8(module, x, device, torch.get_num_threads(), seed, level=GRAPH_LEVEL)
 
 
 def record_fields(record: OrtRecord) -> dict[str, Any]:

@@ -17,6 +17,8 @@ class Timed:
 
     stats: Mapping[str, Any]
     pair: dict[str, Any] = field(default_factory=dict)
+    energy_j: Mapping[str, Optional[float]] = field(default_factory=dict)
+    """A pair's per-form energy over each form's own blocks (empty for a lone cell or without a counter)."""
 
 
 def timing_config(timing: Mapping[str, Any]) -> Any:
@@ -26,15 +28,17 @@ def timing_config(timing: Mapping[str, Any]) -> Any:
 
 
 def time_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device, regime: str, config: Any,
-              timed_window: Optional[Callable[[], Any]], seed: int) -> Timed:
-    """Both forms in alternating blocks (order and stop rule: `bench.measure.paired`)."""
+              timed_window: Optional[Callable[[], Any]], seed: int,
+              block_energy: Optional[Callable[[], Optional[float]]] = None) -> Timed:
+    """Both forms in alternating blocks (order and stop rule: `bench.measure.paired`); the energy counter,
+    where given, read around every block so each form's energy is its own."""
     from bench.measure.paired import measure_pair
 
-    m = measure_pair(fns, device, regime, config, timed_window=timed_window, seed=seed)
+    m = measure_pair(fns, device, regime, config, timed_window=timed_window, seed=seed, block_energy=block_energy)
     pair = {"speedup_median": m.speedup_median, "speedup_ci_low": m.speedup_ci_low,
             "speedup_ci_high": m.speedup_ci_high, "n_blocks": m.n_blocks, "stop_reason": m.stop_reason,
             "timed_s": m.timed_s}
-    return Timed(stats=dict(m.stats), pair=pair)
+    return Timed(stats=dict(m.stats), pair=pair, energy_j=dict(m.energy_j))
 
 
 def time_alone(form: str, fn: Callable[[], Any], device: torch.device, regime: str, config: Any,

@@ -1,13 +1,14 @@
 """One `--max-batch` probe, inside its own process: `python -m bench.sweep.probe SPEC.json OUTCOME.json`.
 
-Does one batch fit? The cell's form is built as a sweep builds it (`bench.models.build_form`), prepared
-(device, dtype, memory format) and called twice, so optimizer state and autotuner workspaces are
-allocated too. Nothing is timed. Any exception becomes the outcome's status ('oom' or 'error') and text.
+Does one batch fit? The cell's form is built as a sweep builds it (`bench.models.build_form`; once per
+search group, by the parent, and loaded here), prepared (device, dtype, memory format) and called twice, so
+optimizer state and autotuner workspaces are allocated too. Nothing is timed. Any exception becomes the outcome's status ('oom' or 'error') and text.
 A fresh process per probe leaves no fragmented allocator behind to shrink the next one.
 """
 
 from __future__ import annotations
 
+import pickle
 import sys
 import traceback
 from pathlib import Path
@@ -21,10 +22,25 @@ from bench.sweep.orphans import watch_parent
 from bench.sweep.protocol import CellOutcome, CellSpec, write_atomic
 
 
-def fits(spec: CellSpec) -> None:
-    """Build, prepare and call the cell's model twice; raises what the device raises."""
-    from bench.measure.repro import apply_precision_settings
+def load_form(spec: CellSpec) -> torch.nn.Module:
+    """The cell's model and form on the CPU: the parent's saved build (`spec.module_path`) where it loads,
+    else built here (`bench.models.build_form`, the same seeded weights). A module whose class this process
+    cannot import (an own model's factory file) fails to load and is built instead."""
     from bench.models.build import build_form
+
+    if spec.module_path is not None:
+        try:
+            return torch.load(spec.module_path, map_location="cpu", weights_only=False)
+        except (ImportError, AttributeError, pickle.UnpicklingError, OSError, RuntimeError) as exc:
+            print(f"probe: could not load the saved build ({type(exc).__name__}: {exc}); building it",
+                  file=sys.stderr)
+    return build_form(spec.cell.model, spec.cell.form, spec.seed)
+
+
+def fits(spec: CellSpec) -> None:
+    """Build (or load the parent's build), prepare and call the cell's model twice; raises what the
+    device raises."""
+    from bench.measure.repro import apply_precision_settings
 
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
@@ -33,7 +49,7 @@ def fits(spec: CellSpec) -> None:
         raise RuntimeError("the probe asks for CUDA but torch.cuda.is_available() is False")
     faults.trigger(list(spec.faults), "start")
     apply_precision_settings(spec.cell.precision)
-    model = workload.prepare_model(build_form(spec.cell.model, spec.cell.form, spec.seed), spec.cell, device)
+    model = workload.prepare_model(load_form(spec), spec.cell, device)
     faults.trigger(list(spec.faults), "workload", device)
     fn = workload.make_fn(model, workload.make_input(spec.cell, device, seed=spec.seed), spec.cell, device)
     fn()

@@ -29,7 +29,8 @@ def format_duration(seconds: Optional[float]) -> str:
 
 def summary_line(result: Result) -> str:
     """e.g. 'ok  3.21 ms (p5-p90 3.1-3.4)  2492 samples/s  gate 2.1e-07 <= 1e-04  (4.2 s)'; a cell whose
-    timing judged itself noisy (`bench.results.flags`) is marked NOISY as it finishes."""
+    timing judged itself noisy (`bench.results.flags`) is marked NOISY as it finishes; an int8 cell adds
+    'fp32 gate' and its int8 SQNR against the training form's fp32 and its speedup over its fp32 graph."""
     parts = [f"{result.status:<8}"]
     if result.latency_ms_median is not None:
         parts.append(f"{result.latency_ms_median:.4g} ms{_spread(result)}")
@@ -38,8 +39,13 @@ def summary_line(result: Result) -> str:
     if result.throughput_samples_s is not None:
         parts.append(f"{result.throughput_samples_s:.4g} samples/s")
     if result.max_rel_err is not None and result.tolerance is not None:
-        parts.append(f"gate {result.max_rel_err:.2g} {'<=' if result.max_rel_err <= result.tolerance else '>'} "
+        gate = "fp32 gate" if result.precision == "int8" else "gate"
+        parts.append(f"{gate} {result.max_rel_err:.2g} {'<=' if result.max_rel_err <= result.tolerance else '>'} "
                      f"{result.tolerance:g}")
+    if result.int8_sqnr_db_vs_train_fp32 is not None:
+        parts.append(f"int8 SQNR {result.int8_sqnr_db_vs_train_fp32:.1f} dB")
+    if result.int8_speedup_vs_fp32_median is not None:
+        parts.append(f"{result.int8_speedup_vs_fp32_median:.2f}x fp32")
     if result.duration_s is not None:
         parts.append(f"({result.duration_s:.1f} s)")
     reason = result.error or result.skip_reason

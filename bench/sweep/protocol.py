@@ -24,6 +24,8 @@ class CellSpec:
     """One cell to run, plus how: device type, seed, CPU threads, timing overrides, injected faults.
 
     `probe=True` only builds the model and runs one call (the `--max-batch` search): no timing.
+    `module_path`: a `torch.save`d module of the cell's model and form (built once per search group by the
+    parent) for the probe to load instead of building it again; None: the probe builds it.
     """
 
     cell: Cell
@@ -33,6 +35,7 @@ class CellSpec:
     timing: dict = field(default_factory=dict)
     faults: tuple[str, ...] = ()
     probe: bool = False
+    module_path: Optional[str] = None
 
     def to_json(self) -> str:
         data = asdict(self)

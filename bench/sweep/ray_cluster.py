@@ -12,6 +12,11 @@ Ray is an optional extra: without it, `import_ray` raises `RayMissing` naming it
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import signal
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -21,6 +26,11 @@ from bench.sweep.axes import ConfigError
 
 HW_PREFIX = "hw:"
 RAY_EXTRA = 'pip install -e ".[ray]"'
+CONNECT_TIMEOUT_S = 10.0
+"""How long `connect` waits for the cluster's address to accept a connection (Ray itself retries an
+address that does not answer for many minutes)."""
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's multi-node switch; off, Ray keeps a loopback address instead of the machine's interface address."""
 PLACEMENT_SHARE = 0.001
 """How much of a node's `hw:` resource a unit takes: a marker for placement, never the limit (CPUs or
 GPUs are)."""
@@ -74,18 +84,88 @@ class HardwareKind:
 def connect(address: Optional[str]) -> Any:
     """Join the cluster at `address` ('auto': the one `ray start` began on this machine; `ray://HOST:PORT`:
     a remote one through Ray Client), shipping this checkout's `bench` package to the workers so they run
-    the driver's code. A process already connected stays connected."""
+    the driver's code. A process already connected stays connected.
+
+    The address must accept a TCP connection within `CONNECT_TIMEOUT_S`, else `ConfigError` (no Ray
+    cluster); a cluster on a loopback address is joined on loopback (`stay_on_loopback`). `ray.init`
+    replaces the SIGTERM handler with one that exits at once; the caller's is put back, so a SIGTERM'd
+    driver stops as orderly as a local sweep (`bench.sweep.signals`)."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    target = address or "auto"
+    host_port = _bootstrap_address(ray, target)
+    if host_port is not None:
+        host, port = host_port
+        if _is_loopback(host):
+            stay_on_loopback(ray)
+        problem = _unreachable(host, port)
+        if problem:
+            raise ConfigError(_no_cluster(target, problem))
     package = str(Path(bench.__file__).resolve().parent)
+    on_sigterm = signal.getsignal(signal.SIGTERM)
     try:
-        ray.init(address=address or "auto", log_to_driver=False, logging_level="WARNING",
+        ray.init(address=target, log_to_driver=False, logging_level="WARNING",
                  runtime_env={"py_modules": [package], "excludes": ["__pycache__", "*.pyc"]})
     except ConnectionError as exc:
-        raise ConfigError(f"no Ray cluster at '{address or 'auto'}' ({exc}); start one with `ray start --head`"
-                          " (see the README) or pass --address ray://HOST:10001") from None
+        raise ConfigError(_no_cluster(target, str(exc))) from None
+    finally:
+        if threading.current_thread() is threading.main_thread() and on_sigterm is not None:
+            signal.signal(signal.SIGTERM, on_sigterm)
     return ray
+
+
+def _no_cluster(address: str, why: str) -> str:
+    return (f"no Ray cluster at '{address}' ({why}); start one with `ray start --head` (see the README) or "
+            "pass --address HOST:6379 or ray://HOST:10001")
+
+
+def _bootstrap_address(ray: Any, address: str) -> Optional[tuple[str, int]]:
+    """(host, port) that `address` names ('auto': the one Ray recorded on this machine, or RAY_ADDRESS);
+    None when there is none to check (Ray then says so itself, at once)."""
+    if address == "auto":
+        try:
+            address = ray._private.services.get_ray_address_from_environment("auto", None) or ""
+        except (AttributeError, TypeError, OSError):
+            return None
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _unreachable(host: str, port: int) -> Optional[str]:
+    """Why nothing accepts a connection at host:port within `CONNECT_TIMEOUT_S`, or None if something does."""
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            return None
+    except socket.timeout:
+        return f"nothing answered within {CONNECT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def stay_on_loopback(ray: Any) -> None:
+    """Keep this process, and the Ray processes it starts, on 127.0.0.1.
+
+    Ray replaces a loopback address, its own and a cluster's, with the machine's interface address
+    (`ray._private.services.resolve_ip_for_localhost`) unless its multi-node switch is off: a driver told
+    127.0.0.1:6379 would then talk to the machine's network address. A cluster on loopback is one machine,
+    so the switch goes off, for this process (Ray read it at import) and through the environment for its
+    children."""
+    os.environ[SINGLE_MACHINE_ENV] = "0"
+    constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
 
 
 def kinds(nodes: Sequence[dict[str, Any]]) -> dict[str, HardwareKind]:

@@ -9,6 +9,10 @@ Faults: a task whose Ray worker or node dies is retried once by Ray (`max_retrie
 the kind if there is one; a unit lost twice becomes an error row naming the Ray error. When no alive
 node of the kind is left, the units not yet finished are cancelled and get no row (`not_run`), so the
 same command, run again once the nodes are back, measures them (a resume).
+
+Stopping: when the driver is told to stop (Ctrl-C, SIGTERM: `stop` is set), the executor cancels the
+units in flight and raises `Stopped` within `POLL_S`, so the sweep's writer flushes the finished rows into
+the run's tables before the driver leaves.
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ from bench.sweep.ray_node import Expected, NodeResult, run_unit_on_node
 
 MAX_RETRIES = 1
 POLL_S = 1.0
-"""How often the driver checks, while no unit ends, that a node of the kind is still alive."""
+"""How often the driver checks, while no unit ends, that a node of the kind is still alive and that it
+was not told to stop."""
 
 _remote: Any = None
 _REPORTING = threading.Lock()
 """Held while a unit's progress lines print, so the lines of kinds swept side by side do not interleave."""
+
+
+class Stopped(Exception):
+    """The driver was told to stop; the units in flight were cancelled and get no row."""
 
 
 def _task() -> Any:
@@ -43,8 +52,10 @@ class RayExecutor:
     `tag` the prefix of its progress lines."""
 
     def __init__(self, kind: HardwareKind, device: str, timeout_s: float, isolation: str = "model",
-                 expected: Optional[Expected] = None, env: Optional[dict[str, str]] = None) -> None:
+                 expected: Optional[Expected] = None, env: Optional[dict[str, str]] = None,
+                 stop: Optional[threading.Event] = None) -> None:
         self.kind, self.device, self.timeout_s, self.isolation = kind, device, timeout_s, isolation
+        self.stop = stop or threading.Event()
         self.expected = expected or Expected.here()
         self.env = dict(env or {})
         self.options = kind.task_options(device)
@@ -58,6 +69,8 @@ class RayExecutor:
         pending = {task.remote(spec, self.timeout_s, self.isolation, self.expected, self.env): spec for spec in specs}
         try:
             while pending:
+                if self.stop.is_set():
+                    raise Stopped(f"{len(pending)} unit(s) of hardware '{self.kind.hardware}' cancelled")
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
                 for ref in ready:
                     spec = pending.pop(ref)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +24,8 @@ from bench.sweep.cells import expand
 from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.ray_cluster import HardwareKind, connect, import_ray, kinds, select
 from bench.sweep.runner import SweepPlan, SweepSummary, run_sweep
-from bench.sweep.signals import Terminated, interrupted_exit, sigterm_raises
-from bench.sweep.verdict import EXIT_USAGE, judge_run
+from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
+from bench.sweep.verdict import EXIT_USAGE
 
 @dataclass
 class KindRun:
@@ -54,6 +54,8 @@ def plan_kinds(config: SweepConfig, chosen: Sequence[HardwareKind], out: Path | 
     return runs
 
 
+STOP_TIMEOUT_S = 30.0
+"""How long a stopped driver waits for each kind's sweep to cancel its units and flush its tables."""
 ENV_TIMEOUT_S = 300.0
 """How long a node of a kind may take to start a Ray worker and fingerprint itself."""
 
@@ -74,49 +76,76 @@ def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
 
 
 def worker_env(plan: SweepPlan) -> dict[str, str]:
-    """torch.compile units get an inductor cache of their own run, as locally, in the node's temporary
-    folder (the run folder is on the driver)."""
+    """torch.compile units get an inductor cache of their own run, as locally, in the cache directory of
+    the node's user (`bench.measure.compile_cache`)."""
     from bench.measure.compile_cache import INDUCTOR_RUNTIMES, compile_cache_env
 
     if not set(INDUCTOR_RUNTIMES) & set(plan.config.values("runtime")):
         return {}
-    return compile_cache_env(Path(tempfile.gettempdir(), "bench-ray", plan.hardware, plan.run_id))
+    return compile_cache_env(plan.run_dir)
 
 
 def run_kinds(runs: Sequence[KindRun], retry_failed: bool = False, isolation: str = "model") -> list[KindRun]:
     """Run every kind's sweep at once (a thread each, writing only its own folder); returns the runs with
-    their summaries. An error of one kind is kept on its run, so the others finish."""
+    their summaries. An error of one kind is kept on its run, so the others finish.
+
+    Ctrl-C or SIGTERM (an exception in this, the main thread) stops every kind: their units in flight are
+    cancelled and their finished rows flushed into the tables (within `STOP_TIMEOUT_S`); then it
+    propagates."""
     from bench.results.runlock import run_lock
     from bench.sweep.ray_executor import RayExecutor
 
     ray = import_ray()
+    stop = threading.Event()
     with ExitStack() as stack:
         for run in runs:
             stack.enter_context(run_lock(run.plan.run_dir))
 
-        def work(run: KindRun) -> None:
+        def work(run: KindRun, finished: threading.Event) -> None:
             try:
                 run.executor = RayExecutor(run.kind, run.plan.device, run.plan.config.cell_timeout_s, isolation,
-                                           env=worker_env(run.plan))
+                                           env=worker_env(run.plan), stop=stop)
                 run.summary = run_sweep(run.plan, run.executor, retry_failed=retry_failed,
                                         env=node_env(ray, run.kind))
             except Exception as exc:  # noqa: BLE001 - reported per kind by the caller
                 run.error = exc
+            finally:
+                finished.set()
 
-        threads = [threading.Thread(target=work, args=(run,), daemon=True) for run in runs]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=0.5)
+        # waited for through events, not Thread.join: on CPython 3.11 a join that Ctrl-C interrupts marks
+        # the thread as ended, and the stop below would then not wait for its flush
+        done = [threading.Event() for _ in runs]
+        for run, finished in zip(runs, done):
+            threading.Thread(target=work, args=(run, finished), daemon=True).start()
+        try:
+            for finished in done:
+                while not finished.wait(timeout=0.5):
+                    pass
+        except BaseException:
+            stop.set()
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            for finished in done:
+                finished.wait(timeout=max(0.0, deadline - time.monotonic()))
+            raise
     return list(runs)
 
 
 def run_command(args: argparse.Namespace, build_config: Callable[[argparse.Namespace], SweepConfig]) -> int:
-    """`bench run` with `--executor ray`: exit codes as for a local sweep, judged over every kind's run."""
+    """`bench run` with `--executor ray`: exit codes as for a local sweep, judged over every kind's run;
+    Ctrl-C and SIGTERM as locally (`bench.sweep.signals`), from joining the cluster to the verdict."""
     if args.executor != "ray":
         print("bench run: --address and --hardware need --executor ray", file=sys.stderr)
         return EXIT_USAGE
+    stage = Stage()
+    with sigterm_raises():
+        try:
+            return _run_command(args, build_config, stage)
+        except (KeyboardInterrupt, Terminated) as exc:
+            return stopped_exit(exc, stage)
+
+
+def _run_command(args: argparse.Namespace, build_config: Callable[[argparse.Namespace], SweepConfig],
+                 stage: Stage) -> int:
     try:
         import_ray()
         if args.max_batch:
@@ -136,14 +165,13 @@ def run_command(args: argparse.Namespace, build_config: Callable[[argparse.Names
     from bench.results.guard import RunFolderError
     from bench.results.runlock import RunLockedError
 
+    stage.enter("sweeping", ", ".join(str(run.plan.run_dir) for run in runs))
     try:
-        with sigterm_raises():
-            run_kinds(runs, retry_failed=args.retry_failed, isolation=args.isolation)
+        run_kinds(runs, retry_failed=args.retry_failed, isolation=args.isolation)
     except (RunLockedError, RunFolderError) as exc:
         print(f"bench run: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KeyboardInterrupt, Terminated) as exc:
-        return interrupted_exit(exc, "their run folders")
+    stage.enter("judging")
     return _report(runs, args.strict)
 
 
@@ -163,7 +191,7 @@ def _report(runs: Sequence[KindRun], strict: bool) -> int:
             print(f"bench run: {run.kind.hardware}: no Ray node of this kind is left; {left} unit(s) not run: "
                   "run the same command again once its nodes are back", file=sys.stderr)
         print(f"results ({run.kind.hardware}): {run.plan.run_dir}")
-        verdict = judge_run(run.plan.run_dir)
+        verdict = run.summary.verdict
         for line in verdict.lines(strict):
             print(f"bench run: {run.kind.hardware}: {line}", file=sys.stderr)
         codes.append(verdict.exit_code(strict) or (1 if left else 0))

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from bench.results.layout import run_dir_for
-from bench.results.schema import COLUMNS, PAIR_AXES, Result, Speedup
+from bench.results.schema import COLUMNS, INT8_PAIR_COLUMNS, PAIR_AXES, Result, Speedup
 from bench.sweep.cells import Cell, expand
 from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec, group_units
+from bench.sweep.verdict import RunVerdict, judge_rows
 
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
             "duration_s", "model_source", "model_source_sha256")
@@ -120,9 +121,12 @@ def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Option
 
 @dataclass
 class SweepSummary:
+    """`counts`: this invocation's rows by status; `verdict`: every row of the run folder, judged."""
+
     run_dir: Path
     counts: dict[str, int] = field(default_factory=dict)
     resumed: int = 0
+    verdict: RunVerdict = field(default_factory=lambda: judge_rows([]))
 
 
 def _open_writer(plan_: SweepPlan, env: Optional[dict[str, Any]] = None) -> Any:
@@ -156,7 +160,9 @@ def speedup_row(plan_: SweepPlan, rows: Sequence[Result], outcome: UnitOutcome,
                    **{k: outcome.pair.get(k) for k in ("n_blocks", "stop_reason", "timed_s")},
                    **{k: pair.get(k) for k in ("speedup_median", "speedup_ci_low", "speedup_ci_high")},
                    latency_ms_median_train=train.latency_ms_median, latency_ms_median_deploy=deploy.latency_ms_median,
-                   max_rel_err=deploy.max_rel_err, tolerance=deploy.tolerance)
+                   max_rel_err=deploy.max_rel_err, tolerance=deploy.tolerance,
+                   **{f"{key}_{row.form}": getattr(row, column) for key, column in INT8_PAIR_COLUMNS.items()
+                      for row in (train, deploy)})
 
 
 def _pending_units(plan_: SweepPlan, finished: set) -> list[tuple[Cell, ...]]:
@@ -226,12 +232,14 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
             prestarted.kill()
     progress.end(dict(counts))
     summary.counts = dict(counts)
+    summary.verdict = judge_rows(writer.rows())
     return summary
 
 
 def _worker_env(plan_: SweepPlan, units: Sequence[tuple[Cell, ...]]) -> dict[str, str]:
-    """torch.compile units get an inductor cache of their own run (`<run_dir>/.inductor-cache`), so no
-    compile is warmed by another run's cache and `compile_cache_cold` means what it says."""
+    """torch.compile units get an inductor cache of their own run (in the user's cache directory, never in
+    the run folder: `bench.measure.compile_cache`), so no compile is warmed by another run's cache and
+    `compile_cache_cold` means what it says."""
     from bench.measure.compile_cache import INDUCTOR_RUNTIMES, compile_cache_env
 
     if not any(u[0].runtime in INDUCTOR_RUNTIMES for u in units):

@@ -6,9 +6,11 @@ statistics, built once per worker) and its deploy form (converted once per worke
 the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; under every runtime
 but eager and cudagraph each form is opened on the timing input first (`Runtime.open`: compiled,
 exported, converted, built) and every opened form's output is gated against the PyTorch training form,
-so what is timed is what was checked) -> MACs (once per model, form and resolution, on the
-CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed
-phase, a lone cell alone -> a memory pass per form -> rows.
+so what is timed is what was checked; int8: each form's fp32 graph is gated and its quantization timed,
+then each form's int8 error is measured, see `bench.sweep.int8`) -> MACs (once per model, form and
+resolution, on the CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers
+only the timed phase, a lone cell alone (int8: then each form's fp32 and int8 graphs side by side) -> a
+memory pass per form -> rows.
 
 Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`);
 the other cell of a pair gets the same status, its error naming the form that failed.
@@ -18,16 +20,16 @@ from __future__ import annotations
 
 import copy
 import gc
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import torch
 
+from bench.measure.compile_cache import INDUCTOR_RUNTIMES
+from bench.measure.repro import no_autotune
 from bench.models.gate import GATE_MAX_BATCH, compare_outputs, run_gate
-from bench.sweep import collect, faults, workload
-from bench.sweep.extra_timings import host_enqueue_ms, peak_tflops
+from bench.sweep import collect, dynamo_state, faults, workload
+from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops
 from bench.sweep.failures import classify, describe
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
@@ -73,17 +75,6 @@ class ModelCache:
         return self.macs[key]
 
 
-@contextmanager
-def no_autotune() -> Iterator[None]:
-    """cudnn.benchmark off for a block: the gate's batch (and any other side shape) costs no autotune."""
-    saved = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = saved
-
-
 def _free(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
@@ -108,6 +99,15 @@ class _Unit:
         """Runtimes that open a form: one `Opened` per cell (holding what must stay alive)."""
         self.inputs: list[torch.Tensor] = []
 
+    @property
+    def int8(self) -> bool:
+        return self.cells[0].precision == "int8"
+
+    @property
+    def compiles(self) -> bool:
+        """Runs torch.compile (Inductor): dynamo's counters say what it compiled (`bench.sweep.dynamo_state`)."""
+        return self.cells[0].runtime in INDUCTOR_RUNTIMES
+
     def faults(self, i: int) -> list[str]:
         return list(self.spec.faults[i]) if i < len(self.spec.faults) else []
 
@@ -124,6 +124,7 @@ class _Unit:
             self.current = i
             faults.trigger(self.faults(i), "start")
         apply_precision_settings(self.cells[0].precision)
+        self.runtime.begin_unit(self.cells)  # torch.compile: a fresh dynamo per compile group (runtimes.compiled)
         env = collect.env_fields(self.spec.seed, reproducibility_flags())
         for record in self.records:
             record.env = env
@@ -176,12 +177,14 @@ class _Unit:
 
     def open_forms(self, modules: list[torch.nn.Module]) -> None:
         """Open each form under the runtime on the timing input, then gate every opened form's output
-        (its first samples) against the PyTorch training form's (a train_step opening has no output)."""
+        (its first samples) against the PyTorch training form's (a train_step opening has no output).
+        int8: the gated output is each form's fp32 graph's, the timed one its quantization; then each
+        int8 error is measured (`bench.sweep.int8`)."""
         for i, (cell, module) in enumerate(zip(self.cells, modules)):
             self.current = i
             self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed))
             self.opened.append(self.runtime.open(module, self.inputs[i], cell, self.device,
-                                                 share=not self.faults(i)))
+                                                 share=not self.faults(i), seed=self.spec.seed))
             self.records[i].runtime = self.opened[i].record
         cell = self.cells[0]
         if cell.mode != "infer":
@@ -192,14 +195,26 @@ class _Unit:
             reference = train(self.inputs[0][:n]).detach().float().cpu()
         for i, c in enumerate(self.cells):
             self.current = i
+            compared = "fp32 graph" if self.int8 else "output"  # int8 is gated in fp32 (agreement.GATED_IN)
             result = replace(compare_outputs(reference, self.opened[i].output()[:n], c.precision),
-                             compared=f"{self.runtime.name} output of the {c.form} form",
+                             compared=f"{self.runtime.name} {compared} of the {c.form} form",
                              reference="the PyTorch training form")
             if c.form == "deploy":
                 result = replace(result, fold=self.cache.fold_of(c.model))
             self.records[i].gate = result
+        if self.int8:
+            self._int8_errors(train)
         del train, reference
         _free(self.device)
+
+    def _int8_errors(self, train: torch.nn.Module) -> None:
+        from bench.quant.evaluate import measure_errors
+        from bench.sweep.int8 import Int8Record
+
+        forms = [opened.int8 for opened in self.opened]
+        errors = measure_errors(forms, train, tuple(self.inputs[0].shape), self.spec.seed, self.device)
+        for i, (form, (own, of_train)) in enumerate(zip(forms, errors)):
+            self.records[i].int8 = Int8Record(form.scheme, vs_fp32=own, vs_train_fp32=of_train)
 
     def make_fns(self, modules: list[torch.nn.Module]) -> list[Any]:
         fns = []
@@ -217,8 +232,8 @@ class _Unit:
             fns.append(fn)
         return fns
 
-    def time(self, fns: list[Any]) -> Timed:
-        from bench.measure.nvml import TelemetrySampler
+    def time(self, fns: list[Any], modules: list[torch.nn.Module]) -> Timed:
+        from bench.measure.nvml import TelemetrySampler, energy_reader
 
         cell = self.cells[0]
         config, regime = timing_config(self.spec.timing), workload.regime_for(cell, self.device)
@@ -228,30 +243,50 @@ class _Unit:
             samplers.append(TelemetrySampler(self.device))
             return samplers[-1]
 
-        start = time.perf_counter()
+        compiles = self.compiles
+        frames = dynamo_state.frames() if compiles else None  # importing dynamo costs an eager unit a second
         if self.spec.is_pair:
             self.current = 0
             timed = time_pair({c.form: fn for c, fn in zip(self.cells, fns)}, self.device, regime, config,
-                              window, self.spec.seed)
+                              window, self.spec.seed, energy_reader(self.device))
         else:
             timed = time_alone(cell.form, fns[0], self.device, regime, config, window)
-        window_s = time.perf_counter() - start
         telemetry = samplers[-1].result if samplers else None
-        window_s = (telemetry.duration_s if telemetry else None) or timed.pair.get("timed_s") or window_s
+        recompiles = dynamo_state.delta(frames, dynamo_state.frames()) if compiles else None  # a pair's: both
         for i, (c, fn) in enumerate(zip(self.cells, fns)):
             self.current = i
             record = self.records[i]
+            if compiles:
+                record.compile_recompiles = recompiles
             record.stats = stats = timed.stats[c.form]
+            # a pair's energy is each form's own blocks'; a lone cell's is its whole timed window's
+            record.energy_j = (timed.energy_j.get(c.form) if self.spec.is_pair
+                               else telemetry.energy_j if telemetry is not None else None)
             if regime == "pipelined" and stats.host_enqueue_ms_median is None:
-                record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
+                if host_pass_needed(stats.median_ms, modules[i]):
+                    record.host_enqueue_ms = host_enqueue_ms(fn, self.device, config)
+                else:
+                    record.host_bound_ruled_out = True
             record.flush_l2 = config.flush_l2 if self.device.type == "cuda" else None
-            record.telemetry, record.window_s = telemetry, window_s
+            record.telemetry = telemetry
             record.peak_tflops = peak_tflops(self.device, c.precision)
         return timed
 
+    def time_int8(self) -> None:
+        """int8: each form's fp32 and int8 sessions side by side (`bench.sweep.int8.time_against_fp32`)."""
+        if not self.int8:
+            return
+        from bench.sweep.int8 import time_against_fp32
+
+        config, regime = timing_config(self.spec.timing), workload.regime_for(self.cells[0], self.device)
+        for i, form in enumerate(opened.int8 for opened in self.opened):
+            self.current = i
+            self.records[i].int8.speedup = time_against_fp32(form, self.device, regime, config, self.spec.seed)
+
     def memory(self, fns: list[Any], modules: list[torch.nn.Module], baseline: Any) -> None:
         """One pass per form. On CUDA the other form's model waits on the host meanwhile, so each peak is
-        that form's own; on the CPU the peak RSS is the process's (see `collect.MEMORY_FIELDS`)."""
+        that form's own; on the CPU the peak RSS is the process's (see `collect.MEMORY_FIELDS`). A
+        cudagraph cell's pass captures `graph_calls` calls, as its timing did."""
         from bench.measure.memory import measure_memory
 
         for i, fn in enumerate(fns):
@@ -264,7 +299,9 @@ class _Unit:
             _free(self.device)
             calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
             regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
-            memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime)
+            # a graph of as many calls as the timed graph holds: its pool is what the cell held while timed
+            memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime,
+                                    graph_calls=timing_config(self.spec.timing).graph_calls)
             if not self.runtime.torch_memory:  # an arena of its own: torch's counters miss it, NVML does not
                 memory = replace(memory, peak_allocated_mib=None, peak_reserved_mib=None)
             self.records[i].memory = memory
@@ -325,7 +362,8 @@ def run_unit(spec: UnitSpec, cache: ModelCache) -> UnitOutcome:
         modules = unit.prepare()
         unit.run_gate(modules)
         fns = unit.make_fns(modules)
-        timed = unit.time(fns)
+        timed = unit.time(fns, modules)
+        unit.time_int8()
         unit.memory(fns, modules, baseline)
         return unit.outcome(timed)
     except Exception as exc:  # noqa: BLE001 - every failure is data

@@ -2,17 +2,22 @@
 
 A resumed sweep runs only the cells that are missing, but the run it leaves behind is the whole folder: a
 `--strict` check that looked only at this invocation's cells would pass a folder full of error rows from
-an earlier attempt. So the verdict reads the folder back.
+an earlier attempt. So the verdict judges every row of the folder, as the sweep's writer holds them once
+it flushed (`judge_rows(writer.rows())`). It reads no table back: reading Parquet loads libraries and
+starts threads, which a process under a tight memory limit (`ulimit -v`) that just fit the sweep may
+not afford.
 
 - 1 when no cell of the run has status `ok` (nothing was measured: every cell failed or was skipped);
 - 1 with `--strict` when any row is `mismatch`, `error` or `timeout`;
-- else 0. Usage errors (2), Ctrl-C (130) and SIGTERM (143) are decided before a run is judged.
+- else 0. Usage errors (2) are decided before a run is judged; Ctrl-C (130) and SIGTERM (143) at any
+  instant (`bench.sweep.signals`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 FAILED_STATUSES: tuple[str, ...] = ("mismatch", "error", "timeout")
 """Statuses `--strict` fails on; `oom` (the cell does not fit) and `skipped` are properties of the cell."""
@@ -49,13 +54,13 @@ class RunVerdict:
         return out
 
 
-def judge_run(run_dir: Path | str) -> RunVerdict:
-    """Read the run folder's summary and count every row's status."""
-    from bench.results.read import load
-
-    df = load(run_dir)
-    counts = {str(k): int(v) for k, v in df["status"].value_counts().items()}
-    bad = df[df["status"].isin(FAILED_STATUSES)]
-    labels = tuple(f"{r.model} {r.form} b{r.batch_size} {r.precision} {r.runtime} {r.resolution}px: {r.status}"
-                   for r in bad.itertuples(index=False))
-    return RunVerdict(counts=counts, failed=labels)
+def judge_rows(rows: Iterable[Mapping[str, Any]]) -> RunVerdict:
+    """Count every row's status (rows as `bench.results.io.RunWriter.rows` gives them)."""
+    counts: Counter = Counter()
+    failed = []
+    for r in rows:
+        counts[str(r["status"])] += 1
+        if r["status"] in FAILED_STATUSES:
+            failed.append(f"{r['model']} {r['form']} b{r['batch_size']} {r['precision']} {r['runtime']} "
+                          f"{r['resolution']}px: {r['status']}")
+    return RunVerdict(counts=dict(counts), failed=tuple(failed))

@@ -18,12 +18,14 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from bench.measure.compile_cache import apply_compile_cache
 from bench.sweep.orphans import watch_parent
 from bench.sweep.protocol import UnitSpec, write_atomic
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     watch_parent()
+    apply_compile_cache()  # before torch: inductor reads its cache folder from the environment
     from bench.sweep.unit import ModelCache, prebuild, run_unit  # imports torch before the first unit arrives
     from bench import models, reparam  # noqa: F401
     from bench.measure import flops, memory, nvml, timing  # noqa: F401

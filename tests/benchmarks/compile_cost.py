@@ -7,7 +7,8 @@ sizes, and the check that the shared (dynamic-batch) graph runs as fast as a sta
 before: every unit compiles its own static graph (`torch._dynamo.reset()` between units, as a fresh
 worker would; `dynamic=False`). after: `bench.sweep.runtimes.compiled` as the sweep runs it: one compile
 per form with the batch marked dynamic, reused by the other batches (batch 1 compiles statically; a
-batch outside the range Dynamo's guards allow recompiles, counted in `new_graphs`).
+batch outside the range Dynamo's guards allow recompiles, counted in `new_graphs`: the rows'
+`compile_graphs`).
 Each phase runs in a process of its own with an empty Inductor cache folder (Inductor also caches
 compiled kernels on disk by their source, so phases sharing a folder would warm each other), and
 Inductor's FX-graph cache is off, so every compile is cold, as the first of each graph in a run.
@@ -77,7 +78,7 @@ def after(forms: dict, batches: list[int], resolution: int, runtime: str, model_
             settings = dict(opened.record.settings)
             out.append({"form": form, "batch": batch, "compile_s": opened.record.first_call_ms / 1000.0,
                         "batch_graph": settings["batch"], "shared": settings["shared"],
-                        "new_graphs": settings.get("new_graphs")})
+                        "new_graphs": opened.record.graphs})
     return out
 
 

@@ -70,6 +70,7 @@ def test_torchscript_export_runs_like_the_deploy_form(tmp_path):
     (["--format", "onnx", "--form", "fused"], "form 'fused' is unknown"),
     (["--format", "onnx", "--precision", "fp64"], "precision 'fp64' is unknown"),
     (["--format", "onnx", "--precision", "bf16"], "cannot be checked with ONNX Runtime"),
+    (["--format", "state_dict", "--precision", "int8"], "precision 'int8' is not an export dtype"),
     (["--format", "state_dict", "--batch", "0"], "must be positive"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, bad, message):

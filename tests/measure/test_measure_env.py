@@ -79,6 +79,29 @@ def test_hardware_ids_tell_apart_machines_whose_timings_differ():
         assert hardware_slug("cpu").endswith(f"-{len(os.sched_getaffinity(0))}c")
 
 
+def test_a_known_gpu_id_names_the_memory_it_is_sold_with_not_the_gib_it_reports():
+    """What the cards report (torch's total_memory): an H200 143,771 MiB = 140.4 GiB, sold as 141 GB; an L4
+    22.5 GiB of 24 GB. The README's and Ray's examples use these ids. An unknown card keeps its GiB."""
+    from bench.measure.env import gpu_slug, marketed_memory_gb
+
+    assert gpu_slug("NVIDIA H200", 143_771 * 2**20) == "nvidia-h200-141gb"
+    assert marketed_memory_gb("NVIDIA H200", 143_771 * 2**20) == 141
+    assert gpu_slug("NVIDIA L4", 23_034 * 2**20) == "nvidia-l4-24gb"
+    assert gpu_slug("NVIDIA L40S", 46_068 * 2**20) == "nvidia-l40s-48gb"  # not taken for an L4
+    assert gpu_slug("NVIDIA H100 PCIe", 81_559 * 2**20) == "nvidia-h100-pcie-80gb"
+    assert gpu_slug("NVIDIA H100 NVL", 95_830 * 2**20) == "nvidia-h100-nvl-94gb"
+    assert gpu_slug("NVIDIA RTX 6000 Ada Generation", 48_140 * 2**20) == "nvidia-rtx-6000-ada-generation-47gb"
+    assert marketed_memory_gb("NVIDIA H200", 70 * 2**30) is None  # far from any size the card is sold with
+
+
+def test_compare_says_when_two_gpu_ids_differ_only_by_how_memory_was_counted():
+    from bench.compare.comparison import legacy_id_note
+
+    note = legacy_id_note("nvidia-h200-140gb", "nvidia-h200-141gb")
+    assert "may be one GPU" in note and "141 GB" in note
+    assert legacy_id_note("nvidia-a100-sxm4-40gb", "nvidia-a100-sxm4-80gb") == ""  # two cards
+
+
 def test_machine_load_reads_load_average_and_cpu_pressure():
     from bench.measure.env import machine_load
 
@@ -95,3 +118,19 @@ def test_the_gpu_hardware_id_carries_its_memory_size():
     assert slug.startswith(slugify(props.name)[:8])
     assert re.search(r"\d+gb", slug), slug
     assert hardware_slug("cpu") != slug and hardware_slug("cpu").endswith("c")
+    if props.name == "NVIDIA H200":
+        assert slug == "nvidia-h200-141gb", (slug, props.total_memory)  # the README's and Ray's examples
+
+
+def test_preflight_warns_on_the_software_power_cap_alone_and_fails_on_hardware_slowdowns():
+    """Recorded reason bits: right after a sweep the SW power cap is often still set; that is no reason to
+    refuse to measure (each row judges its own clocks). Thermal and hardware slowdowns are."""
+    from bench.measure.preflight import clocks_check
+
+    assert clocks_check(0x004, 1980, 1980).verdict == "warn"
+    assert "power cap" in clocks_check(0x004, 1980, 1980).detail
+    for bit in (0x008, 0x020, 0x040, 0x080):
+        assert clocks_check(bit | 0x004, 1980, 1980).verdict == "fail"
+    assert clocks_check(0x001, 1980, 1980).verdict == "pass"  # idle
+    assert clocks_check(None, 1755, 1980).verdict == "warn"  # application clock changed
+    assert clocks_check(None, None, None).verdict == "pass"

@@ -63,8 +63,10 @@ def test_peak_table_is_sane():
     assert peak_tflops("NVIDIA H100 80GB HBM3", "fp32") < peak_tflops("NVIDIA H100 80GB HBM3", "tf32")
     for peak in PEAKS:
         assert peak.fp32 > 0 and peak.fp16 > 0
-    with pytest.raises(ValueError, match="precision 'int8' is unknown; known: fp32, tf32, fp16, bf16"):
-        peak_tflops("NVIDIA L4", "int8")
+        assert peak.int8 is None or peak.int8 >= 1.99 * peak.fp16  # int8 tensor math: at least twice fp16's
+    assert peak_tflops("NVIDIA L4", "int8") == 242.5 and peak_tflops("Tesla V100-SXM2-16GB", "int8") is None
+    with pytest.raises(ValueError, match="precision 'fp8' is unknown; known: fp32, tf32, fp16, bf16, int8"):
+        peak_tflops("NVIDIA L4", "fp8")
 
 
 def test_tflops_achieved():

@@ -13,6 +13,7 @@ from bench.measure.memory import MIB, measure_memory, take_baseline
 from bench.measure.nvml import TelemetrySampler
 from bench.measure.repro import apply_precision_settings
 from bench.measure.timing import TimingConfig, measure_latency
+from tests.measure.nvml_support import require
 
 pytestmark = pytest.mark.gpu
 
@@ -108,19 +109,11 @@ def test_cudagraph_memory_is_measured_around_capture_and_replay():
     assert torch.cuda.memory_allocated(DEVICE) == before
 
 
-def _nvml_query_or_skip(name: str, *args):
-    """Skip (with the driver's reason) where NVML or one query is not supported on this machine, e.g. a
-    VM's NVML without the energy counter; a supported query must then show up in the sampler's result."""
-    lib, handle = nvml_lib.library(warn=False), nvml_lib.handle_for(DEVICE, warn=False)
-    if lib is None or handle is None:
+@pytest.fixture(scope="module")
+def telemetry():
+    """One timed phase under the NVML sampler, shared by the per-quantity tests below."""
+    if nvml_lib.handle_for(DEVICE, warn=False) is None:
         pytest.skip(f"NVML unavailable here ({nvml_lib.unavailable_reason()}), or no NVML device for {DEVICE}")
-    try:
-        return getattr(lib, name)(handle, *args)
-    except lib.NVMLError_NotSupported as exc:
-        pytest.skip(f"{name} is not supported by this driver/VM: {exc}")
-
-
-def _telemetry_over_timed_phase():
     fn = _conv_workload(batch=32)
     fn()
     torch.cuda.synchronize(DEVICE)
@@ -132,36 +125,44 @@ def _telemetry_over_timed_phase():
     return sampler.result
 
 
-def test_nvml_telemetry_during_a_window():
-    _nvml_query_or_skip("nvmlDeviceGetClockInfo", nvml_lib.library(warn=False).NVML_CLOCK_SM)
-    result = _telemetry_over_timed_phase()
-    assert result.n_polls >= 2
-    assert result.power_w_mean is not None and result.power_w_mean > 0
-    assert result.sm_clock_mhz_mean is not None and result.sm_clock_mhz_mean > 0
-    assert result.mem_clock_mhz_mean is not None and result.temperature_c_max is not None
-    if result.sm_clock_mhz_max is not None:
-        assert 0 < result.sm_clock_ratio <= 1.05, (result.sm_clock_mhz_mean, result.sm_clock_mhz_max)
+@pytest.mark.parametrize("quantity, field", [
+    ("sm_clock", "sm_clock_mhz_mean"), ("mem_clock", "mem_clock_mhz_mean"), ("power", "power_w_mean"),
+    ("temperature", "temperature_c_max"), ("max_sm_clock", "sm_clock_mhz_max"),
+])
+def test_nvml_telemetry_during_a_window(telemetry, quantity, field):
+    """Each quantity the driver gives here shows up in the sampler's result; one it does not give skips
+    this case only (a VM's NVML often lacks some)."""
+    require(quantity, DEVICE)
+    assert telemetry.n_polls >= 2
+    value = getattr(telemetry, field)
+    assert value is not None and value > 0, (field, telemetry)
+    if quantity == "max_sm_clock" and telemetry.sm_clock_mhz_mean is not None:
+        assert 0 < telemetry.sm_clock_ratio <= 1.05, (telemetry.sm_clock_mhz_mean, value)
 
 
-def test_nvml_energy_counter_over_the_window():
-    _nvml_query_or_skip("nvmlDeviceGetTotalEnergyConsumption")
-    result = _telemetry_over_timed_phase()
-    assert result.energy_supported is True  # the driver answered above: the sampler must have a value
-    assert result.energy_j is not None and result.energy_j > 0
-    assert result.power_w_mean == pytest.approx(result.energy_j / result.duration_s)
+def test_nvml_energy_counter_over_the_window(telemetry):
+    require("energy", DEVICE)
+    assert telemetry.energy_supported is True  # the driver answered above: the sampler must have a value
+    assert telemetry.energy_j is not None and telemetry.energy_j > 0
+    assert telemetry.power_w_mean == pytest.approx(telemetry.energy_j / telemetry.duration_s)
 
 
-def test_nvml_clock_event_reasons_over_the_window():
-    lib = nvml_lib.library(warn=False)
-    name = ("nvmlDeviceGetCurrentClocksEventReasons" if hasattr(lib, "nvmlDeviceGetCurrentClocksEventReasons")
-            else "nvmlDeviceGetCurrentClocksThrottleReasons")
-    _nvml_query_or_skip(name)
-    result = _telemetry_over_timed_phase()
-    assert result.reasons_supported is True
-    assert isinstance(result.throttled, bool)
-    assert result.reason_fractions is not None
-    assert all(0 < fraction <= 1 for _, fraction in result.reason_fractions)
-    assert {reason for reason, _ in result.reason_fractions} == set(result.throttle_reasons)
+def test_nvml_clock_event_reasons_over_the_window(telemetry):
+    require("clock_event_reasons", DEVICE)
+    assert telemetry.reasons_supported is True
+    assert isinstance(telemetry.throttled, bool)
+    assert telemetry.reason_fractions is not None
+    assert all(0 < fraction <= 1 for _, fraction in telemetry.reason_fractions)
+    assert {reason for reason, _ in telemetry.reason_fractions} == set(telemetry.throttle_reasons)
+
+
+def test_the_throttle_verdict_names_its_rule_and_reference_clock(telemetry):
+    require("sm_clock", DEVICE)
+    require("max_sm_clock", DEVICE)
+    from bench.measure.nvml import THROTTLE_RULES
+
+    assert telemetry.throttle_rule in THROTTLE_RULES, telemetry
+    assert telemetry.sm_clock_mhz_reference is not None and telemetry.sm_clock_mhz_reference > 0
 
 
 def test_fingerprint_describes_the_gpu():

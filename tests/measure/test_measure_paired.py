@@ -99,6 +99,31 @@ def test_timed_window_is_entered_once_around_the_timed_blocks_only(one_thread):
         assert counts[name] == recorder.left[0][name]  # nothing ran after the window closed
 
 
+def test_the_energy_counter_is_read_around_each_forms_own_blocks(one_thread):
+    """A counter that advances 3 J per slow call and 2 J per fast call (not in proportion to their times):
+    each form's energy is exactly what its own timed calls spent, so the per-call ratio is 1.5, not the
+    latency ratio; first calls and warm-up stay outside."""
+    counts = {"slow": 0, "fast": 0}
+    pair = measure_pair(conv_forms(counts), "cpu", "cpu", TimingConfig(**QUICK),
+                        block_energy=lambda: 3.0 * counts["slow"] + 2.0 * counts["fast"])
+    assert pair.energy_j == {"slow": 3.0 * pair.stats["slow"].n, "fast": 2.0 * pair.stats["fast"].n}
+    per_call = {name: pair.energy_j[name] / pair.stats[name].n for name in pair.energy_j}
+    assert per_call["slow"] / per_call["fast"] == pytest.approx(1.5)
+    assert measure_pair(conv_forms(counts), "cpu", "cpu", TimingConfig(**QUICK)).energy_j == {}
+
+
+def test_a_counter_that_fails_on_a_block_leaves_that_forms_energy_empty(one_thread):
+    counts = {"slow": 0, "fast": 0}
+    reads = []
+
+    def flaky() -> float | None:
+        reads.append(1)
+        return None if len(reads) == 2 else float(counts["slow"] + counts["fast"])  # the first block's end
+
+    pair = measure_pair(conv_forms(counts), "cpu", "cpu", TimingConfig(**QUICK), block_energy=flaky)
+    assert pair.energy_j["slow"] is None and pair.energy_j["fast"] == pair.stats["fast"].n
+
+
 def test_random_order_follows_the_seed(one_thread):
     config = TimingConfig(**{**QUICK, "pair_order": "random", "target_rel_ci": 0.0, "timeout_s": 0.2})
     runs = [measure_pair(conv_forms({"slow": 0, "fast": 0}), "cpu", "cpu", config, seed=seed)

@@ -40,7 +40,7 @@ def test_precision_settings_set_and_report_the_switches(restore_switches):
                      "fp32_precision_matmul": "tf32" if new else None,
                      "fp32_precision_cudnn_conv": "tf32" if new else None,
                      "cudnn_benchmark": True, "deterministic": False}
-    for precision in ("fp32", "fp16", "bf16"):
+    for precision in ("fp32", "fp16", "bf16", "int8"):
         flags = apply_precision_settings(precision, cudnn_benchmark=False, deterministic=True)
         assert flags == {"tf32_matmul": False, "tf32_cudnn": False, "float32_matmul_precision": "highest",
                          "fp32_precision_matmul": "ieee" if new else None,

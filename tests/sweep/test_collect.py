@@ -33,7 +33,7 @@ def _full_record() -> collect.CellRecord:
         flush_l2=True, telemetry=Telemetry(power_w_mean=300.0, energy_j=30.0, throttled=False,
                                            throttle_reasons=("sw_power_cap",),
                                            reason_fractions=(("sw_power_cap", 0.25),)),
-        window_s=1.0, peak_tflops=989.0,
+        energy_j=30.0, peak_tflops=989.0,
         memory=MemoryStats(10.0, 12.0, None, None, None, 500.0))
 
 
@@ -48,7 +48,7 @@ def test_the_record_fills_the_derived_columns_from_its_measurements():
     assert fields["throughput_samples_s"] == pytest.approx(8 * 1000 / 2.0)
     assert fields["first_call_ms"] == 900.0 and fields["compile_cache_cold"] is True
     assert fields["host_enqueue_ms_median"] == 1.9 and fields["host_bound"] is True  # 1.9 >= 0.9 x 2.0
-    assert fields["energy_j_per_sample"] == pytest.approx(30.0 / 1.0 * 0.002 / 8)
+    assert fields["energy_j_per_sample"] == pytest.approx(30.0 / (40 * 8))  # the cell's own 40 calls
     assert fields["throttle_reasons"] == "sw_power_cap"
     assert fields["throttle_reason_fractions"] == "sw_power_cap:0.25"
     assert fields["pct_of_peak"] == pytest.approx(100 * fields["tflops_achieved"] / 989.0)
@@ -72,3 +72,20 @@ def test_a_record_cut_short_by_a_failure_keeps_what_was_measured():
 def test_every_attribute_read_exists_on_its_measurement_type(names, kind):
     attributes = {f.name for f in dataclasses.fields(kind)} | {n for n in dir(kind) if not n.startswith("_")}
     assert set(names) <= attributes, sorted(set(names) - attributes)
+
+
+def test_each_form_of_a_pair_gets_its_own_energy_not_the_shared_windows_power_times_its_latency():
+    """Same window, same power: deploy twice as fast but drawing 1.5x the power of training per call. With
+    the window's mean power times each latency their ratio would be the latency ratio (2); each form's own
+    counter deltas give 2 / 1.5."""
+    window = Telemetry(power_w_mean=400.0, energy_j=40.0, duration_s=0.1)
+    train = LatencyStats.from_samples("pipelined", [2.0] * 10, stop_reason="converged")
+    deploy = LatencyStats.from_samples("pipelined", [1.0] * 20, stop_reason="converged")
+    rows = {form: collect.CellRecord(stats=stats, telemetry=window, energy_j=energy).fields(
+        dataclasses.replace(CELL, form=form, runtime="eager"))
+        for form, stats, energy in (("train", train, 20.0), ("deploy", deploy, 30.0))}
+    per_sample = {form: row["energy_j_per_sample"] for form, row in rows.items()}
+    assert per_sample["train"] == pytest.approx(20.0 / (10 * 8))
+    assert per_sample["train"] / per_sample["deploy"] == pytest.approx(2 / 1.5)
+    no_counter = collect.CellRecord(stats=train, telemetry=window, energy_j=None).fields(CELL)
+    assert no_counter["energy_j_per_sample"] is None  # never the shared window's

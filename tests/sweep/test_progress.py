@@ -18,3 +18,10 @@ def test_a_noisy_cell_is_marked_and_shows_its_spread():
 def test_a_steady_cell_is_not_marked():
     line = summary_line(row(latency_ms_median=3.2, latency_ms_p5=3.1, latency_ms_p90=3.3, latency_cv=0.01))
     assert "NOISY" not in line and "(p5-p90 3.1-3.3)" in line
+
+
+def test_an_int8_cell_names_its_fp32_gate_and_shows_its_error_and_gain():
+    line = summary_line(row(latency_ms_median=3.2, max_rel_err=6e-7, tolerance=1e-4, precision="int8",
+                            int8_sqnr_db_vs_train_fp32=19.84, int8_speedup_vs_fp32_median=3.8))
+    assert "fp32 gate 6e-07 <= 0.0001" in line and "int8 SQNR 19.8 dB" in line and "3.80x fp32" in line
+    assert "fp32 gate" not in summary_line(row(latency_ms_median=3.2, max_rel_err=6e-7, tolerance=1e-4))

@@ -140,19 +140,23 @@ def test_runtime_list_names_every_runtime_and_why_it_cannot_run(capsys):
 
 def test_inference_units_share_one_dynamic_batch_compile_and_say_so(monkeypatch):
     """One compile per graph-deciding key, not per batch: batch 1 is static (Dynamo specialises it), other
-    batches reuse the dynamic-batch graph, and the record says which happened."""
+    batches reuse the dynamic-batch graph, and the record says which happened. Dynamo is reset as a unit
+    of another compile group starts (nothing is then shared), never inside a group."""
     runtime = runtimes.get("compile")
     monkeypatch.setattr(runtime, "backend", "eager")  # the sharing is the subject, not Inductor
     monkeypatch.setattr(runtime, "shared", {})
-    torch._dynamo.reset()
+    monkeypatch.setattr(runtime, "group", None)
     net = _conv_bn()
-    settings = []
-    for batch in (4, 6, 1):
+    seen = []
+    for batch in (4, 6, 1, 8):
         x = torch.randn(batch, 3, 16, 16)
-        opened = runtime.open(net, x, _cell(runtime="compile", batch_size=batch), CPU)
+        cell = _cell(runtime="compile", batch_size=batch)
+        runtime.begin_unit([cell])
+        opened = runtime.open(net, x, cell, CPU)
         with torch.no_grad():
             torch.testing.assert_close(opened.output(), net(x))
-        settings.append(dict(opened.record.settings))
+        settings = dict(opened.record.settings)
+        seen.append((settings["batch"], settings["shared"], opened.record.graphs))
+        assert opened.record.fields()["compile_graphs"] == opened.record.graphs
     torch._dynamo.reset()
-    assert [(s["batch"], s["shared"], s["new_graphs"]) for s in settings] == [
-        ("dynamic", False, 1), ("dynamic", True, 0), ("static", False, 1)]
+    assert seen == [("dynamic", False, 1), ("dynamic", True, 0), ("static", False, 1), ("dynamic", False, 1)]

@@ -40,11 +40,12 @@ def test_paper_preset_is_table4_setting():
 
 def test_full_preset_covers_every_axis_value():
     """Every value but the runtimes that need an extra package (ONNX Runtime, OpenVINO, TensorRT), which
-    are asked for by name (`--runtime eager,onnxruntime`)."""
+    are asked for by name (`--runtime eager,onnxruntime`), and int8, which only a quantizing runtime runs
+    (`--precision int8 --runtime onnxruntime`)."""
     config = load_preset("full")
-    extras = {"onnxruntime", "onnxruntime_trt", "openvino", "tensorrt"}
+    left_out = {"runtime": {"onnxruntime", "onnxruntime_trt", "openvino", "tensorrt"}, "precision": {"int8"}}
     for axis, valid in CHOICES.items():
-        expected = set(valid) - extras if axis == "runtime" else set(valid)
+        expected = set(valid) - left_out.get(axis, set())
         assert set(config.values(axis)) == expected, axis
     assert config.values("batch_size") == (1, 8, 32, 64, 128, 256)
 

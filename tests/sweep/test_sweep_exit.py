@@ -7,18 +7,25 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from bench import cli
 from bench.results import load
 from bench.results.io import RunWriter
 from bench.results.runlock import run_lock
 from bench.sweep import command
 from bench.sweep.config import load_file
+from bench.sweep.executor import Worker
 from bench.sweep.protocol import CellOutcome
 from bench.sweep.runner import make_row, plan
+from bench.sweep.signals import Terminated
+from bench.sweep.verdict import RunVerdict
+from tests.sweep.processes import (alive as _alive, assert_tree_gone, descendants, marked, spawner_model,
+                                   wait_for)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ('[axes]\nmodel = ["repvgg_a0"]\nbatch_size = [1, 2]\nresolution = [32]\n'
@@ -103,27 +110,41 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+class Sweep:
+    """`bench run` in a subprocess, its output collected line by line as it comes."""
+
+    def __init__(self, argv: list[str], tmp: Path) -> None:
+        tmp.mkdir(exist_ok=True)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench", "run", *argv], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self._reader.start()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_line(self, start: str, timeout_s: float = 60.0) -> None:
+        """Until a line of the output starts with `start` (the sweep is then at that point)."""
+        wait_for(lambda: any(line.startswith(start) for line in self.lines) or self.proc.poll() is not None,
+                 timeout_s, f"no line starting with {start!r}")
+        assert self.proc.poll() is None, self.text
+
+    def finish(self, timeout_s: float = 30.0) -> int:
+        self.proc.wait(timeout=timeout_s)
+        self._reader.join(timeout=5)
+        return self.proc.returncode
 
 
-def _start_sweep(config_path: Path, out: Path, tmp: Path) -> tuple[subprocess.Popen, int]:
+def _start_sweep(config_path: Path, out: Path, tmp: Path) -> tuple[Sweep, int]:
     """`bench run` in a subprocess; returns it and its cell's pid as soon as the cell exists (it is then
     still importing torch)."""
-    tmp.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp)}
-    sweep = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(config_path), "--out",
-                              str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
-    deadline = time.monotonic() + 60
-    while not (cells := _children(sweep.pid)):
-        assert sweep.poll() is None, sweep.stdout.read()
-        assert time.monotonic() < deadline, "no cell process started"
-        time.sleep(0.01)
+    sweep = Sweep(["--config", str(config_path), "--out", str(out)], tmp)
+    cells = wait_for(lambda: _children(sweep.proc.pid) or sweep.proc.poll() is not None, 60,
+                     "no cell process started")
+    assert sweep.proc.poll() is None, sweep.text
     return sweep, cells[0]
 
 
@@ -140,8 +161,8 @@ def test_sigkilled_sweep_leaves_no_cell_running(tmp_path):
     config_path = _config_file(tmp_path, '[[fault]]\nkind = "hang"\n')
     sweep, cell = _start_sweep(config_path, tmp_path / "results", tmp_path / "tmp")
     try:
-        sweep.kill()
-        sweep.wait()
+        sweep.proc.kill()
+        sweep.finish()
         assert _gone_within(cell, 5.0), "the cell outlived the killed sweep"
     finally:
         if _alive(cell):
@@ -153,11 +174,11 @@ def test_sigterm_stops_the_sweep_like_ctrl_c(tmp_path):
     config_path = _config_file(tmp_path, '[[fault]]\nkind = "hang"\n')
     sweep, cell = _start_sweep(config_path, tmp_path / "results", tmp_path / "tmp")
     try:
-        time.sleep(0.2)
-        sweep.send_signal(signal.SIGTERM)
-        text, _ = sweep.communicate(timeout=30)
-        assert sweep.returncode == 143, text
-        assert "terminated (SIGTERM)" in text and "run the same command again to resume" in text
+        sweep.wait_for_line("[1/")  # the hanging unit is in flight
+        sweep.proc.send_signal(signal.SIGTERM)
+        assert sweep.finish() == 143, sweep.text
+        assert "terminated (SIGTERM) while sweeping: finished cells are in" in sweep.text
+        assert "run the same command again to resume" in sweep.text
         assert _gone_within(cell, 5.0)
         assert not list((tmp_path / "tmp").glob("bench-*")), "a temporary cell or worker folder was left behind"
     finally:
@@ -214,3 +235,135 @@ def test_a_corrupt_env_json_is_detected_when_resuming(tmp_path, capsys):
     (run_dir / "env.json").write_text("")
     assert command.main(_argv(config_path, out)) == 2
     assert "env.json: not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigkilled_sweep_leaves_no_process_a_model_started(tmp_path):
+    spec, mark = spawner_model(tmp_path)
+    config_path = _config_file(tmp_path)
+    config_path.write_text(config_path.read_text().replace('model = ["repvgg_a0"]', f"model = [{spec!r}]")
+                           .replace("batch_size = [1, 2]", "batch_size = [1]"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    sweep = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(config_path), "--out",
+                              str(tmp_path / "results")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    tree: set[int] = set()
+    try:
+        wait_for(lambda: len(marked(mark)) == 3 or sweep.poll() is not None, 120,
+                 "no model started its helpers")
+        tree = descendants(sweep.pid)
+        assert sweep.poll() is None and tree, "the sweep ended before it was killed"
+    finally:
+        sweep.kill()
+        sweep.wait()
+        assert_tree_gone(tree, mark, 10.0)
+
+
+def _signal_self_after(monkeypatch, owner, name: str, signum: int) -> None:
+    """`owner.name` sends `signum` to this process once it has run: a real signal at a known step."""
+    original = getattr(owner, name)
+
+    def then_signal(*args, **kwargs):
+        result = original(*args, **kwargs)
+        os.kill(os.getpid(), signum)
+        return result
+
+    monkeypatch.setattr(owner, name, then_signal)
+
+
+def _main_or_fail(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except (KeyboardInterrupt, Terminated) as exc:
+        pytest.fail(f"{type(exc).__name__} escaped `bench {' '.join(argv[:1])}` (a traceback for the user)")
+
+
+STEPS = {
+    "start-up": ((cli, "_load"), "before the sweep started: nothing was measured"),
+    "worker importing torch": ((Worker, "prestart"), "before the sweep started: nothing was measured"),
+    "verdict": ((RunVerdict, "lines"), "after every unit was measured: all rows are in {run_dir}; run the "
+                                       "same command again to judge the run (nothing is measured again)"),
+}
+
+
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_at_any_step_says_what_it_left_and_exits_130_or_143(tmp_path, capsys, monkeypatch, step,
+                                                                      signum):
+    if step == "start-up" and signum == signal.SIGTERM:
+        pytest.skip("before `bench run` installs its handler, SIGTERM ends the process at once (143 in a shell)")
+    config_path, out = _config_file(tmp_path), tmp_path / "results"
+    run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
+    workers: list[Worker] = []
+    if step == "worker importing torch":
+        prestart = Worker.prestart
+        monkeypatch.setattr(Worker, "prestart",
+                            classmethod(lambda cls, *a: workers.append(prestart(*a)) or workers[-1]))
+    (owner, name), says = STEPS[step]
+    _signal_self_after(monkeypatch, owner, name, signum)
+    try:
+        code = _main_or_fail(["run", *_argv(config_path, out)])
+    finally:
+        for worker in workers:  # a signal right as it started may beat its cleanup; it dies with the process
+            worker.kill()
+    err = capsys.readouterr().err
+    assert code == (130 if signum == signal.SIGINT else 143), err
+    assert "Traceback" not in err
+    if step != "start-up":
+        why = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        assert f"{why} {says.format(run_dir=run_dir)}" in err, err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_while_the_sweep_starts_is_a_message_not_a_traceback(tmp_path):
+    """Ctrl-C (SIGINT to the foreground process) while the prestarted worker and the sweep import torch."""
+    sweep, cell = _start_sweep(_config_file(tmp_path), tmp_path / "results", tmp_path / "tmp")
+    try:
+        sweep.proc.send_signal(signal.SIGINT)
+        assert sweep.finish() == 130, sweep.text
+        assert "interrupted (Ctrl-C)" in sweep.text and "Traceback" not in sweep.text, sweep.text
+        assert _gone_within(cell, 5.0)
+    finally:
+        if _alive(cell):
+            os.kill(cell, signal.SIGKILL)
+
+
+UNDER_LIMIT = '''
+import resource
+import sys
+
+from bench import cli
+from bench.sweep import runner
+
+sweep = runner.run_sweep
+
+
+def run_sweep_then_limit(*args, **kwargs):
+    """Once the rows are written, allow this process 16 MiB of address space more than it holds: a memory
+    limit (ulimit -v) that the sweep just fit."""
+    summary = sweep(*args, **kwargs)
+    with open("/proc/self/status") as status:
+        held = next(int(line.split()[1]) for line in status if line.startswith("VmSize:")) << 10
+    resource.setrlimit(resource.RLIMIT_AS, (held + (16 << 20), resource.RLIM_INFINITY))
+    return summary
+
+
+runner.run_sweep = run_sweep_then_limit
+sys.exit(cli.main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_verdict_needs_no_memory_beyond_what_the_sweep_held(tmp_path):
+    """The verdict used to read the tables back (Parquet: new libraries, new threads) and, under a limit
+    the sweep fit, abort in glibc (exit 127) or the C++ runtime (134) after the rows were written."""
+    script = tmp_path / "under_limit.py"
+    script.write_text(UNDER_LIMIT)
+    config_path = _config_file(tmp_path)
+    config_path.write_text(config_path.read_text().replace("batch_size = [1, 2]", "batch_size = [1]"))
+    done = subprocess.run([sys.executable, str(script), "run", "--config", str(config_path), "--out",
+                           str(tmp_path / "results")], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_dir = next((tmp_path / "results").glob("*/*"))
+    assert f"results: {run_dir}" in done.stdout and set(load(run_dir)["status"]) == {"ok"}

@@ -58,3 +58,49 @@ def test_train_step_in_bf16_and_tf32(tmp_path):
     df = _sweep(tmp_path, form=["train"], mode=["train_step"], precision=["tf32", "bf16"])
     assert set(df["status"]) == {"ok"}, df["error"].tolist()
     assert (df["tf32_cudnn"] == (df["precision"] == "tf32")).all()
+
+
+def test_the_prestarted_worker_is_adopted_by_the_first_gpu_slot():
+    from bench.sweep.executor import LocalExecutor, Worker
+
+    worker = Worker.prestart()
+    try:
+        slot = LocalExecutor.for_device("cuda", timeout_s=60).slots[0]
+        assert worker.env == slot and worker.serves(("repvgg_a0", "eager"), slot)
+    finally:
+        worker.kill()
+
+
+def test_the_host_pass_is_short_whatever_the_presets_sample_counts():
+    import time
+
+    import torch
+
+    from bench.measure.timing import TimingConfig
+    from bench.sweep.extra_timings import host_enqueue_ms
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).cuda().eval()
+    x = torch.randn(8, 64, 56, 56, device="cuda")
+
+    def call():
+        with torch.inference_mode():
+            return conv(x)
+
+    paper = TimingConfig(min_samples=20, min_time_s=1.0, target_rel_ci=0.01, timeout_s=10.0, warmup_max_s=2.0)
+    start = time.perf_counter()
+    enqueue = host_enqueue_ms(call, torch.device("cuda", 0), paper)
+    assert enqueue is not None and enqueue > 0
+    assert time.perf_counter() - start < 1.0  # first call, one warm-up window, 0.2 s of samples
+
+
+def test_a_max_batch_probe_loads_the_build_its_parent_saved(tmp_path):
+    from bench.sweep.cells import Cell
+    from bench.sweep.maxbatch import save_form
+    from bench.sweep.probe import fits
+    from bench.sweep.protocol import CellSpec
+
+    cell = Cell(model="repvgg_a0", form="deploy", mode="infer", batch_size=4, precision="fp16",
+                memory_format="channels_last", runtime="eager", resolution=64)
+    path = save_form(cell, seed=0, folder=tmp_path)
+    assert path is not None
+    fits(CellSpec(cell=cell, device="cuda", seed=0, probe=True, module_path=str(path)))

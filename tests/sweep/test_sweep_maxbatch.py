@@ -80,3 +80,57 @@ def test_a_cap_that_is_not_a_power_of_two_is_probed_itself(limit):
     assert found.max_batch_size == min(limit, 100)
     assert found.limit_found == (limit < 100)
     assert found.describe() == ("no limit found up to 100" if limit >= 100 else f"max batch {limit}")
+
+
+INDEX_LIMIT = ("RuntimeError: Expected canUse32BitIndexMath(input) && canUse32BitIndexMath(output) to be true, "
+               "but got false.")
+
+
+def _size_limit_probe(limit: int, text: str):
+    """Fits iff batch <= limit; above it the library refuses the size (what a 139 GiB card meets first)."""
+
+    def probe(cell: Cell) -> CellOutcome:
+        return CellOutcome(status="ok") if cell.batch_size <= limit else CellOutcome(status="error", error=text)
+
+    return probe
+
+
+@pytest.mark.parametrize("text", [INDEX_LIMIT, "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED",
+                                  "CUDA error: invalid configuration argument"])
+def test_a_size_limit_after_a_fit_means_does_not_fit(text):
+    found = search(CELL, _size_limit_probe(700, text), cap=4096)
+    assert found.limit_found and found.max_batch_size == 700 and found.first_failing_batch_size == 701
+    assert found.error is None and found.limit_reason == f"size limit: {text}"
+
+
+def test_a_size_limit_at_batch_one_or_an_unknown_error_still_stops_the_search():
+    found = search(CELL, _size_limit_probe(0, INDEX_LIMIT), cap=64)
+    assert not found.limit_found and found.error.startswith("error: RuntimeError")
+    found = search(CELL, _size_limit_probe(8, "ValueError: a bug"), cap=64)
+    assert not found.limit_found and found.max_batch_size == 8 and "a bug" in found.error
+
+
+def test_each_form_is_built_once_and_the_probes_load_that_build(tmp_path, monkeypatch):
+    import torch
+    from torch import nn
+
+    from bench.models import build
+    from bench.sweep import maxbatch, probe
+    from bench.sweep.protocol import CellSpec
+
+    builds = []
+
+    def build_form(name, form, seed=0):
+        builds.append((name, form))
+        torch.manual_seed(seed)
+        return nn.Linear(3, 2)
+
+    monkeypatch.setattr(build, "build_form", build_form)
+    path = maxbatch.save_form(CELL, seed=7, folder=tmp_path)
+    assert builds == [("repvgg_a0", "train")]
+    monkeypatch.setattr(build, "build_form", lambda *a, **k: pytest.fail("a probe built the model again"))
+    loaded = probe.load_form(CellSpec(cell=CELL, device="cpu", seed=7, probe=True, module_path=str(path)))
+    torch.manual_seed(7)
+    assert torch.equal(loaded.weight, nn.Linear(3, 2).weight)
+    spec = CellSpec(cell=CELL, device="cpu", probe=True, module_path=str(path))
+    assert CellSpec.from_json(spec.to_json()) == spec

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -23,11 +25,12 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from bench import cli  # noqa: E402
 from bench.results import load  # noqa: E402
 from bench.sweep.config import from_dict, load_file  # noqa: E402
-from bench.sweep.ray_cluster import connect, kinds, select  # noqa: E402
+from bench.sweep.ray_cluster import connect, kinds, select, stay_on_loopback  # noqa: E402
 from bench.sweep.ray_executor import RayExecutor  # noqa: E402
 from bench.sweep.ray_node import Expected  # noqa: E402
 from bench.sweep.ray_sweep import plan_kinds, run_kinds  # noqa: E402
 from bench.sweep.runner import run_sweep  # noqa: E402
+from tests.sweep.processes import assert_tree_gone, descendants, marked, spawner_model, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -36,18 +39,45 @@ FAST_TIMING = {"min_samples": 5, "min_time_s": 0.05, "timeout_s": 0.3, "warmup_m
 FAST_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
                "health_check_failure_threshold": 2}
 """A killed node is declared dead within about a second (Ray's default is tens of seconds)."""
+LOOPBACK = "127.0.0.1"
+UNREACHABLE = f"http://{LOOPBACK}:9"
+LOOPBACK_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray keeps 127.0.0.1 (`stay_on_loopback`)
+    "RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_REPORT_URL": UNREACHABLE + "/",
+    # Ray's API server asks cloud metadata addresses (169.254.169.254) what it runs on, usage stats or
+    # not: its HTTP goes to a closed loopback port instead
+    **{name: UNREACHABLE for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")},
+    **{name: f"{LOOPBACK},localhost" for name in ("no_proxy", "NO_PROXY")},
+}
+"""The environment of the cluster's processes and of every driver here: nothing is sent to an address
+other than 127.0.0.1."""
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH})
-    c.add_node(num_cpus=1, resources={"hw:kind-a": 1})
-    c.add_node(num_cpus=1, resources={"hw:kind-b": 1})
-    c.wait_for_nodes()
-    connect(c.address)
-    yield c
-    ray.shutdown()
-    c.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in LOOPBACK_ENV.items():
+            patch.setenv(name, value)
+        stay_on_loopback(ray)
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "node_ip_address": LOOPBACK,
+                                                          "_system_config": FAST_HEALTH})
+        _add_node(c, "kind-a")
+        _add_node(c, "kind-b")
+        c.wait_for_nodes()
+        connect(c.address)
+        yield c
+        ray.shutdown()
+        c.shutdown()
+
+
+def _add_node(cluster, hardware: str):
+    return cluster.add_node(num_cpus=1, resources={f"hw:{hardware}": 1}, node_ip_address=LOOPBACK)
+
+
+def test_every_node_and_the_driver_are_on_loopback(cluster):
+    assert cluster.address.startswith(LOOPBACK + ":")
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {LOOPBACK}
+    assert ray.util.get_node_ip_address() == LOOPBACK
 
 
 def _config(name: str, batches: list[int]):
@@ -109,7 +139,7 @@ def test_sweep_lands_per_hardware_and_compares_side_by_side(cluster, tmp_path, c
 
 
 def test_last_node_of_a_kind_killed_mid_sweep_keeps_finished_rows_and_rerun_completes(cluster, tmp_path):
-    node = cluster.add_node(num_cpus=1, resources={"hw:kind-c": 1})
+    node = _add_node(cluster, "kind-c")
     cluster.wait_for_nodes()
     runs = _runs(_config("kill-last", [1, 2, 3]), ["kind-c"], tmp_path)
     thread = _in_thread(runs)
@@ -123,7 +153,7 @@ def test_last_node_of_a_kind_killed_mid_sweep_keeps_finished_rows_and_rerun_comp
     assert len(finished) == 2 * (3 - len(runs[0].executor.not_run))
     assert set(load(run_dir)["status"]) == {"ok"}
 
-    cluster.add_node(num_cpus=1, resources={"hw:kind-c": 1})
+    _add_node(cluster, "kind-c")
     cluster.wait_for_nodes()
     rerun = run_kinds(_runs(_config("kill-last", [1, 2, 3]), ["kind-c"], tmp_path))
     assert rerun[0].summary.resumed == len(finished) and rerun[0].executor.not_run == []
@@ -133,7 +163,7 @@ def test_last_node_of_a_kind_killed_mid_sweep_keeps_finished_rows_and_rerun_comp
 
 
 def test_node_killed_mid_unit_is_retried_once_on_another_node_of_its_kind(cluster, tmp_path):
-    nodes = [cluster.add_node(num_cpus=1, resources={"hw:kind-d": 1}) for _ in range(2)]
+    nodes = [_add_node(cluster, "kind-d") for _ in range(2)]
     cluster.wait_for_nodes()
     runs = _runs(_config("kill-one", [1, 2, 3, 4]), ["kind-d"], tmp_path)
     thread = _in_thread(runs)
@@ -184,6 +214,59 @@ def test_driver_killed_mid_sweep_leaves_no_worker_and_resumes(cluster, tmp_path)
     assert rerun[0].error is None and rerun[0].summary.resumed == len(finished) >= 2
     assert len(load(run_dir)) == 6
     assert {k: v for k, v in _written(run_dir).items() if k in finished} == finished
+
+
+def _driver(tmp_path: Path, toml: Path, address: str, hardware: str) -> subprocess.Popen:
+    """`bench run --executor ray` in a subprocess, on loopback like the cluster."""
+    cmd = [sys.executable, "-m", "bench", "run", "--config", str(toml), "--executor", "ray", "--address",
+           address, "--hardware", hardware, "--out", str(tmp_path)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **LOOPBACK_ENV, "PYTHONPATH": str(ROOT)})
+
+
+def test_driver_stopped_by_sigterm_flushes_summary_and_speedups(cluster, tmp_path):
+    """SIGTERM, the harder of the two stops: `ray.init` installs its own handler, which exits at once. Ctrl-C
+    takes the same path from the exception on (`run_kinds`)."""
+    signum = signal.SIGTERM
+    toml = _toml(tmp_path, [1, 2, 3, 4])
+    run_dir = _runs(load_file(toml), ["kind-a"], tmp_path)[0].plan.run_dir
+    driver = _driver(tmp_path, toml, cluster.address, "kind-a")
+    try:
+        _wait_for_pairs(run_dir, 1)
+    finally:
+        driver.send_signal(signum)
+        out, _ = driver.communicate(timeout=60)
+    pairs, cells = (len(list((run_dir / folder).glob("*.json"))) for folder in ("pairs", "cells"))
+    speedups, summary = (pd.read_parquet(run_dir / f"{name}.parquet") for name in ("speedups", "summary"))
+    assert len(speedups) == pairs >= 1 and len(summary) == cells == 2 * pairs, "the tables miss finished pairs"
+    assert driver.returncode == 128 + signum, out
+    assert "while sweeping: finished cells are in" in out and "Traceback" not in out, out
+
+
+def test_driver_killed_leaves_no_process_a_model_started(cluster, tmp_path):
+    spec, mark = spawner_model(tmp_path)
+    toml = _toml(tmp_path)
+    toml.write_text(toml.read_text().replace('model = ["repvgg_a0"]', f"model = [{spec!r}]"))
+    before = _node_workers()
+    driver = _driver(tmp_path, toml, cluster.address, "kind-b")
+    tree: set[int] = set()
+    try:
+        wait_for(lambda: len(marked(mark)) == 3 or driver.poll() is not None, 120, "no model started its helpers")
+        assert driver.poll() is None, driver.communicate()[0]
+        tree = {pid for worker in _node_workers() - before for pid in {worker} | descendants(worker)}
+        assert tree, "the driver's unit runs in a worker on the node"
+    finally:
+        driver.kill()
+        driver.communicate()
+        assert_tree_gone(tree, mark, 30.0)
+
+
+def test_no_cluster_at_the_address_fails_fast_naming_it(tmp_path):
+    started = time.monotonic()
+    driver = _driver(tmp_path, _toml(tmp_path), f"{LOOPBACK}:1", "kind-a")
+    out, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 2 and f"no Ray cluster at '{LOOPBACK}:1'" in out, out
+    assert time.monotonic() - started < 60
 
 
 def test_node_with_other_software_yields_error_rows_not_a_crash(cluster, tmp_path):

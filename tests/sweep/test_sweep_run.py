@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.measure.compile_cache import run_key
 from bench.results import load
 from bench.results.io import RunWriter
 from bench.results.schema import AXES, COLUMNS
@@ -215,3 +216,26 @@ def test_library_allocation_failures_are_oom(message, status):
     from bench.sweep.failures import classify
 
     assert classify(RuntimeError(message)) == status
+
+
+RUN_FOLDER_DATA = {".json", ".parquet", ".csv"}
+"""What a run folder holds besides its lock files: data, nothing a library would load and run."""
+
+
+@pytest.mark.slow
+def test_a_compile_sweep_leaves_no_executable_cache_in_the_run_folder(tmp_path, monkeypatch):
+    """Inductor unpickles and loads what it finds in its cache: a run folder someone hands over must not
+    hold one. One conv, one deploy cell, so one compile."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", "1")  # compile in the worker: no pool to start
+    net = tmp_path / "one_conv.py"
+    net.write_text("from torch import nn\n\n\ndef build():\n    return nn.Conv2d(3, 4, 1)\n")
+    config = _config("compiled", model=[f"{net}:build"], runtime=["compile"], form=["deploy"], resolution=[8],
+                     batch_size=[1])
+    summary = run_sweep(plan(from_dict(config), out=tmp_path / "out"))
+    row = load(summary.run_dir).iloc[0]
+    assert row["status"] == "ok" and row["compile_cache_cold"], "the run's first compile is cold"
+    files = [p for p in summary.run_dir.rglob("*") if p.is_file()]
+    assert [p for p in files if p.suffix not in RUN_FOLDER_DATA and p.name not in (".lock", ".sweep.lock")] == []
+    cache = tmp_path / "cache" / "repbench" / "compile" / run_key(summary.run_dir)
+    assert any(p.suffix == ".py" for p in cache.rglob("*")), "the run's compile cache is in the user's cache"

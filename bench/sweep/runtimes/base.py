@@ -26,6 +26,9 @@ from torch import nn
 from bench.results.schema import AXIS_SPECS
 
 ALL_PRECISIONS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "precision")
+FLOAT_PRECISIONS: tuple[str, ...] = tuple(p for p in ALL_PRECISIONS if p != "int8")
+"""What a runtime takes unless it declares otherwise: int8 is a runtime's own quantization of the exported
+graph (`bench.quant`), declared by the runtimes that do it."""
 ALL_FORMATS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "memory_format")
 
 
@@ -43,6 +46,9 @@ class RuntimeRecord:
     """The first call (for torch.compile: tracing and compilation), timed apart from the measurement."""
     cache_cold: Optional[bool] = None
     """torch.compile only: the first call compiled (Inductor's FX-graph cache missed or was bypassed)."""
+    graphs: Optional[int] = None
+    """torch.compile only: the graphs Dynamo made in the first call (0: a graph shared within the compile
+    group served it; 1: the forward in one graph; more: graph breaks or a shared graph recompiled)."""
     convs: Optional[int] = None
     batchnorms: Optional[int] = None
     columns: tuple[tuple[str, Any], ...] = ()
@@ -55,19 +61,23 @@ class RuntimeRecord:
         return {"runtime_version": self.version, "runtime_settings": self.settings_text(),
                 "runtime_build_ms": self.build_ms, "runtime_convs": self.convs,
                 "runtime_batchnorms": self.batchnorms, "compile_cache_cold": self.cache_cold,
-                **dict(self.columns)}
+                "compile_graphs": self.graphs, **dict(self.columns)}
 
 
 @dataclass
 class Opened:
-    """One form opened under a runtime: `call()` is what gets timed; `output()` runs it once and returns
-    the output as a CPU float tensor (for the gate); `keep` holds what must outlive the calls (the bound
-    input, sessions, engines)."""
+    """One form opened under a runtime: `call()` is what gets timed; `output()` runs the graph the gate
+    checks once and returns its output as a CPU float tensor; `keep` holds what must outlive the calls
+    (the bound input, sessions, engines)."""
 
     call: Callable[[], object]
     output: Callable[[], torch.Tensor]
     record: RuntimeRecord
     keep: tuple[Any, ...] = field(default=())
+    int8: Optional[Any] = None
+    """int8 only: the form's fp32 and int8 graphs (`bench.quant.evaluate.Int8Form`), whose int8 error and
+    speed against fp32 the unit measures (`bench.sweep.int8`); `call` runs the int8 graph and `output`
+    the fp32 one, since int8 is gated in fp32 (`bench.models.agreement.GATED_IN`)."""
 
 
 class Runtime:
@@ -85,7 +95,7 @@ class Runtime:
     summary: ClassVar[str]
     opens: ClassVar[bool] = True
     modes: ClassVar[tuple[str, ...]] = ("infer",)
-    precisions: ClassVar[tuple[str, ...]] = ALL_PRECISIONS
+    precisions: ClassVar[tuple[str, ...]] = FLOAT_PRECISIONS
     memory_formats: ClassVar[tuple[str, ...]] = ALL_FORMATS
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     harness_casts: ClassVar[bool] = True
@@ -94,6 +104,8 @@ class Runtime:
     why_modes: ClassVar[str] = "an exported or frozen graph has no backward"
     why_formats: ClassVar[str] = ""
     why_precisions: ClassVar[str] = ""
+    why_no_int8: ClassVar[str] = "runs float torch modules"
+    """Why a runtime without int8 in `precisions` does not quantize (the int8 skip reason says it)."""
 
     def unavailable(self, device_type: str) -> Optional[str]:
         """Why this runtime cannot run on `device_type` on this machine (package, provider), or None.
@@ -104,11 +116,20 @@ class Runtime:
         return self.regimes[device.type]
 
     def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
-             share: bool = True) -> Opened:
+             share: bool = True, seed: int = 0) -> Opened:
         """`module` prepared for `cell` (device, dtype, format) opened on the timing input `x`. `share`:
         the runtime may reuse what it built for an earlier unit of this worker with the same graph
-        (False where the unit injects a fault into its module)."""
+        (False where the unit injects a fault into its module). `seed`: the unit's, for what a runtime
+        draws (int8's calibration set)."""
         raise NotImplementedError(f"runtime '{self.name}' times the module itself; nothing to open")
+
+    def share_group(self, cell: Any) -> Optional[tuple]:
+        """The cells whose units may share what this runtime builds (torch.compile's dynamic-batch graph),
+        or None where it builds nothing shared."""
+        return None
+
+    def begin_unit(self, cells: Any) -> None:
+        """Called as a worker starts a unit of `cells`, before any form is opened."""
 
     def combination_problem(self, cell: Any, device_type: str) -> Optional[str]:
         """Why `cell`'s settings cannot run under this runtime at all (rules as data), or None."""
@@ -122,6 +143,9 @@ class Runtime:
             why = f" ({self.why_formats})" if self.why_formats else ""
             return (f"{self.name} runtime does not take memory_format {cell.memory_format}{why}; "
                     f"valid memory_format: {', '.join(self.memory_formats)}")
+        if cell.precision == "int8" and "int8" not in self.precisions:
+            return (f"int8 needs a runtime that quantizes the exported graph ({self.name} {self.why_no_int8}); "
+                    f"valid runtime for int8: {', '.join(int8_runtimes())}")
         if cell.precision not in self.precisions:
             why = f" ({self.why_precisions})" if self.why_precisions else ""
             return (f"{self.name} runtime is not timed in {cell.precision}{why}; "
@@ -152,6 +176,11 @@ def cpu_output(out: Any) -> torch.Tensor:
 
 RUNTIMES: dict[str, Runtime] = {}
 """name -> the registered runtime (one instance per process: a runtime may keep what a worker reuses)."""
+
+
+def int8_runtimes() -> list[str]:
+    """The registered runtimes that quantize to int8 (declare it in `precisions`)."""
+    return [name for name, runtime in RUNTIMES.items() if "int8" in runtime.precisions]
 
 
 def register(cls: type[Runtime]) -> type[Runtime]:

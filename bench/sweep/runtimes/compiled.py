@@ -14,13 +14,19 @@ FX-graph cache is not lowered again, so its census is None (not counted).
 One compile per graph, not per batch size: inference forms are compiled once per (model, form, precision,
 memory format, resolution) in a worker with the batch dimension marked dynamic (`torch._dynamo.mark_dynamic`;
 batch 1 is specialised by Dynamo, so it gets a static compile of its own), and later units of the same
-key reuse it; `runtime_settings` says `batch=dynamic` or `batch=static`, `shared=True` for a reuse, and
-`new_graphs`: the graphs Dynamo compiled in this unit's first call (a shared graph still recompiles where
-its guards say the new batch is outside the range it was compiled for: on the CPU the convolution's
-layout choice bounds the batch, e.g. 2..15 for a 16x16 input).
-`train_step` compiles per unit, statically. Dynamo keeps the compiled code of every module instance of a
-class in one cache per code object, 8 entries by default, after which it silently runs the frame in eager;
-a worker holds more variants than that, so the limit is raised and hitting it made an error.
+key reuse it; `runtime_settings` says `batch=dynamic` or `batch=static` and `shared=True` for a reuse, and
+`compile_graphs` the graphs Dynamo compiled in this unit's first call (0 for a reuse that needed none: a
+shared graph still recompiles where its guards say the new batch is outside the range it was compiled
+for: on the CPU the convolution's layout choice bounds the batch, e.g. 2..15 for a 16x16 input).
+`train_step` compiles per unit, statically.
+
+Dynamo's state is reset (`bench.sweep.dynamo_state.fresh_state`) whenever a worker starts a unit of
+another compile group (`share_group`: the key without the form, so a pair's two forms are one group; every
+train_step unit is a group of its own), and the shared graphs go with it: within a group the graphs
+shared are the intended ones, and no group compiles on what another left (automatic dynamic shapes from
+other sizes, a full cache). Dynamo keeps the compiled code of every module instance of a class in one
+cache per code object, 8 entries by default, after which it silently runs the frame in eager; the limit
+is raised and hitting it made an error.
 """
 
 from __future__ import annotations
@@ -31,11 +37,13 @@ from typing import Any, Iterator, Optional
 import torch
 from torch import nn
 
+from bench.sweep import dynamo_state
 from bench.sweep.runtimes.base import Opened, Runtime, RuntimeRecord, cpu_output, register
 
 RECOMPILE_LIMIT = 512
-"""Dynamo's per-code-object cache size in a compile worker: above the variants one worker compiles in
-the largest preset (2 forms x 4 precisions x 2 formats x (static batch 1 + dynamic) + 48 train steps)."""
+"""Dynamo's per-code-object cache size in a compile worker: above the variants one worker could compile
+between two resets in the largest preset (2 forms x 4 precisions x 2 formats x (static batch 1 + dynamic)
++ 48 train steps)."""
 MIN_DYNAMIC_BATCH = 2
 """Dynamo specialises sizes 0 and 1, so a batch dimension can be marked dynamic from 2 on."""
 
@@ -63,14 +71,6 @@ def _graph_census() -> Optional[type]:
             return "bench-graph-census-1"
 
     return Census
-
-
-def _counter(name: str, group: str = "inductor") -> Optional[int]:
-    try:
-        from torch._dynamo.utils import counters
-    except ImportError:
-        return None
-    return int(counters[group].get(name, 0))
 
 
 @contextmanager
@@ -111,15 +111,32 @@ class _Compiled(Runtime):
 
     def __init__(self) -> None:
         self.shared: dict[tuple, tuple[Any, nn.Module]] = {}
-        """Compiled inference models of this worker (with the module each wraps), keyed on what decides
-        their graph."""
+        """Compiled inference models of this worker's current compile group (with the module each wraps),
+        keyed on what decides their graph."""
+        self.group: Optional[frozenset] = None
+        """The compile group of the worker's last unit (None: none yet, or a train step)."""
+
+    def share_group(self, cell: Any) -> Optional[tuple]:
+        if cell.mode != "infer":
+            return None
+        batch = "dynamic" if cell.batch_size >= MIN_DYNAMIC_BATCH else f"static{cell.batch_size}"
+        return (cell.model, cell.precision, cell.memory_format, cell.resolution, batch)
 
     def _key(self, cell: Any) -> tuple:
-        batch = "dynamic" if cell.batch_size >= MIN_DYNAMIC_BATCH else f"static{cell.batch_size}"
-        return (cell.model, cell.form, cell.precision, cell.memory_format, cell.resolution, batch)
+        return (*self.share_group(cell), cell.form)
+
+    def begin_unit(self, cells: Any) -> None:
+        """A fresh dynamo, and nothing shared, where the unit starts another compile group (module
+        docstring)."""
+        groups = frozenset(self.share_group(cell) for cell in cells)
+        group = None if None in groups else groups
+        if group is None or group != self.group:
+            dynamo_state.fresh_state()
+            self.shared.clear()
+        self.group = group
 
     def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
-             share: bool = True) -> Opened:
+             share: bool = True, seed: int = 0) -> Opened:
         from bench.sweep.extra_timings import time_first_call
         from bench.sweep.workload import train_step_fn
 
@@ -139,21 +156,21 @@ class _Compiled(Runtime):
         fn = _call(model, x, self.freezing) if infer else train_step_fn(module, model, x, cell, device)
         census_cls = _graph_census()
         census = census_cls() if census_cls is not None else None
-        misses, bypasses, folds = (_counter(n) for n in ("fxgraph_cache_miss", "fxgraph_cache_bypass", "binary_folding"))
-        graphs = _counter("unique_graphs", "stats")
+        inductor = ("fxgraph_cache_miss", "fxgraph_cache_bypass", "binary_folding")
+        misses, bypasses, folds = (dynamo_state.counter("inductor", n) for n in inductor)
+        graphs = dynamo_state.graphs()
         with _compiling(self.freezing, census):
             first_ms = time_first_call(fn, device)
-        cold = None
-        if misses is not None:
-            cold = _counter("fxgraph_cache_miss") > misses or _counter("fxgraph_cache_bypass") > bypasses
+        missed, bypassed, folded = (dynamo_state.delta(before, dynamo_state.counter("inductor", n))
+                                    for before, n in zip((misses, bypasses, folds), inductor))
+        cold = None if missed is None else missed + bypassed > 0
         settings: list[tuple[str, Any]] = [("mode", "default"), ("freezing", self.freezing),
                                            ("batch", "dynamic" if dynamic else "static"), ("shared", reused)]
-        if graphs is not None:
-            settings.append(("new_graphs", _counter("unique_graphs", "stats") - graphs))
-        if self.freezing and folds is not None:
-            settings.append(("binary_folding", _counter("binary_folding") - folds))
+        if self.freezing and folded is not None:
+            settings.append(("binary_folding", folded))
         record = RuntimeRecord(version=f"torch {torch.__version__}", settings=tuple(settings),
                                first_call_ms=first_ms, cache_cold=cold,
+                               graphs=dynamo_state.delta(graphs, dynamo_state.graphs()),
                                convs=census.convs if census else None,
                                batchnorms=census.batchnorms if census else None)
         return Opened(call=fn, output=lambda: cpu_output(fn()) if infer else None, record=record, keep=(model, x))

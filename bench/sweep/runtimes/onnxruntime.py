@@ -6,7 +6,8 @@ the input and output on the device on CUDA (no host copy is timed), and are time
 (the session runs on a stream of its own). Their arenas are invisible to torch's allocator counters, so
 their rows carry NVML's process memory only (`torch_memory = False`). TensorRT keeps TF32 on for fp32
 layers and ONNX Runtime has no option to turn it off, so `onnxruntime_trt` is timed in tf32 and fp16,
-never under an fp32 label.
+never under an fp32 label. `onnxruntime` also runs int8, on the CPU: each form's fp32 export quantized
+(`bench.quant.ort`), its int8 session timed and its fp32 session gated (`Opened.int8`).
 """
 
 from __future__ import annotations
@@ -43,10 +44,15 @@ class _Ort(Runtime):
         return _unavailable(device_type, self.provider)
 
     def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
-             share: bool = True) -> Opened:
+             share: bool = True, seed: int = 0) -> Opened:
         from bench.sweep import ort_unit
 
-        session = ort_unit.open_session(module, x, cell, device, provider=self.provider)
+        int8 = gated = None
+        if cell.precision == "int8":  # the fp32 export quantized: int8 timed, its fp32 graph gated
+            int8 = ort_unit.open_int8(module, x, device, seed)
+            session, gated = int8.int8, int8.fp32
+        else:
+            session = gated = ort_unit.open_session(module, x, cell, device, provider=self.provider)
         rec = session.record
         counts = rec.op_counts
         settings = (("provider", rec.provider), ("graph_optimization_level", rec.graph_optimization_level),
@@ -57,14 +63,28 @@ class _Ort(Runtime):
             convs=sum(counts.get(op, 0) for op in CONV_OPS) if counts is not None else None,
             batchnorms=counts.get("BatchNormalization", 0) if counts is not None else None,
             columns=tuple(ort_unit.record_fields(rec).items()))
-        return Opened(call=session.call, output=lambda: cpu_output(session.output()), record=record,
-                      keep=(session, x))
+        return Opened(call=session.call, output=lambda: cpu_output(gated.output()), record=record,
+                      keep=(session, gated, x), int8=int8.form if int8 is not None else None)
+
+
+INT8_DEVICES: tuple[str, ...] = ("cpu",)
+"""Where ONNX Runtime runs a QDQ graph with int8 kernels: its CPU provider. The CUDA provider runs QDQ
+graphs by dequantizing around float convolutions, so a row there would time no int8 math."""
 
 
 @register
 class OnnxRuntime(_Ort):
     name = "onnxruntime"
     summary = "ONNX Runtime: the exported graph, CPU provider on the CPU, CUDA provider on CUDA"
+    precisions = ("fp32", "tf32", "fp16", "int8")
+
+    def combination_problem(self, cell: Any, device_type: str) -> Optional[str]:
+        problem = super().combination_problem(cell, device_type)
+        if problem is None and cell.precision == "int8" and device_type not in INT8_DEVICES:
+            return (f"int8 through onnxruntime is timed on {', '.join(INT8_DEVICES)} only: its {device_type} "
+                    "provider has no int8 convolutions for QDQ graphs (int8 on CUDA needs TensorRT's int8 "
+                    "builds, which the tensorrt and onnxruntime_trt runtimes do not make yet)")
+        return problem
 
 
 @register
@@ -75,3 +95,4 @@ class OnnxRuntimeTrt(_Ort):
     devices = ("cuda",)
     precisions = ("tf32", "fp16")
     why_precisions = "TensorRT keeps TF32 on for fp32 layers and ONNX Runtime has no option to turn it off"
+    why_no_int8 = "builds float TensorRT engines; its int8 calibration is not driven here"

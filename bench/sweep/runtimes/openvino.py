@@ -51,13 +51,14 @@ class OpenVino(Runtime):
     precisions = tuple(PRECISION_HINTS)
     memory_formats = ("contiguous",)
     why_formats = "OpenVINO picks its own layouts"
+    why_no_int8 = "quantizes through NNCF in `bench quant --quantizer openvino`, not in a sweep yet"
     torch_memory = False
 
     def unavailable(self, device_type: str) -> Optional[str]:
         return _missing()
 
     def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
-             share: bool = True) -> Opened:
+             share: bool = True, seed: int = 0) -> Opened:
         import openvino as ov
 
         start = time.perf_counter()

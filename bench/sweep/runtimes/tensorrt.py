@@ -90,6 +90,7 @@ class TensorRT(Runtime):
     devices = ("cuda",)
     memory_formats = ("contiguous",)
     why_formats = "TensorRT picks its own layouts"
+    why_no_int8 = "builds float engines; its int8 calibration is not driven here"
     harness_casts = False
     torch_memory = False
 
@@ -97,7 +98,7 @@ class TensorRT(Runtime):
         return _unavailable(device_type)
 
     def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
-             share: bool = True) -> Opened:
+             share: bool = True, seed: int = 0) -> Opened:
         import tensorrt as trt
 
         from bench.export.onnx_check import export_onnx
