@@ -125,7 +125,8 @@ class Runtime:
 
     def share_group(self, cell: Any) -> Optional[tuple]:
         """The cells whose units may share what this runtime builds (torch.compile's dynamic-batch graph),
-        or None where it builds nothing shared."""
+        or None where it builds nothing shared; a worker runs a group's units in a row
+        (`bench.sweep.protocol.group_units`)."""
         return None
 
     def begin_unit(self, cells: Any) -> None:

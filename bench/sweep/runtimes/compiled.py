@@ -24,7 +24,8 @@ Dynamo's state is reset (`bench.sweep.dynamo_state.fresh_state`) whenever a work
 another compile group (`share_group`: the key without the form, so a pair's two forms are one group; every
 train_step unit is a group of its own), and the shared graphs go with it: within a group the graphs
 shared are the intended ones, and no group compiles on what another left (automatic dynamic shapes from
-other sizes, a full cache). Dynamo keeps the compiled code of every module instance of a class in one
+other sizes, a full cache). The sweep runs a group's units in a row (`bench.sweep.protocol.group_units`),
+so a group is compiled once, not once per visit of the batch loop. Dynamo keeps the compiled code of every module instance of a class in one
 cache per code object, 8 entries by default, after which it silently runs the frame in eager; the limit
 is raised and hitting it made an error.
 """
