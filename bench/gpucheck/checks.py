@@ -4,8 +4,9 @@ Order, and why: NVML and the fingerprint (seconds; they say what every later num
 harness's timers against triton's (without that agreement no number can be trusted); the blog post's
 timer beside the harness's (seconds, and the point of the `blog` preset); the presets asked for, in the
 order given (the results to keep: resumable, so a cut one continues next time); the RepVGG-A0 cells
-through every CUDA path (fp16, CUDA graphs); the `gpu` tests; torch.compile; a profile; RepVGG-B3 at
-batch 128 only where the `paper` preset does not time it already.
+through every CUDA path (fp16, CUDA graphs); the `gpu` tests; torch.compile; the runtime ladder (the
+other runtimes on the GPU: compile with freezing, ONNX Runtime's CUDA and TensorRT providers, TensorRT);
+a profile; RepVGG-B3 at batch 128 only where the `paper` preset does not time it already.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _axis_flags(overrides: Mapping[str, Sequence[Any]]) -> list[str]:
     return [part for axis, values in overrides.items() for part in (flags[axis], ",".join(map(str, values)))]
 
 
-def cell_sweep(name: str, title: str, overrides: Mapping[str, Sequence[Any]]) -> Step:
+def cell_sweep(name: str, title: str, overrides: Mapping[str, Sequence[Any]],
+               verdict: Callable[[Finished], Verdict] = verdicts.results) -> Step:
     """`bench run` of CELL_CONFIG with some axes replaced, into `<work>/results`."""
     def argv(work: Path) -> list[str]:
         config = work / "cells.toml"
@@ -61,7 +63,7 @@ def cell_sweep(name: str, title: str, overrides: Mapping[str, Sequence[Any]]) ->
 
         return plan.sweep_estimate(profile, with_overrides(load_text(CELL_CONFIG, "gpu-check"), overrides))
 
-    return Step(name, title, argv, verdicts.results, estimate)
+    return Step(name, title, argv, verdict, estimate)
 
 
 def preset_config(name: str) -> Any:
@@ -112,6 +114,9 @@ def _quick(work_s: float, detail: str) -> Callable[[plan.DeviceProfile], plan.Es
 
 
 PROFILE_BATCH = 128
+LADDER_RUNTIMES: tuple[str, ...] = ("compile_frozen", "onnxruntime", "onnxruntime_trt", "tensorrt")
+"""The runtimes of the ladder step beyond the ones the cells and compile steps run (a runtime this machine
+lacks is a skipped row, which that step WARNs with its reason; the plan counts only what can run here)."""
 
 
 def steps(presets: Sequence[str] = (), results_root: Path = Path("results")) -> list[Step]:
@@ -132,6 +137,10 @@ def steps(presets: Sequence[str] = (), results_root: Path = Path("results")) -> 
         Step("pytest", "the gpu tests (pytest -m gpu)", _pytest, verdicts.junit, plan.pytest_estimate),
         cell_sweep("compile", "one torch.compile cell (RepVGG-A0 deploy fp16 64x64)",
                    {"form": ["deploy"], "resolution": [64], "precision": ["fp16"], "runtime": ["compile"]}),
+        cell_sweep("runtimes", "runtime ladder: RepVGG-A0 b32 fp16 under compile_frozen, onnxruntime (CUDA "
+                               "provider), onnxruntime_trt, tensorrt",
+                   {"batch_size": [32], "precision": ["fp16"], "runtime": list(LADDER_RUNTIMES)},
+                   verdicts.runtime_results),
         Step("profile", f"bench profile --compare-forms (RepVGG-A0, batch {PROFILE_BATCH})",
              lambda w: python("-m", "bench", "profile", "--model", "repvgg_a0", "--batch", str(PROFILE_BATCH),
                               "--device", "cuda", "--compare-forms", "--out", str(w)), verdicts.tail,

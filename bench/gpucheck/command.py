@@ -3,10 +3,11 @@
 
 Steps, most valuable first (`bench.gpucheck.checks`): NVML, the fingerprint, the harness's timers against
 triton's, the blog post's timer, the presets asked for (resumable: a cut one continues next time), the
-check cells, the gpu tests, compile, a profile. Each step has an estimate from the code's own caps and
-the device's per-step costs (`bench.gpucheck.plan`); what does not fit the budget is skipped, and the
-summary says so. `--dry-run` prints the plan (`--assume NAME` for a device that is not here) and runs
-nothing. Exit 0 if nothing FAILed, 1 otherwise, 2 for bad input or (without --dry-run) no CUDA.
+check cells, the gpu tests, compile, the runtime ladder (a runtime this machine lacks is a WARN with its
+reason), a profile. Each step has an estimate from the code's own caps and the device's per-step costs
+(`bench.gpucheck.plan`); what does not fit the budget is skipped, and the summary says so. `--dry-run`
+prints the plan (`--assume NAME` for a device that is not here) and runs nothing. Exit 0 if nothing
+FAILed, 1 otherwise, 2 for bad input or (without --dry-run) no CUDA.
 """
 
 from __future__ import annotations

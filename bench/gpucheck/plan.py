@@ -2,11 +2,12 @@
 
 A sweep step (the check cells, each preset) is estimated from its config: the cells it expands and the
 units they form (`bench.sweep.cells.expand`, `bench.sweep.protocol.group_units`); per unit the phases a
-worker runs (`bench.sweep.unit`): the gate, each form's first call and warm-up (up to `warmup_max_s`),
-the timed phase from its earliest stop (`min_time_s`, `min_samples`, `min_block_pairs` blocks of
-`pair_block_s`) up to `timeout_s`, the host-enqueue pass where `host_bound_possible` leaves it
-(`HOST_PASS`), a memory pass; per model a worker start and a build, overlapped with the units before it
-as the executor overlaps them. Other steps from their own constants (the cross-check's timing and
+worker runs (`bench.sweep.unit`): the gate, each form's runtime build (`BUILDS`: compile, export,
+engine), first call and warm-up (up to `warmup_max_s`), the timed phase from its earliest stop
+(`min_time_s`, `min_samples`, `min_block_pairs` blocks of `pair_block_s`) up to `timeout_s`, the
+host-enqueue pass where `host_bound_possible` leaves it (`HOST_PASS`), a memory pass; per model a worker
+start and a build, overlapped with the units before it as the executor overlaps them. Cells this machine
+cannot run (a runtime's package or provider missing) are skipped rows, not counted. Other steps from their own constants (the cross-check's timing and
 alternations, the blog timer's, the number of gpu tests). `expected_s` takes every timed phase at its
 earliest stop (a steady GPU converges there); `cap_s` at its caps.
 
@@ -53,6 +54,10 @@ class DeviceProfile:
     host_us_per_op: float
     compile_s: float
     """torch.compile (inductor) of one form of a small network."""
+    export_s: float
+    """torch.onnx.export of one form of a small network and opening its ONNX Runtime session."""
+    engine_build_s: float
+    """A TensorRT engine build of one form of a small network at one batch size."""
     unit_overhead_s: float
     """A unit's bookkeeping: spec and outcome files, collections, the memory pass's cache emptying."""
     pytest_s_per_test: float
@@ -63,7 +68,7 @@ PROFILES: dict[str, DeviceProfile] = {
     "h200": DeviceProfile(
         name="h200", gpu_name="NVIDIA H200", process_start_s=6.0, triton_import_s=3.0, build_s=0.5,
         build_s_per_mparam=0.06, first_call_s=1.0, conv_efficiency=0.5, host_us_per_op=10.0, compile_s=45.0,
-        unit_overhead_s=0.5, pytest_s_per_test=4.0, profile_overhead_s=10.0),
+        export_s=5.0, engine_build_s=45.0, unit_overhead_s=0.5, pytest_s_per_test=4.0, profile_overhead_s=10.0),
 }
 """Known device kinds (`--assume NAME`). h200: one H200 SXM (141 GB, 700 W) on a 16-core host."""
 
@@ -137,16 +142,35 @@ def pair_timing_s(config: Any, calls_s: Sequence[float], at_caps: bool = False) 
     return max(least, config.timeout_s if at_caps else min(config.timeout_s, max(config.min_time_s, least)))
 
 
+BUILDS: dict[str, Callable[[DeviceProfile], float]] = {
+    "compile": lambda p: p.compile_s,
+    "compile_frozen": lambda p: p.compile_s,
+    "onnxruntime": lambda p: p.export_s,
+    "openvino": lambda p: p.export_s,
+    "onnxruntime_trt": lambda p: p.export_s + p.engine_build_s,
+    "tensorrt": lambda p: p.export_s + p.engine_build_s,
+}
+"""What a runtime builds before a form's first call (`bench.sweep.runtimes`: compile, export and session,
+engine), per form; eager and cudagraph build nothing."""
+
+
 def warm_start_s(profile: DeviceProfile, config: Any, call_s: float, runtime: str, at_caps: bool = False) -> float:
-    """First call, the cudagraph capture or the compile, and the converging warm-up."""
+    """First call, the cudagraph capture or the runtime's build (`BUILDS`), and the converging warm-up."""
     windows = WARMUP_WINDOWS * max(config.warmup_window_s, config.warmup_min_window * call_s)
     warm = config.warmup_max_s if at_caps else min(config.warmup_max_s, windows)
-    extra = {"cudagraph": (config.graph_eager_warmup + config.graph_calls) * call_s,
-             "compile": profile.compile_s}.get(runtime, 0.0)
-    return profile.first_call_s + call_s + extra + warm
+    extra = (config.graph_eager_warmup + config.graph_calls) * call_s if runtime == "cudagraph" else 0.0
+    build = BUILDS.get(runtime)
+    return profile.first_call_s + call_s + extra + (build(profile) if build else 0.0) + warm
 
 
 # ---- sweeps ----------------------------------------------------------------------------------------
+
+def regime(cell: Any) -> str:
+    """The cell's timing regime on CUDA, as its runtime declares it (a host pass follows 'pipelined')."""
+    from bench.sweep import runtimes
+
+    return runtimes.get(cell.runtime).regimes["cuda"]
+
 
 def unit_s(profile: DeviceProfile, config: Any, cells: Sequence[Any], at_caps: bool = False) -> float:
     """One unit (`bench.sweep.unit.run_unit`): gate, warm starts, timing, host pass, memory, overhead."""
@@ -168,7 +192,7 @@ def unit_s(profile: DeviceProfile, config: Any, cells: Sequence[Any], at_caps: b
         seconds += warm_start_s(profile, config, call, cell.runtime, at_caps)
         seconds += (1 if cell.mode == "infer" else 2) * call  # the memory pass
         ops = model_figures(cell.model, cell.form)["ops"]
-        if cell.runtime in ("eager", "compile") and host_bound_possible(call * 1000, int(ops)):
+        if regime(cell) == "pipelined" and host_bound_possible(call * 1000, int(ops)):
             seconds += 2 * call + max(HOST_PASS["min_samples"] * call, HOST_PASS["timeout_s"])
     return seconds
 

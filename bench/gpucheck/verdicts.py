@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.gpucheck.pytest_plugin import GPU_PROPERTY
 from bench.gpucheck.steps import INFO, Finished, Verdict
+from bench.measure.compile_cache import INDUCTOR_RUNTIMES
 from bench.measure.cuda_regimes import HOST_BOUND_RATIO as HOST_BOUND  # enqueue >= 0.9 x latency
 from bench.sweep.verdict import EXIT_TERMINATED  # a `bench run` stopped by SIGTERM (the budget, here)
 
@@ -115,7 +116,7 @@ def row_notes(row: pd.Series) -> list[str]:
     if row.get("device") == "cuda" and pd.isna(row.get("power_w_mean")):
         notes.append(f"{label}: no NVML power reading")
     recompiles = pd.to_numeric(row.get("compile_recompiles"), errors="coerce")
-    if row["runtime"] == "compile" and pd.notna(recompiles) and recompiles > 0:
+    if row["runtime"] in INDUCTOR_RUNTIMES and pd.notna(recompiles) and recompiles > 0:
         notes.append(f"{label}: dynamo compiled {recompiles:.0f} frame(s) during timing: not every timed call "
                      "ran the graph the first call compiled")
     return notes
@@ -171,6 +172,21 @@ def blog(done: Finished) -> Verdict:
     return Verdict("PASS", (f"the post's timer: {record['naive_ratio']:.2f}x; the harness: "
                             f"{record['harness_ratio']:.2f}x (batch {record['batch']}, {record['resolution']}x"
                             f"{record['resolution']}, {record['device']})", *lines[:-1]))
+
+
+def runtime_results(done: Finished) -> Verdict:
+    """The runtime ladder step: like `results`, except that a runtime this machine lacks (a skipped row:
+    no TensorRT, a CPU-only onnxruntime) WARNs with its reason instead of failing the step."""
+    rows = load_rows(done.work_dir / "results")
+    skipped = rows[rows["status"] == "skipped"]
+    reasons = sorted({f"{r['runtime']} not measured: {r.get('skip_reason') or r.get('error')}"
+                      for _, r in skipped.iterrows()})
+    ran = rows[rows["status"] != "skipped"]
+    if ran.empty:
+        return Verdict("WARN", ("no runtime of the ladder could run here", *reasons))
+    measured = rows_verdict(ran)
+    verdict = measured.verdict if measured.verdict == "FAIL" or not reasons else "WARN"
+    return Verdict(verdict, (*reasons, *measured.lines))
 
 
 def xcheck(done: Finished) -> Verdict:

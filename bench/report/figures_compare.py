@@ -145,7 +145,7 @@ def hardware_comparison(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     models = [m for m in model_order(rows) if rows[rows["model"].eq(m)]["hardware"].nunique() > 1]
     if not models:
         raise FigureSkipped("no model measured on more than one hardware with the same settings")
-    pairs = speedups(df)
+    pairs = speedups(df).merge(rows[["model", "resolution"]].drop_duplicates())  # each model's drawn resolution
     for axis, value in setting.items():
         pairs = pairs[pairs[axis].eq(value)]
     fig, axes = plt.subplots(1, 3, figsize=(max(12.0, 2.2 * len(models) + 6), 4.8))

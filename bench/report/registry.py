@@ -73,4 +73,4 @@ def render_figures(df: pd.DataFrame, out_dir: Path, names: Iterable[str] | None 
 
 def _load_builtin() -> None:
     """Import the modules whose decorators fill FIGURES (kept lazy so registry has no import cycle)."""
-    from bench.report import figures_compare, figures_speed, int8  # noqa: F401
+    from bench.report import figures_compare, figures_runtimes, figures_speed, int8  # noqa: F401

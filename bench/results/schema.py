@@ -39,12 +39,13 @@ AXIS_SPECS: tuple[Axis, ...] = (
     Axis("precision", str, ("fp32", "tf32", "fp16", "bf16", "int8"), ("fp32",), ("--precision", "--precisions"), 3),
     Axis("memory_format", str, ("contiguous", "channels_last"), ("contiguous",),
          ("--memory-format", "--memory-formats"), 4),
-    Axis("runtime", str, ("eager", "cudagraph", "compile", "onnxruntime"), ("eager",), ("--runtime", "--runtimes"),
-         5),
+    Axis("runtime", str, ("eager", "cudagraph", "compile", "compile_frozen", "onnxruntime", "onnxruntime_trt",
+                          "openvino", "tensorrt"), ("eager",), ("--runtime", "--runtimes"), 5),
     Axis("resolution", int, None, (224,), ("--resolution", "--resolutions"), 1),
 )
 """Every axis, in schema order. `train_step` = forward + backward + SGD step (training forms only).
-`onnxruntime`: the form exported to ONNX and run by an ONNX Runtime session (`bench.sweep.ort_unit`).
+Runtimes are registered in `bench.sweep.runtimes` (one module each: what it can run, why it cannot run
+here, how it opens a form); `bench run --runtime list` says which can run on this machine.
 `int8`: the exported fp32 graph quantized by a runtime that quantizes (`bench.quant`; onnxruntime today),
 gated in fp32 first; other runtimes skip it with a reason."""
 
@@ -188,6 +189,12 @@ class Result(_Row):
     ort_version: Optional[str] = None
     ort_graph_optimization_level: Optional[str] = None
     ort_intra_op_threads: Optional[int] = None
+    # every runtime but eager/cudagraph: what decides its numbers (`bench.sweep.runtimes.base.RuntimeRecord`)
+    runtime_version: Optional[str] = None  # e.g. "openvino 2026.4.1", "torch 2.13.0"
+    runtime_settings: Optional[str] = None  # "key=value, ..." as the runtime reported them back
+    runtime_build_ms: Optional[float] = None  # export + conversion + session/engine build, before any call
+    runtime_convs: Optional[int] = None  # convolutions in the graph the runtime executes
+    runtime_batchnorms: Optional[int] = None  # BatchNorms it still computes from their statistics
     # precision int8 only (`bench.quant`, `bench.sweep.int8`): how the form's exported fp32 graph was
     # quantized; its error against its own fp32 graph (`_vs_fp32`) and against the PyTorch training form in
     # fp32 (`_vs_train_fp32`), on `quant_eval_samples` inputs the calibration never saw: max relative error,

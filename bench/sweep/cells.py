@@ -11,7 +11,6 @@ a speedup is computed from is measured minutes apart at most, under the same the
 
 from __future__ import annotations
 
-import functools
 import itertools
 from dataclasses import asdict, field, make_dataclass
 from typing import Callable, Optional
@@ -59,22 +58,14 @@ def skip_rule(fn: SkipRule) -> SkipRule:
 
 
 CPU_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
-"""What a CPU sweep times: fp32, and int8 where a runtime quantizes (the other precisions are CUDA math)."""
-INT8_RUNTIMES: tuple[str, ...] = ("onnxruntime",)
-"""Runtimes that quantize an exported graph to int8 (`bench.quant`); torch runtimes run floats only."""
+"""What a CPU sweep times: fp32, and int8 where a runtime quantizes (the other precisions are CUDA math;
+which runtimes quantize, and where, each runtime declares: `bench.sweep.runtimes`)."""
 
 PLAIN_SKIPS: tuple[tuple[Callable[[Cell, str], bool], str], ...] = (
     (lambda cell, device: cell.form == "deploy" and cell.mode == "train_step",
      "train_step needs the training form; the deploy form is for inference only"),
     (lambda cell, device: device == "cpu" and cell.precision not in CPU_PRECISIONS,
      "{precision} not timed on CPU (the CPU sweep measures fp32, and int8 where a runtime quantizes)"),
-    (lambda cell, device: cell.precision == "int8" and cell.runtime not in INT8_RUNTIMES,
-     "int8 needs a runtime that quantizes the exported graph ({runtime} runs float torch modules); "
-     "valid runtime for int8: " + ", ".join(INT8_RUNTIMES)),
-    (lambda cell, device: device == "cpu" and cell.runtime == "cudagraph",
-     "cudagraph not timed on CPU (CUDA graphs need a GPU)"),
-    (lambda cell, device: cell.runtime == "cudagraph" and cell.mode == "train_step",
-     "cudagraph runtime is measured for inference only (optimizer state capture not supported)"),
 )
 """(applies to (cell, device type), reason with the cell's axes filled in): the rules one condition says."""
 
@@ -85,42 +76,15 @@ def _plain_skips(cell: Cell, device_type: str) -> Optional[str]:
                 None)
 
 
-ORT_PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "int8")
-"""What an onnxruntime cell can run in: bf16 has no numpy dtype for ONNX Runtime's inputs (and tf32 / fp16
-are CUDA settings; the CPU rule above already skips them there). int8: the fp32 export quantized by
-`bench.quant.onnx_static`, on the CPU provider only (`ORT_INT8_DEVICES`)."""
-ORT_INT8_DEVICES: tuple[str, ...] = ("cpu",)
-"""Where ONNX Runtime runs a QDQ graph with int8 kernels: its CPU provider. The CUDA provider runs QDQ
-graphs by dequantizing around float convolutions, so a row there would time no int8 math; int8 on CUDA
-needs TensorRT (its runtime or ONNX Runtime's TensorRT provider), which this harness does not drive yet."""
-
-
 @skip_rule
-def _onnxruntime_combinations(cell: Cell, device_type: str) -> Optional[str]:
-    """Settings an exported graph cannot take: rows with a reason, as for cudagraph x train_step, so a
-    cartesian sweep over several runtimes still runs the combinations that exist."""
-    if cell.runtime != "onnxruntime":
-        return None
-    if cell.mode != "infer":
-        return "onnxruntime runtime is measured for inference only (an exported graph has no backward); valid mode: infer"
-    if cell.memory_format != "contiguous":
-        return ("onnxruntime runtime runs the exported NCHW graph (ONNX Runtime picks its own layouts); "
-                "valid memory_format: contiguous")
-    if cell.precision not in ORT_PRECISIONS:
-        return f"onnxruntime runtime is not timed in {cell.precision}; valid precision: {', '.join(ORT_PRECISIONS)}"
-    if cell.precision == "int8" and device_type not in ORT_INT8_DEVICES:
-        return (f"int8 through onnxruntime is timed on {', '.join(ORT_INT8_DEVICES)} only: its {device_type} "
-                "provider has no int8 convolutions for QDQ graphs (int8 on CUDA needs TensorRT, not a runtime "
-                "of this harness yet)")
-    return _onnxruntime_unavailable(device_type)
+def _runtime_skips(cell: Cell, device_type: str) -> Optional[str]:
+    """What the cell's runtime declares it cannot run (device, mode, memory format, precision), then what
+    this machine lacks for it (a package, a provider, a GPU): rows with a reason, so a cartesian sweep
+    over several runtimes still runs the combinations that exist (`bench.sweep.runtimes`)."""
+    from bench.sweep import runtimes
 
-
-@functools.lru_cache(maxsize=None)
-def _onnxruntime_unavailable(device_type: str) -> Optional[str]:
-    """The extra or the device's execution provider missing (asked once per device type)."""
-    from bench.export.ort_runtime import skip_reason as ort_skip_reason
-
-    return ort_skip_reason(device_type)
+    runtime = runtimes.get(cell.runtime)
+    return runtime.combination_problem(cell, device_type) or runtime.unavailable(device_type)
 
 
 def skip_reason(cell: Cell, device_type: str) -> Optional[str]:

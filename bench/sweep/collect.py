@@ -28,13 +28,13 @@ import torch
 from bench.results.derived import throughput
 
 if TYPE_CHECKING:
-    from bench.export.ort_runtime import OrtRecord
     from bench.measure.memory import MemoryStats
     from bench.measure.nvml import Telemetry
     from bench.measure.stats import LatencyStats
     from bench.models.gate import GateResult
     from bench.sweep.cells import Cell
     from bench.sweep.int8 import Int8Record
+    from bench.sweep.runtimes.base import RuntimeRecord
 
 TIMING_FIELDS: dict[str, str] = {
     "latency_ms_median": "median_ms", "latency_ms_median_ci_low": "median_ci_low_ms",
@@ -138,17 +138,13 @@ class CellRecord:
     env: dict[str, Any] = field(default_factory=dict)
     """`env_fields` of the unit's process (versions and reproducibility switches), already columns."""
     gate: Optional[GateResult] = None
-    ort: Optional[OrtRecord] = None
+    runtime: Optional[RuntimeRecord] = None
+    """Runtimes that open a form: what decides their numbers, their build and first call."""
     params: Optional[int] = None
     macs: Optional[int] = None
-    first_call_ms: Optional[float] = None
-    """The runtime's first call (`compile`: its compilation), timed apart from the measurement."""
-    compile_cache_cold: Optional[bool] = None
-    compile_graphs: Optional[int] = None
-    """`compile`: graphs dynamo made compiling this cell (its first call); 1 = the forward in one graph."""
     compile_recompiles: Optional[int] = None
-    """`compile`: frames dynamo compiled during the timed phase (a pair's: both forms'); 0 = every timed
-    call ran what the first call compiled (`bench.sweep.dynamo_state`)."""
+    """torch.compile runtimes: frames dynamo compiled during the timed phase (a pair's: both forms'); 0 =
+    every timed call ran what the first call compiled (`bench.sweep.dynamo_state`)."""
     stats: Optional[LatencyStats] = None
     host_enqueue_ms: Optional[float] = None
     """From a short synchronized pass, where the timing regime could not see the host's enqueue time."""
@@ -169,22 +165,18 @@ class CellRecord:
         out = dict(self.env)
         if self.gate is not None:
             out.update(self.gate.row_fields())
-        if self.ort is not None:
-            from bench.sweep.ort_unit import record_fields
-
-            out.update(record_fields(self.ort))
+        if self.runtime is not None:
+            out.update(self.runtime.fields())
         if self.int8 is not None:
             out.update(self.int8.fields())
         if self.params is not None:
             out.update(model_fields(self.params, self.macs))
-        if cell.runtime == "compile":
-            out["compile_cache_cold"] = self.compile_cache_cold
-            out["compile_graphs"] = self.compile_graphs
+        if self.compile_recompiles is not None:
             out["compile_recompiles"] = self.compile_recompiles
         if self.stats is not None:
             out.update(self._timed(cell, self.stats))
-        if self.first_call_ms is not None:  # the runtime's own first call wins over the timing's
-            out["first_call_ms"] = self.first_call_ms
+        if self.runtime is not None and self.runtime.first_call_ms is not None:
+            out["first_call_ms"] = self.runtime.first_call_ms  # the runtime's own first call wins
         if self.memory is not None:
             out.update(memory_fields(self.memory))
         return out

@@ -4,6 +4,7 @@
     bench run --preset paper --models repvgg_a0,resnet18 --batch 1,64 --precision fp16
     bench run --config my.toml --dry-run
     bench run --preset full --models repvgg_b0 --max-batch
+    bench run --runtime list        # every runtime, and whether it can run here (and why not)
 
 Everything is validated before anything runs; bad input exits with status 2 and names the valid values.
 Results go to `<out>/<hardware>/<run_id>/`; the run id derives from the config, so repeating a command
@@ -36,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     axes = parser.add_argument_group("axis overrides (comma-separated lists replace the config's values)")
     for axis, flags in AXIS_OPTIONS.items():
         valid = f" ({'|'.join(CHOICES[axis])})" if axis in CHOICES else ""
-        axes.add_argument(*flags, dest=axis, metavar="LIST", help=f"{axis} values{valid}")
+        listing = "; 'list': which can run here and why not" if axis == "runtime" else ""
+        axes.add_argument(*flags, dest=axis, metavar="LIST", help=f"{axis} values{valid}{listing}")
     parser.add_argument("--device", choices=DEVICES, help="default: the config's (auto = CUDA if present)")
     parser.add_argument("--out", default="results", help="results root (default: results)")
     parser.add_argument("--run-id", help="results folder name (default: <config name>-<config hash>)")
@@ -97,10 +99,25 @@ def _print_plan(plan: Any) -> None:
           f"(timeout {plan.config.cell_timeout_s:g} s per cell)")
 
 
+def print_runtimes() -> int:
+    """`--runtime list`: each runtime, what it is, and on each device type whether it can run on this
+    machine or why not."""
+    from bench.sweep.runtimes import availability, get
+
+    by_device = {device: availability(device) for device in ("cpu", "cuda")}
+    for name in by_device["cpu"]:
+        print(f"{name}: {get(name).summary}")
+        for device, reasons in by_device.items():
+            print(f"  {device}: {'can run here' if reasons[name] is None else 'cannot run here: ' + reasons[name]}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Ctrl-C and SIGTERM are handled from the first instant (a worker is prestarted before planning) to
     the verdict: a sweep stopped at any point exits 130 or 143 with a message that says what it left
     (`bench.sweep.signals`), and no worker or temporary folder behind."""
+    if getattr(args, "runtime", None) == "list":
+        return print_runtimes()
     if args.executor != "local" or args.address or args.hardware:
         from bench.sweep.ray_sweep import run_command
 

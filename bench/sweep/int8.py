@@ -1,6 +1,7 @@
 """What an int8 unit measures beyond the deploy/train pair: each form's quantization error and its int8
 speed against its own fp32 graph, and the columns they become. Runtime-agnostic: a runtime hands over,
-per form, its gated fp32 graph and its int8 graph as a `bench.quant.evaluate.Int8Form` (onnxruntime:
+per form, its gated fp32 graph and its int8 graph as a `bench.quant.evaluate.Int8Form` in the form's
+`Opened.int8` (`bench.sweep.runtimes.base`; a runtime declares int8 in its `precisions`; onnxruntime:
 `bench.sweep.ort_unit.open_int8`).
 
 Order inside a unit (`bench.sweep.unit`): both forms' fp32 graphs pass the fp32 gate first

@@ -1,32 +1,27 @@
-"""The `onnxruntime` runtime inside a unit: each form exported to ONNX, opened as an ONNX Runtime session
-on the unit's device, and gated against PyTorch before anything is timed.
+"""The ONNX Runtime sessions of the `onnxruntime` and `onnxruntime_trt` runtimes inside a unit: each form
+exported to ONNX at the unit's batch size on the timing input itself (shapes are static) and opened as a
+session on the unit's device (`bench.sweep.runtimes.onnxruntime` registers the runtimes).
 
-The gate of an onnxruntime unit compares every session's output with the PyTorch training form's on the
-same input, under the gate's tolerances (`bench.models.agreement.TOLERANCES`): the training-form session checks
-the export, the deploy-form session the conversion and the export together (its row also gets the fold
-check). A session that fails makes its row `mismatch`, so its pair gets no speedup.
+The unit gates every session like every opened runtime (`bench.sweep.unit`): the first `GATE_MAX_BATCH`
+samples of its output against a PyTorch forward of those samples only (eval-mode networks treat samples
+independently), so the training-form session checks the export and the deploy-form session the
+conversion and the export together. Threads: `intra_op_num_threads` is the unit's torch thread count
+(`torch.get_num_threads()` after `--threads` is applied), as for torch cells.
 
 int8 (`open_int8`, `bench.quant.ort`): each form is exported once; its fp32 session is the one gated
 (fp32 tolerance, `bench.models.agreement.GATED_IN`), and the same bytes quantized on the seeded
 calibration set for the cell's input shape give the int8 session that is timed. Both sessions get the
 same options; `bench.sweep.int8` measures the int8 error and times int8 against fp32.
-
-Each session is exported at the unit's batch size on the timing input itself (shapes are static), so the
-gate reads the first `GATE_MAX_BATCH` samples of the session's output against a PyTorch forward of those
-samples only: eval-mode networks treat samples independently. Threads: `intra_op_num_threads` is the
-unit's torch thread count (`torch.get_num_threads()` after `--threads` is applied), as for torch cells.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
 
 from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
-from bench.models.gate import GateResult, compare_outputs
 from bench.sweep.cells import Cell
 
 if TYPE_CHECKING:
@@ -36,10 +31,12 @@ GRAPH_LEVEL = "all"
 """ONNX Runtime's default graph optimisation level: what a deployment gets without asking for less."""
 
 
-def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device) -> OrtSession:
-    """Export `module` (prepared: device, dtype, eval mode) on `x` and open its session."""
+def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
+                 provider: Optional[str] = None) -> OrtSession:
+    """Export `module` (prepared: device, dtype, eval mode) on `x` and open its session (`provider`:
+    default the device's)."""
     return ort_session(module, x, device, num_threads=torch.get_num_threads(), level=GRAPH_LEVEL,
-                       tf32=cell.precision == "tf32")
+                       tf32=cell.precision == "tf32", provider=provider, fp16=cell.precision == "fp16")
 
 
 def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> OrtInt8:
@@ -54,9 +51,3 @@ def record_fields(record: OrtRecord) -> dict[str, Any]:
     return {"ort_provider": record.provider, "ort_version": record.ort_version,
             "ort_graph_optimization_level": record.graph_optimization_level,
             "ort_intra_op_threads": record.intra_op_threads}
-
-
-def gate(reference: torch.Tensor, session: OrtSession, n: int, precision: str, form: str) -> GateResult:
-    """The session's output on its first `n` samples against PyTorch's `reference` (those `n` samples)."""
-    return replace(compare_outputs(reference.detach().cpu(), session.output()[:n], precision),
-                   compared=f"ONNX Runtime output of the {form} form", reference="the PyTorch training form")

@@ -161,7 +161,9 @@ class UnitOutcome:
 def group_units(cells: Sequence[Cell]) -> list[tuple[Cell, ...]]:
     """Cells -> units of work: the train and deploy cells of one inference setting (all axes but `form`
     equal, mode `infer`, neither skipped) become a pair; every other cell is a unit of its own. Units
-    keep the cells' order, stably grouped by (model, runtime) so one worker serves them in a row."""
+    keep the cells' order, stably grouped by (model, runtime) so one worker serves them in a row, and
+    within that by the runtime's share group (`Runtime.share_group`: torch.compile's units of one
+    dynamic-batch graph), so the units that share what the runtime built run in a row."""
     by_key: dict[tuple, dict[str, Cell]] = {}
     for cell in cells:
         if cell.mode == "infer" and not cell.skip_reason:
@@ -180,7 +182,14 @@ def group_units(cells: Sequence[Cell]) -> list[tuple[Cell, ...]]:
             unit = (cell,)
         placed.update(unit)
         units.append(unit)
-    order = {}
-    for unit in units:
-        order.setdefault((unit[0].model, unit[0].runtime), len(order))
-    return sorted(units, key=lambda u: order[(u[0].model, u[0].runtime)])
+    from bench.sweep import runtimes
+
+    order: dict[tuple, int] = {}
+    first: dict[tuple, int] = {}
+    ranked = []
+    for index, unit in enumerate(units):
+        worker = (unit[0].model, unit[0].runtime)
+        group = runtimes.get(unit[0].runtime).share_group(unit[0])
+        rank = index if group is None else first.setdefault((worker, group), index)
+        ranked.append((order.setdefault(worker, len(order)), rank, index))
+    return [units[index] for *_, index in sorted(ranked)]

@@ -78,10 +78,10 @@ def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
 def worker_env(plan: SweepPlan) -> dict[str, str]:
     """torch.compile units get an inductor cache of their own run, as locally, in the cache directory of
     the node's user (`bench.measure.compile_cache`)."""
-    if "compile" not in plan.config.values("runtime"):
-        return {}
-    from bench.measure.compile_cache import compile_cache_env
+    from bench.measure.compile_cache import INDUCTOR_RUNTIMES, compile_cache_env
 
+    if not set(INDUCTOR_RUNTIMES) & set(plan.config.values("runtime")):
+        return {}
     return compile_cache_env(plan.run_dir)
 
 

@@ -246,8 +246,8 @@ def _worker_env(plan_: SweepPlan, units: Sequence[tuple[Cell, ...]]) -> dict[str
     """torch.compile units get an inductor cache of their own run (in the user's cache directory, never in
     the run folder: `bench.measure.compile_cache`), so no compile is warmed by another run's cache and
     `compile_cache_cold` means what it says."""
-    if not any(u[0].runtime == "compile" for u in units):
-        return {}
-    from bench.measure.compile_cache import compile_cache_env
+    from bench.measure.compile_cache import INDUCTOR_RUNTIMES, compile_cache_env
 
+    if not any(u[0].runtime in INDUCTOR_RUNTIMES for u in units):
+        return {}
     return compile_cache_env(plan_.run_dir)

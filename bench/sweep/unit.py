@@ -3,13 +3,14 @@
 Steps: seed, threads and precision switches -> memory baseline -> the model's training form (random BN
 statistics, built once per worker) and its deploy form (converted once per worker), copied and prepared
 (device, dtype, memory format) for this unit -> the correctness gate FIRST (deploy vs training form on
-the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; for the onnxruntime
-runtime each form is exported and opened as a session first, and every session is gated against the
-PyTorch training form, see `bench.sweep.ort_unit`; int8: the fp32 sessions are gated, then each form's
-int8 error is measured, see `bench.sweep.int8`) -> MACs (once per model, form and resolution, on the CPU
-copy) -> timing: a pair in alternating blocks inside one NVML window that covers only the timed phase, a
-lone cell alone (int8: then each form's fp32 and int8 sessions side by side) -> a memory pass per form ->
-rows.
+the same input, cuDNN autotuning off so the gate's batch costs no extra autotune; under every runtime
+but eager and cudagraph each form is opened on the timing input first (`Runtime.open`: compiled,
+exported, converted, built) and every opened form's output is gated against the PyTorch training form,
+so what is timed is what was checked; int8: each form's fp32 graph is gated and its quantization timed,
+then each form's int8 error is measured, see `bench.sweep.int8`) -> MACs (once per model, form and
+resolution, on the CPU copy) -> timing: a pair in alternating blocks inside one NVML window that covers
+only the timed phase, a lone cell alone (int8: then each form's fp32 and int8 graphs side by side) -> a
+memory pass per form -> rows.
 
 Any exception becomes the outcome of the cell being worked on ('oom' or 'error', see `failures.classify`),
 and so does a model's `sys.exit()` (`bench.models.user.MODEL_CODE_FAILURES`);
@@ -25,11 +26,12 @@ from typing import Any, Optional
 
 import torch
 
+from bench.measure.compile_cache import INDUCTOR_RUNTIMES
 from bench.measure.repro import no_autotune
-from bench.models.gate import GATE_MAX_BATCH, run_gate
+from bench.models.gate import GATE_MAX_BATCH, compare_outputs, run_gate
 from bench.models.user import MODEL_CODE_FAILURES
 from bench.sweep import collect, dynamo_state, faults, workload
-from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops, time_first_call
+from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops
 from bench.sweep.failures import classify, describe
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
@@ -96,23 +98,25 @@ class _Unit:
         self.spec, self.cache = spec, cache
         self.cells = spec.cells
         self.records = [collect.CellRecord() for _ in self.cells]
-        """What was measured of each cell; a deploy cell's (torch runtimes) or every cell's (onnxruntime)
-        record holds its gate."""
+        """What was measured of each cell; a deploy cell's (eager, cudagraph) or every cell's (runtimes
+        that open a form) record holds its gate."""
         self.current = 0
         self.device = torch.device("cuda:0" if spec.device == "cuda" else "cpu")
-        self.sessions: list[Any] = []
-        """onnxruntime only: one `OrtSession` per cell (and the inputs bound to them, kept alive)."""
-        self.inputs: list[torch.Tensor] = []
-        self.int8_forms: list[Any] = []
-        """int8 only: one `bench.quant.evaluate.Int8Form` per cell (its fp32 and int8 sessions)."""
+        from bench.sweep import runtimes
 
-    @property
-    def onnxruntime(self) -> bool:
-        return self.cells[0].runtime == "onnxruntime"
+        self.runtime = runtimes.get(self.cells[0].runtime)
+        self.opened: list[Any] = []
+        """Runtimes that open a form: one `Opened` per cell (holding what must stay alive)."""
+        self.inputs: list[torch.Tensor] = []
 
     @property
     def int8(self) -> bool:
         return self.cells[0].precision == "int8"
+
+    @property
+    def compiles(self) -> bool:
+        """Runs torch.compile (Inductor): dynamo's counters say what it compiled (`bench.sweep.dynamo_state`)."""
+        return self.cells[0].runtime in INDUCTOR_RUNTIMES
 
     def faults(self, i: int) -> list[str]:
         return list(self.spec.faults[i]) if i < len(self.spec.faults) else []
@@ -130,8 +134,7 @@ class _Unit:
             self.current = i
             faults.trigger(self.faults(i), "start")
         apply_precision_settings(self.cells[0].precision)
-        if any(cell.runtime == "compile" for cell in self.cells):
-            dynamo_state.fresh_state()  # no unit compiles on what an earlier one left (bench.sweep.dynamo_state)
+        self.runtime.begin_unit(self.cells)  # torch.compile: a fresh dynamo per compile group (runtimes.compiled)
         env = collect.env_fields(self.spec.seed, reproducibility_flags())
         for record in self.records:
             record.env = env
@@ -164,8 +167,8 @@ class _Unit:
 
     def run_gate(self, modules: list[torch.nn.Module]) -> None:
         """Deploy vs training form on GATE_MAX_BATCH samples, before anything is timed."""
-        if self.onnxruntime:
-            self.open_sessions(modules)
+        if self.runtime.opens:
+            self.open_forms(modules)
             return
         forms = [c.form for c in self.cells]
         if "deploy" not in forms:
@@ -182,47 +185,45 @@ class _Unit:
         del train, x
         _free(self.device)
 
-    def open_sessions(self, modules: list[torch.nn.Module]) -> None:
-        """onnxruntime: export and open each form's session on the timing input, then gate every session
-        against the PyTorch training form (`bench.sweep.ort_unit`). int8: the gated session is each form's
-        fp32 graph, the timed one its quantization; then each int8 error is measured (`bench.sweep.int8`)."""
-        from bench.sweep import ort_unit
-
-        gated = []
+    def open_forms(self, modules: list[torch.nn.Module]) -> None:
+        """Open each form under the runtime on the timing input, then gate every opened form's output
+        (its first samples) against the PyTorch training form's (a train_step opening has no output).
+        int8: the gated output is each form's fp32 graph's, the timed one its quantization; then each
+        int8 error is measured (`bench.sweep.int8`)."""
         for i, (cell, module) in enumerate(zip(self.cells, modules)):
             self.current = i
             self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed))
-            if self.int8:
-                opened = ort_unit.open_int8(module, self.inputs[i], self.device, self.spec.seed)
-                self.int8_forms.append(opened.form)
-                self.sessions.append(opened.int8)
-                gated.append(opened.fp32)
-            else:
-                self.sessions.append(ort_unit.open_session(module, self.inputs[i], cell, self.device))
-                gated.append(self.sessions[i])
-            self.records[i].ort = self.sessions[i].record
+            self.opened.append(self.runtime.open(module, self.inputs[i], cell, self.device,
+                                                 share=not self.faults(i), seed=self.spec.seed))
+            self.records[i].runtime = self.opened[i].record
         cell = self.cells[0]
+        if cell.mode != "infer":
+            return
         n = min(cell.batch_size, GATE_MAX_BATCH)
         train = self._train_module(modules, cell)
         with no_autotune(), torch.inference_mode():
-            reference = train(self.inputs[0][:n])
+            reference = train(self.inputs[0][:n]).detach().float().cpu()
         for i, c in enumerate(self.cells):
             self.current = i
-            result = ort_unit.gate(reference, gated[i], n, c.precision, c.form)
+            compared = "fp32 graph" if self.int8 else "output"  # int8 is gated in fp32 (agreement.GATED_IN)
+            result = replace(compare_outputs(reference, self.opened[i].output()[:n], c.precision),
+                             compared=f"{self.runtime.name} {compared} of the {c.form} form",
+                             reference="the PyTorch training form")
             if c.form == "deploy":
                 result = replace(result, fold=self.cache.fold_of(c.model))
             self.records[i].gate = result
         if self.int8:
             self._int8_errors(train)
-        del train, reference, gated
+        del train, reference
         _free(self.device)
 
     def _int8_errors(self, train: torch.nn.Module) -> None:
         from bench.quant.evaluate import measure_errors
         from bench.sweep.int8 import Int8Record
 
-        errors = measure_errors(self.int8_forms, train, tuple(self.inputs[0].shape), self.spec.seed, self.device)
-        for i, (form, (own, of_train)) in enumerate(zip(self.int8_forms, errors)):
+        forms = [opened.int8 for opened in self.opened]
+        errors = measure_errors(forms, train, tuple(self.inputs[0].shape), self.spec.seed, self.device)
+        for i, (form, (own, of_train)) in enumerate(zip(forms, errors)):
             self.records[i].int8 = Int8Record(form.scheme, vs_fp32=own, vs_train_fp32=of_train)
 
     def make_fns(self, modules: list[torch.nn.Module]) -> list[Any]:
@@ -232,18 +233,12 @@ class _Unit:
             record = self.records[i]
             record.macs = self.cache.macs_of(cell.model, cell.form, cell.resolution)
             record.params = sum(p.numel() for p in module.parameters())
-            if self.onnxruntime:
-                fn = self.sessions[i].call
+            if self.runtime.opens:
+                fn = self.opened[i].call
             else:
                 x = workload.make_input(cell, self.device, seed=self.spec.seed)
                 fn = workload.make_fn(module, x, cell, self.device)
             faults.trigger(self.faults(i), "workload", self.device)
-            if cell.runtime == "compile":
-                misses, graphs = dynamo_state.inductor_misses(), dynamo_state.graphs()
-                record.first_call_ms = time_first_call(fn, self.device)
-                missed = dynamo_state.delta(misses, dynamo_state.inductor_misses())
-                record.compile_cache_cold = None if missed is None else missed > 0
-                record.compile_graphs = dynamo_state.delta(graphs, dynamo_state.graphs())
             fns.append(fn)
         return fns
 
@@ -258,7 +253,7 @@ class _Unit:
             samplers.append(TelemetrySampler(self.device))
             return samplers[-1]
 
-        compiles = any(c.runtime == "compile" for c in self.cells)
+        compiles = self.compiles
         frames = dynamo_state.frames() if compiles else None  # importing dynamo costs an eager unit a second
         if self.spec.is_pair:
             self.current = 0
@@ -271,7 +266,7 @@ class _Unit:
         for i, (c, fn) in enumerate(zip(self.cells, fns)):
             self.current = i
             record = self.records[i]
-            if c.runtime == "compile":
+            if compiles:
                 record.compile_recompiles = recompiles
             record.stats = stats = timed.stats[c.form]
             # a pair's energy is each form's own blocks'; a lone cell's is its whole timed window's
@@ -294,7 +289,7 @@ class _Unit:
         from bench.sweep.int8 import time_against_fp32
 
         config, regime = timing_config(self.spec.timing), workload.regime_for(self.cells[0], self.device)
-        for i, form in enumerate(self.int8_forms):
+        for i, form in enumerate(opened.int8 for opened in self.opened):
             self.current = i
             self.records[i].int8.speedup = time_against_fp32(form, self.device, regime, config, self.spec.seed)
 
@@ -315,8 +310,11 @@ class _Unit:
             calls = 1 if self.cells[i].mode == "infer" else 2  # a train step allocates optimizer state on call 1
             regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
             # a graph of as many calls as the timed graph holds: its pool is what the cell held while timed
-            self.records[i].memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime,
-                                                    graph_calls=timing_config(self.spec.timing).graph_calls)
+            memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime,
+                                    graph_calls=timing_config(self.spec.timing).graph_calls)
+            if not self.runtime.torch_memory:  # an arena of its own: torch's counters miss it, NVML does not
+                memory = replace(memory, peak_allocated_mib=None, peak_reserved_mib=None)
+            self.records[i].memory = memory
 
     def outcome(self, timed: Timed) -> UnitOutcome:
         outcomes = []

@@ -7,10 +7,10 @@ autocast would keep some ops in fp32 and time the casts too. `train_step` in fp1
 whose cost is a few element-wise kernels. tf32 and fp32 keep fp32 tensors and differ only in the TF32
 switches set by `bench.measure.repro.apply_precision_settings`.
 
-Runtimes: `eager` times the module as is; `compile` times `torch.compile(model)` (its first call, the
-compilation, is timed separately as `first_call_ms`); `cudagraph` times the eager callable under the
-measure package's CUDA-graph replay regime; `onnxruntime` times an ONNX Runtime session of the exported
-form, opened by `bench.sweep.ort_unit` (not here: it needs the input to export with).
+Runtimes (`bench.sweep.runtimes`): `eager` times the module as is; `cudagraph` times the eager callable
+under the measure package's CUDA-graph replay regime; every other runtime opens the form itself on the
+timing input (`Runtime.open`). `make_fn` also serves `bench profile`, whose `compile` is a plain
+`torch.compile(model)`.
 """
 
 from __future__ import annotations
@@ -31,17 +31,23 @@ SGD_LR, SGD_MOMENTUM = 1e-3, 0.9
 
 
 def regime_for(cell: Cell, device: torch.device) -> str:
-    """Timing regime of bench.measure.timing: 'cpu' on the CPU; on CUDA 'cudagraph' for the cudagraph
-    runtime, 'synchronized' for onnxruntime (its session runs on a stream of its own that torch's events do
-    not see, and returns when its outputs are ready), else 'pipelined' (events on the stream, one sync at
-    the end)."""
-    if device.type == "cpu":
-        return "cpu"
-    return {"cudagraph": "cudagraph", "onnxruntime": "synchronized"}.get(cell.runtime, "pipelined")
+    """Timing regime of bench.measure.timing, as the cell's runtime declares it: 'cpu' on the CPU; on CUDA
+    'cudagraph' for the cudagraph runtime, 'synchronized' for ONNX Runtime sessions (they run on a stream
+    of their own that torch's events do not see, and return when their outputs are ready), else
+    'pipelined' (events on the stream, one sync at the end)."""
+    from bench.sweep import runtimes
+
+    return runtimes.get(cell.runtime).regime(device)
 
 
 def cast_for_infer(cell: Cell) -> bool:
-    return cell.mode == "infer" and cell.precision in ("fp16", "bf16")
+    """fp16/bf16 inference casts module and input, unless the runtime takes the precision as a build flag
+    of its own on the fp32 module (TensorRT)."""
+    if not (cell.mode == "infer" and cell.precision in ("fp16", "bf16")):
+        return False
+    from bench.sweep import runtimes
+
+    return runtimes.get(cell.runtime).harness_casts
 
 
 def prepare_model(model: nn.Module, cell: Cell, device: torch.device) -> nn.Module:
@@ -114,7 +120,7 @@ def make_fn(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device
     """The zero-arg callable timed for this cell (runtime applied, mode chosen)."""
     if cell.runtime not in RUNTIMES:
         raise ValueError(f"runtime '{cell.runtime}' has no torch callable; torch runtimes: {', '.join(RUNTIMES)}"
-                         " (onnxruntime cells are opened by bench.sweep.ort_unit)")
+                         " (the others are opened by bench.sweep.runtimes)")
     model = RUNTIMES[cell.runtime](module)
     if cell.mode == "train_step":
         return train_step_fn(module, model, x, cell, device)

@@ -258,6 +258,22 @@ def test_results_verdict_without_results_says_so(tmp_path):
         verdicts.results(Finished(0, "", "", 1.0, 60.0, tmp_path))
 
 
+def test_runtime_ladder_verdict_warns_for_a_missing_runtime_and_fails_for_a_broken_one(tmp_path):
+    source = REPO / "results" / "amd-epyc" / "smoke-633d18a2"
+    rows = pd.read_csv(source / "summary.csv")
+    missing = rows.iloc[[0]].assign(runtime="tensorrt", status="skipped",
+                                    skip_reason="tensorrt runtime needs the tensorrt package")
+    folder = tmp_path / "work" / "results" / "gpu" / "run"
+    folder.mkdir(parents=True)
+    pd.concat([rows, missing]).to_csv(folder / "summary.csv", index=False)
+    verdict = verdicts.runtime_results(Finished(0, "", "", 1.0, 60.0, tmp_path / "work"))
+    assert verdict.verdict == "WARN"
+    assert "tensorrt not measured: tensorrt runtime needs the tensorrt package" in verdict.lines
+    broken = rows.iloc[[1]].assign(runtime="onnxruntime", status="error", error="ProviderFallback")
+    pd.concat([rows, missing, broken]).to_csv(folder / "summary.csv", index=False)
+    assert verdicts.runtime_results(Finished(0, "", "", 1.0, 60.0, tmp_path / "work")).verdict == "FAIL"
+
+
 def test_the_timer_cross_check_compares_the_closest_neighbouring_runs():
     """Recorded runs on a card whose clock drifts down by 4% between the first two and the last two runs:
     the harness's first run beside triton's first agrees, which a single pair taken at different moments

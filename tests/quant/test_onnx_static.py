@@ -73,3 +73,15 @@ def test_the_quantized_graph_runs_int8_close_to_fp32(fp32_graph):
     error = quant_error(*outputs)
     assert 10.0 < error.sqnr_db < 60.0  # int8: about 6 dB per bit, never exact
     assert error.rel_err > 0
+
+
+def test_the_int8_sessions_build_time_counts_the_export_and_the_quantization():
+    """The int8 session's `build_ms` (a row's `runtime_build_ms`) is what a deployment pays before its
+    first call: the export, the quantization and the session; it used to count the session only."""
+    pytest.importorskip("onnxruntime")
+    from bench.quant.ort import open_int8
+
+    torch.manual_seed(0)
+    net = randomize_(nn.Sequential(RepVGGBlock(3, 8, stride=2), RepVGGBlock(8, 8))).eval()
+    opened = open_int8(net, torch.randn(SHAPE), torch.device("cpu"), num_threads=1, seed=0)
+    assert opened.int8.record.build_ms > opened.fp32.record.build_ms  # export + quantization + session

@@ -135,6 +135,15 @@ def test_hardware_comparison_needs_two_hardware(cpu_df, gpu_df, tmp_path):
     assert len(paths) == 2 and "test-cpu" in svg and "nvidia-test-gpu" in svg
 
 
+def test_hardware_comparison_takes_its_speedups_at_the_resolution_it_draws(cpu_df, gpu_df, tmp_path):
+    """A model also measured at a second resolution on one hardware: the speedup panel takes the pairs at
+    the resolution the throughput panels draw (it raised 'cannot reindex on an axis with duplicate
+    labels', which broke the hardware notebook on the committed results)."""
+    other = frame([row("repvgg_a0", form, 128, resolution=64) for form in ("train", "deploy")])
+    paths = get_figure("hardware_comparison")(pd.concat([cpu_df, gpu_df, other], ignore_index=True), tmp_path)
+    assert len(paths) == 2
+
+
 def test_per_hardware_figures_refuse_mixed_hardware(cpu_df, gpu_df, tmp_path):
     with pytest.raises(FigureSkipped, match="several hardware"):
         get_figure("throughput_forms")(pd.concat([cpu_df, gpu_df]), tmp_path)

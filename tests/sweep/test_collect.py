@@ -13,6 +13,7 @@ from bench.models.gate import GateResult
 from bench.results.schema import COLUMNS
 from bench.sweep import collect
 from bench.sweep.cells import Cell
+from bench.sweep.runtimes import RuntimeRecord
 
 CELL = Cell(model="repvgg_a0", form="deploy", mode="infer", batch_size=8, precision="fp32",
             memory_format="contiguous", runtime="compile", resolution=224)
@@ -25,7 +26,10 @@ def _stats() -> LatencyStats:
 def _full_record() -> collect.CellRecord:
     return collect.CellRecord(
         env={"torch_version": "x", "seed": 0}, gate=GateResult(1e-6, 2e-6, 1e-4), params=8_000_000,
-        macs=1_400_000_000, first_call_ms=900.0, compile_cache_cold=True, stats=_stats(), host_enqueue_ms=1.9,
+        macs=1_400_000_000, stats=_stats(), host_enqueue_ms=1.9,
+        runtime=RuntimeRecord("torch 2.x", settings=(("freezing", True), ("binary_folding", 16)), build_ms=5.0,
+                              first_call_ms=900.0, cache_cold=True, convs=44, batchnorms=0,
+                              columns=(("ort_provider", "CPUExecutionProvider"),)),
         flush_l2=True, telemetry=Telemetry(power_w_mean=300.0, energy_j=30.0, throttled=False,
                                            throttle_reasons=("sw_power_cap",),
                                            reason_fractions=(("sw_power_cap", 0.25),)),
@@ -50,6 +54,9 @@ def test_the_record_fills_the_derived_columns_from_its_measurements():
     assert fields["pct_of_peak"] == pytest.approx(100 * fields["tflops_achieved"] / 989.0)
     assert fields["params_m"] == 8.0 and fields["gmacs"] == 1.4
     assert fields["max_rel_err"] == 2e-6 and fields["peak_rss_mib"] == 500.0
+    assert fields["runtime_settings"] == "freezing=True, binary_folding=16"
+    assert (fields["runtime_convs"], fields["runtime_batchnorms"], fields["runtime_build_ms"]) == (44, 0, 5.0)
+    assert fields["ort_provider"] == "CPUExecutionProvider"
 
 
 def test_a_record_cut_short_by_a_failure_keeps_what_was_measured():

@@ -39,11 +39,11 @@ def test_paper_preset_is_table4_setting():
 
 
 def test_full_preset_covers_every_axis_value():
-    """Every value but the onnxruntime runtime, which needs the onnx extra (and onnxruntime-gpu on CUDA)
-    and is asked for by name (`--runtime eager,onnxruntime`), and int8, which only a quantizing runtime
-    runs (`--precision int8 --runtime onnxruntime`)."""
+    """Every value but the runtimes that need an extra package (ONNX Runtime, OpenVINO, TensorRT), which
+    are asked for by name (`--runtime eager,onnxruntime`), and int8, which only a quantizing runtime runs
+    (`--precision int8 --runtime onnxruntime`)."""
     config = load_preset("full")
-    left_out = {"runtime": {"onnxruntime"}, "precision": {"int8"}}
+    left_out = {"runtime": {"onnxruntime", "onnxruntime_trt", "openvino", "tensorrt"}, "precision": {"int8"}}
     for axis, valid in CHOICES.items():
         expected = set(valid) - left_out.get(axis, set())
         assert set(config.values(axis)) == expected, axis

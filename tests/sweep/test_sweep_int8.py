@@ -45,9 +45,10 @@ def _reasons(device_type: str, runtime: list[str]) -> dict[tuple, str]:
 
 
 def test_int8_runs_where_a_runtime_quantizes_and_says_why_elsewhere():
-    cpu = _reasons("cpu", ["eager", "compile", "onnxruntime"])
+    cpu = _reasons("cpu", ["eager", "compile", "openvino", "onnxruntime"])
     assert "valid runtime for int8: onnxruntime" in cpu[("eager", "int8", "deploy")]
     assert "valid runtime for int8: onnxruntime" in cpu[("compile", "int8", "train")]
+    assert "bench quant --quantizer openvino" in cpu[("openvino", "int8", "train")]
     assert "fp16 not timed on CPU" in cpu[("onnxruntime", "fp16", "train")]
     pytest.importorskip("onnxruntime")
     assert cpu[("onnxruntime", "int8", "train")] is None
@@ -87,6 +88,8 @@ def test_int8_pair_is_gated_in_fp32_and_carries_error_and_speed_columns(int8_run
     assert (df["int8_speedup_vs_fp32_ci_low"] <= df["int8_speedup_vs_fp32_median"]).all()
     assert set(df["quant_calibration"]) == {"minmax"} and set(df["quant_calibration_samples"]) == {32}
     assert set(df["quant_eval_samples"]) == {64} and df["quant_scheme"].str.contains("QDQ").all()
+    assert df["runtime_version"].str.startswith("onnxruntime ").all() and (df["runtime_build_ms"] > 0).all()
+    assert (df["runtime_convs"] > 0).all() and set(df["ort_provider"]) == {"CPUExecutionProvider"}
     pair = pd.read_parquet(int8_run / "speedups.parquet").iloc[0]
     assert pair["status"] == "ok" and pair["speedup_ci_low"] <= pair["speedup_median"] <= pair["speedup_ci_high"]
     deploy = df[df["form"] == "deploy"].iloc[0]

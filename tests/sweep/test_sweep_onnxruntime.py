@@ -1,10 +1,12 @@
 """The onnxruntime runtime in a sweep: skip rules checked when planning, and a real smoke-sized CPU sweep
-(`--runtime eager,onnxruntime`) whose rows are gated and timed for both runtimes, whose speedups land in
-speedups.parquet, whose rows name the own model's file and hash, and whose report puts both side by side."""
+(`--runtime eager,onnxruntime,openvino`) whose rows are gated and timed for every runtime, whose speedups
+land in speedups.parquet, whose rows name the own model's file and hash, and whose report puts the runtimes
+side by side (table and ladder figure). Without the openvino extra its rows are skipped with the reason."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -14,7 +16,7 @@ import pandas as pd
 import pytest
 
 from bench.export import onnx_check
-from bench.sweep import cells as cells_mod
+from bench.sweep.runtimes import onnxruntime as ort_runtime_mod
 from bench.sweep.axes import ConfigError
 from bench.sweep.cells import expand
 from bench.sweep.config import from_dict
@@ -22,6 +24,7 @@ from bench.sweep.protocol import CellOutcome
 from bench.sweep.runner import make_row, plan
 
 ROOT = Path(__file__).resolve().parents[2]
+OPENVINO = importlib.util.find_spec("openvino") is not None
 NET = textwrap.dedent("""
     from torch import nn
     from bench.reparam import RepVGGBlock
@@ -63,21 +66,22 @@ def test_missing_extra_and_missing_cuda_provider_are_skip_reasons(monkeypatch):
     pytest.importorskip("onnxruntime")
     import onnxruntime
 
-    cells_mod._onnxruntime_unavailable.cache_clear()
+    ort_runtime_mod._unavailable.cache_clear()
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         assert "CUDAExecutionProvider is not available" in _reasons("cuda")[("train", "infer", "fp32", "contiguous")]
     monkeypatch.setattr(onnx_check, "ONNX_MODULES", ("onnx", "no_such_onnxruntime_zz"))
-    cells_mod._onnxruntime_unavailable.cache_clear()
+    ort_runtime_mod._unavailable.cache_clear()
     try:
         reason = _reasons("cpu")[("deploy", "infer", "fp32", "contiguous")]
     finally:
-        cells_mod._onnxruntime_unavailable.cache_clear()
+        ort_runtime_mod._unavailable.cache_clear()
     assert "no_such_onnxruntime_zz" in reason and 'pip install -e ".[onnx]"' in reason
 
 
-def test_unknown_runtime_lists_onnxruntime():
-    with pytest.raises(ConfigError, match="valid: eager, cudagraph, compile, onnxruntime"):
-        from_dict({"axes": {"model": ["repvgg_a0"], "runtime": ["tensorrt"]}})
+def test_unknown_runtime_lists_every_runtime():
+    with pytest.raises(ConfigError, match="valid: eager, cudagraph, compile, compile_frozen, onnxruntime, "
+                                          "onnxruntime_trt, openvino, tensorrt"):
+        from_dict({"axes": {"model": ["repvgg_a0"], "runtime": ["tensorrt10"]}})
 
 
 def test_registered_models_record_the_registry_as_their_source(tmp_path):
@@ -94,7 +98,7 @@ def ort_run(tmp_path_factory) -> tuple[Path, Path, str]:
     net.write_text(NET)
     config.write_text(CONFIG)
     spec = f"{net}:build:width=8"
-    argv = ["run", "--config", str(config), "--models", spec, "--runtime", "eager,onnxruntime",
+    argv = ["run", "--config", str(config), "--models", spec, "--runtime", "eager,onnxruntime,openvino",
             "--batch", "2", "--resolution", "32", "--device", "cpu", "--out", str(base / "out")]
     done = subprocess.run([sys.executable, "-m", "bench", *argv], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
@@ -107,6 +111,10 @@ def test_eager_and_onnxruntime_rows_are_gated_timed_and_paired(ort_run):
 
     run_dir, net, spec = ort_run
     df = load(run_dir)
+    openvino = df[df["runtime"] == "openvino"]
+    if not OPENVINO:
+        assert set(openvino["status"]) == {"skipped"} and openvino["skip_reason"].str.contains("openvino").all()
+    df = df[df["runtime"] != "openvino"]
     assert sorted(zip(df["runtime"], df["form"])) == [("eager", "deploy"), ("eager", "train"),
                                                       ("onnxruntime", "deploy"), ("onnxruntime", "train")]
     assert (df["status"] == "ok").all(), df[["runtime", "form", "status", "error"]]
@@ -119,7 +127,11 @@ def test_eager_and_onnxruntime_rows_are_gated_timed_and_paired(ort_run):
     assert set(ort["timing_regime"]) == {"cpu"}
     assert df[df["runtime"] == "eager"]["ort_provider"].isna().all()
     assert int(ort[ort["form"] == "deploy"]["batchnorms_deploy"].iloc[0]) == 0
+    assert ort["runtime_version"].str.startswith("onnxruntime ").all() and ort["runtime_build_ms"].gt(0).all()
+    convs = ort.set_index("form")["runtime_convs"]
+    assert convs["deploy"] == 2 and convs["train"] >= 4, "two RepVGG blocks: one conv each deployed, 3x3 + 1x1 trained"
     speedups = pd.read_parquet(run_dir / "speedups.parquet")
+    speedups = speedups[speedups["runtime"] != "openvino"]
     assert sorted(speedups["runtime"]) == ["eager", "onnxruntime"] and (speedups["status"] == "ok").all()
     for _, s in speedups.iterrows():
         assert s["speedup_ci_low"] <= s["speedup_median"] <= s["speedup_ci_high"] and s["n_blocks"] >= 4
@@ -147,4 +159,17 @@ def test_report_shows_the_runtimes_side_by_side_with_the_runs_speedups(ort_run, 
         assert table[f"{runtime}_speedup"].iloc[0] == pytest.approx(speedups.loc[runtime, "speedup_median"])
         assert table[f"{runtime}_throughput_deploy"].iloc[0] > 0
     assert list(table.columns).index("eager_speedup") < list(table.columns).index("onnxruntime_speedup")
+    assert ("openvino_speedup" in table.columns) == OPENVINO
     assert "## Runtimes side by side" in output.report_md.read_text()
+    assert [p.suffix for p in output.rendered.paths["runtime_ladder"]] == [".png", ".svg"]
+
+
+def test_openvino_rows_are_gated_paired_and_fp32_pinned(ort_run):
+    pytest.importorskip("openvino")
+    from bench.results import load
+
+    df = load(ort_run[0])
+    ov = df[df["runtime"] == "openvino"]
+    assert set(ov["status"]) == {"ok"} and (ov["max_rel_err"] <= ov["tolerance"]).all()
+    assert ov["runtime_settings"].str.contains("INFERENCE_PRECISION_HINT=f32").all()
+    assert ov["speedup_median"].notna().all() and set(ov["timing_regime"]) == {"cpu"}

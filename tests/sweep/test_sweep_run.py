@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.measure.compile_cache import run_key
+from bench.measure.compile_cache import INDUCTOR_RUNTIMES, RUN_KEY_ENV, run_key
 from bench.results import load
 from bench.results.io import RunWriter
 from bench.results.schema import AXES, COLUMNS
@@ -240,3 +240,18 @@ def test_a_compile_sweep_leaves_no_executable_cache_in_the_run_folder(tmp_path, 
     assert [p for p in files if p.suffix not in RUN_FOLDER_DATA and p.name not in (".lock", ".sweep.lock")] == []
     cache = tmp_path / "cache" / "repbench" / "compile" / run_key(summary.run_dir)
     assert any(p.suffix == ".py" for p in cache.rglob("*")), "the run's compile cache is in the user's cache"
+
+
+@pytest.mark.parametrize("runtime", INDUCTOR_RUNTIMES)
+def test_every_inductor_runtime_gets_the_runs_compile_cache(tmp_path, runtime):
+    """The sweep above runs `compile`; its workers' environment (local and Ray) places the cache outside
+    the run folder for every runtime that compiles with Inductor (a check by the name "compile" left
+    compile_frozen's workers on inductor's shared default in /tmp)."""
+    from bench.sweep.protocol import group_units
+    from bench.sweep.ray_sweep import worker_env
+    from bench.sweep.runner import _worker_env
+
+    planned = plan(from_dict(_config("env", runtime=[runtime])), out=tmp_path)
+    expected = {RUN_KEY_ENV: run_key(planned.run_dir)}
+    assert _worker_env(planned, group_units(planned.cells)) == expected
+    assert worker_env(planned) == expected

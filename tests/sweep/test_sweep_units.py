@@ -35,6 +35,21 @@ def test_pairs_are_the_two_forms_of_one_inference_setting_and_a_worker_serves_a_
     assert sorted(c.label() for u in units for c in u) == sorted(c.label() for c in cells if not c.skip_reason)
 
 
+def test_a_worker_runs_a_compile_groups_units_in_a_row():
+    """torch.compile units of one compile group (same model, precision, format, resolution; batch 1 apart)
+    share one dynamic-batch graph, and dynamo is reset as another group starts: so a group's units run
+    in a row, not interleaved by the batch loop (each revisit would recompile). Eager keeps the cells'
+    order."""
+    cells = [c for c in _cells(model=["repvgg_a0"], batch_size=[1, 8, 32], runtime=["eager", "compile"],
+                               memory_format=["contiguous", "channels_last"]) if not c.skip_reason]
+    order = [(u[0].runtime, u[0].batch_size, u[0].memory_format) for u in group_units(cells)]
+    expected = [(b, f) for b in (1, 8, 32) for f in ("contiguous", "channels_last")]
+    assert [(b, f) for r, b, f in order if r == "eager"] == expected
+    assert [(b, f) for r, b, f in order if r == "compile"] == [
+        (1, "contiguous"), (1, "channels_last"), (8, "contiguous"), (32, "contiguous"),
+        (8, "channels_last"), (32, "channels_last")]
+
+
 def test_a_lone_form_is_its_own_unit():
     units = group_units(_cells(form=["deploy"]))
     assert [len(u) for u in units] == [1, 1]
