@@ -27,6 +27,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("bench.export.command", "export a model's deploy (or training) form: ONNX, TorchScript, state dict"),
 }
 
+DOCS: dict[str, tuple[str, ...]] = {
+    "run": ("docs/sweeps.md", "docs/measurement.md", "docs/runtimes.md", "docs/int8.md", "docs/ray.md"),
+    "report": ("docs/reports.md",),
+    "compare": ("docs/regression.md",),
+    "baseline": ("docs/regression.md",),
+    "invariants": ("docs/regression.md",),
+    "profile": ("docs/reports.md",),
+    "env": ("docs/measurement.md",),
+    "models": ("docs/models.md",),
+    "verify": ("docs/models.md", "docs/reparameterization.md"),
+    "gpu-check": ("docs/gpu-check.md",),
+    "quant": ("docs/int8.md",),
+    "export": ("docs/own-models.md",),
+}
+"""Command -> the pages of the repository's docs/ that hold its reference, shown under its --help."""
+
+
+def _epilog(command: str) -> str:
+    return "reference, in the repository: " + ", ".join(DOCS[command])
+
 
 def _load(command: str) -> ModuleType:
     module_name, _ = COMMANDS[command]
@@ -34,7 +54,9 @@ def _load(command: str) -> ModuleType:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0],
+                                     epilog="start with README.md; the reference is docs/, one page per topic "
+                                            "(`bench COMMAND --help` names its pages)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -66,7 +88,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"bench: command '{command}' is unknown; known: {known}", file=sys.stderr)
         return 2
     module = _load(command)
-    parser = argparse.ArgumentParser(prog=f"bench {command}", description=COMMANDS[command][1])
+    parser = argparse.ArgumentParser(prog=f"bench {command}", description=COMMANDS[command][1],
+                                     epilog=_epilog(command))
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     return int(module.run(args) or 0)

@@ -1,12 +1,14 @@
-"""The package layout the README's Layout section describes: imports point one way, and no module-level
-`assert` holds an invariant that `python -O` would drop."""
+"""The package layout docs/layout.md describes: imports point one way, the page states the same arrows and
+maps every package, and no module-level `assert` holds an invariant that `python -O` would drop."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
+LAYOUT_PAGE = BENCH.parent / "docs" / "layout.md"
 
 ALLOWED: dict[str, set[str]] = {
     "reparam": set(),
@@ -59,6 +61,21 @@ def test_every_package_imports_only_the_packages_below_it():
 def test_every_package_is_in_the_layout():
     packages = {_package(p) for p in BENCH.rglob("*.py")} - {"__init__"}
     assert packages <= set(ALLOWED), sorted(packages - set(ALLOWED))
+
+
+def test_the_layout_page_states_these_arrows():
+    """The page's table (`| `package` | `a`, `b` |`) is this file's ALLOWED, so neither drifts alone."""
+    rows = re.findall(r"^\| `(\w+)` \| (.*) \|$", LAYOUT_PAGE.read_text(), re.MULTILINE)
+    stated = {package: set(re.findall(r"`(\w+)`", imports)) for package, imports in rows}
+    assert stated == ALLOWED, {p: (stated.get(p), ALLOWED.get(p)) for p in set(stated) | set(ALLOWED)
+                               if stated.get(p) != ALLOWED.get(p)}
+
+
+def test_the_layout_page_maps_every_package():
+    text = LAYOUT_PAGE.read_text()
+    packages = {_package(p) for p in BENCH.rglob("*.py")} - {"__init__"}
+    missing = [p for p in sorted(packages) if not re.search(rf"bench/{p}/|\b{p}\.py", text)]
+    assert not missing, f"{LAYOUT_PAGE.name} does not name {missing}"
 
 
 def test_no_module_level_assert():

@@ -1,6 +1,6 @@
 """Own models: `path/to/file.py:factory` or `package.module:factory`, with optional keyword arguments.
 
-Syntax (documented in README): `SOURCE:FACTORY[:KEY=VALUE[:KEY=VALUE...]]`, e.g.
+Syntax (documented in docs/own-models.md): `SOURCE:FACTORY[:KEY=VALUE[:KEY=VALUE...]]`, e.g.
 `nets/my_net.py:build:width=2:act=relu` or `my_pkg.models:build:depth=3`. Colons separate the keyword
 arguments because commas separate the models of `--models`. A VALUE is read as a Python literal (int,
 float, bool, None or a quoted string); a bare word that is no literal is a string (`act=relu`).

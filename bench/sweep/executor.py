@@ -277,7 +277,7 @@ class LocalExecutor:
                                 spare = None
                         if index == 0 and following and spare is None and self.isolation == "model":
                             # the next model's worker imports torch and builds its forms while this one
-                            # measures (README, "Method": what runs beside a timed pair)
+                            # measures (docs/measurement.md: what runs beside a timed pair)
                             spare = Worker(following[0].worker_key(), self.slots[slot_index], folder)
                             spare.prebuild(following[0])
                         with lock:

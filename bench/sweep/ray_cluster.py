@@ -116,7 +116,7 @@ def connect(address: Optional[str]) -> Any:
 
 
 def _no_cluster(address: str, why: str) -> str:
-    return (f"no Ray cluster at '{address}' ({why}); start one with `ray start --head` (see the README) or "
+    return (f"no Ray cluster at '{address}' ({why}); start one with `ray start --head` (see docs/ray.md) or "
             "pass --address HOST:6379 or ray://HOST:10001")
 
 

@@ -81,7 +81,7 @@ def test_hardware_ids_tell_apart_machines_whose_timings_differ():
 
 def test_a_known_gpu_id_names_the_memory_it_is_sold_with_not_the_gib_it_reports():
     """What the cards report (torch's total_memory): an H200 143,771 MiB = 140.4 GiB, sold as 141 GB; an L4
-    22.5 GiB of 24 GB. The README's and Ray's examples use these ids. An unknown card keeps its GiB."""
+    22.5 GiB of 24 GB. The docs' and Ray's examples use these ids. An unknown card keeps its GiB."""
     from bench.measure.env import gpu_slug, marketed_memory_gb
 
     assert gpu_slug("NVIDIA H200", 143_771 * 2**20) == "nvidia-h200-141gb"
@@ -119,7 +119,7 @@ def test_the_gpu_hardware_id_carries_its_memory_size():
     assert re.search(r"\d+gb", slug), slug
     assert hardware_slug("cpu") != slug and hardware_slug("cpu").endswith("c")
     if props.name == "NVIDIA H200":
-        assert slug == "nvidia-h200-141gb", (slug, props.total_memory)  # the README's and Ray's examples
+        assert slug == "nvidia-h200-141gb", (slug, props.total_memory)  # the docs' and Ray's examples
 
 
 def test_preflight_warns_on_the_software_power_cap_alone_and_fails_on_hardware_slowdowns():
