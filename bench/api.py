@@ -30,7 +30,7 @@ from bench.measure.stats import LatencyStats
 from bench.measure.timing import TimingConfig
 from bench.models.gate import GateResult, run_gate
 from bench.reparam import fold_report
-from bench.sweep.workload import infer_fn
+from bench.models.workload import infer_fn
 
 PRECISIONS: tuple[str, ...] = tuple(DTYPES)
 """The sweep's precisions: fp32 and tf32 keep fp32 tensors (tf32 is the CUDA switch), fp16/bf16 cast."""

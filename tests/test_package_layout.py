@@ -20,10 +20,10 @@ ALLOWED: dict[str, set[str]] = {
     "export": {"reparam", "models", "measure", "results"},
     "quant": {"reparam", "models", "export", "report"},
     "sweep": {"reparam", "models", "measure", "results", "export", "quant"},
-    "profile": {"reparam", "models", "measure", "results", "compare", "sweep"},
+    "profile": {"reparam", "models", "measure", "results", "compare"},
     "gpucheck": {"reparam", "models", "measure", "results", "sweep", "compare", "report", "profile"},
     "parity": {"reparam", "models", "results", "compare"},
-    "api": {"reparam", "models", "measure", "sweep"},
+    "api": {"reparam", "models", "measure"},
     "cli": set(),
     "__main__": {"cli"},
 }

@@ -141,6 +141,23 @@ def hardware_slug(device: Optional[torch.device | str] = None) -> str:
     return cpu_slug(cpu_model(), usable_cpus(), _cpu_ids())
 
 
+class DeviceError(RuntimeError):
+    """The requested device is not there (e.g. --device cuda on a machine without CUDA)."""
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' -> 'cuda' if torch sees a GPU, else 'cpu'; 'cuda' without CUDA is an error (`bench run`,
+    `bench profile`)."""
+    available = torch.cuda.is_available()
+    if requested == "cuda" and not available:
+        raise DeviceError("device 'cuda' requested but torch.cuda.is_available() is False "
+                          f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
+                          "use --device cpu or --device auto")
+    if requested == "auto":
+        return "cuda" if available else "cpu"
+    return requested
+
+
 def _git(*args: str) -> Optional[str]:
     try:
         done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)

@@ -20,8 +20,8 @@ from torch.profiler import ProfilerActivity, profile, record_function, schedule,
 
 from bench.compare.table import markdown_table
 from bench.measure.ops import summarize
-from bench.sweep import workload
-from bench.sweep.cells import Cell
+from bench.models import workload
+from bench.results.cell import Cell
 
 @dataclass(frozen=True)
 class ProfileConfig:
@@ -59,7 +59,7 @@ def pin_threads(config: ProfileConfig, device: torch.device) -> int:
 
 def resolve_device(name: str) -> torch.device:
     """As `bench run`: 'auto' -> cuda when torch sees a GPU, else cpu; 'cuda' without one raises."""
-    from bench.sweep.runner import resolve_device as resolve
+    from bench.measure.env import resolve_device as resolve
 
     return torch.device(resolve(name))
 
@@ -118,7 +118,7 @@ class ProfileResult:
 def traces_for(out: Path, device: torch.device, cell) -> Path:
     """`bench.results.layout.traces_dir` of this device's hardware slug (the one `bench run` uses)."""
     from bench.results.layout import traces_dir
-    from bench.sweep.runner import hardware_slug
+    from bench.measure.env import hardware_slug
 
     return traces_dir(out, hardware_slug(device.type), trace_name(cell))
 

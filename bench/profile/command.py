@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from bench.profile.capture import CPU_THREADS, ProfileConfig, compare_forms, profile_table, profile_cell, resolve_device
-from bench.sweep.axes import CHOICES
-from bench.sweep.cells import Cell
+from bench.results.schema import CHOICES
+from bench.results.cell import Cell
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ProfileConfig:
     """Validate the arguments (names the valid choices) and build the config."""
-    from bench.sweep.axes import check_models
+    from bench.models.lookup import check_models
 
     check_models([args.model])
     for name in ("batch", "resolution", "active", "top"):

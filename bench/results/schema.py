@@ -51,6 +51,8 @@ gated in fp32 first; other runtimes skip it with a reason."""
 
 AXES: tuple[str, ...] = tuple(a.name for a in AXIS_SPECS)
 """The columns that identify a cell: two rows with equal axes measure the same thing."""
+CHOICES: dict[str, tuple[str, ...]] = {a.name: a.choices for a in AXIS_SPECS if a.choices is not None}
+"""The closed value set of each axis that has one (`model` and the integer axes are open)."""
 
 STATUSES: tuple[str, ...] = ("ok", "mismatch", "oom", "error", "timeout", "skipped")
 """`ok`: measured and, for deploy forms, passed the correctness gate. `mismatch`: measured but the deploy

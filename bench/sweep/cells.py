@@ -12,40 +12,14 @@ a speedup is computed from is measured minutes apart at most, under the same the
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, field, make_dataclass
 from typing import Callable, Optional
 
-from bench.results.schema import AXES, AXIS_SPECS
+from bench.results.cell import Cell
+from bench.results.schema import AXIS_SPECS
 from bench.sweep.config import SweepConfig
 
 ORDER: tuple[str, ...] = tuple(a.name for a in sorted(AXIS_SPECS, key=lambda a: a.loop))
 """Loop nesting of the expansion, outermost first (`Axis.loop`; form innermost: pairs are adjacent)."""
-
-
-class _CellMethods:
-    """What a cell does beyond holding its axes; `Cell` below adds one field per axis."""
-
-    def key(self) -> tuple:
-        """Values of AXES in schema order: the key `RunWriter.finished_keys()` holds."""
-        return tuple(getattr(self, axis) for axis in AXES)
-
-    def axes(self) -> dict:
-        return {axis: getattr(self, axis) for axis in AXES}
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def label(self) -> str:
-        return (f"{self.model} {self.form} {self.mode} b{self.batch_size} {self.precision} "
-                f"{self.memory_format} {self.runtime} r{self.resolution}")
-
-
-Cell = make_dataclass(
-    "Cell", [*((a.name, a.type) for a in AXIS_SPECS), ("skip_reason", Optional[str], field(default=None))],
-    bases=(_CellMethods,), frozen=True)
-Cell.__module__ = __name__  # so pickle (Ray, worker pools) finds it here
-Cell.__doc__ = """One point of the axes' product: a field per `AXIS_SPECS` entry (model, form, mode, batch_size,
-precision, memory_format, runtime, resolution), in schema order, plus the reason it is skipped, if any."""
 
 
 SkipRule = Callable[[Cell, str], Optional[str]]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from bench.measure.nvml import Telemetry
     from bench.measure.stats import LatencyStats
     from bench.models.gate import GateResult
-    from bench.sweep.cells import Cell
+    from bench.results.cell import Cell
     from bench.sweep.int8 import Int8Record
     from bench.sweep.runtimes.base import RuntimeRecord
 

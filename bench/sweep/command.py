@@ -144,7 +144,8 @@ def _run_with_prestart(args: argparse.Namespace, stage: Stage) -> int:
 
 def _run(args: argparse.Namespace, prestarted: Any, stage: Stage) -> int:
     from bench.sweep.maxbatch import run_max_batch
-    from bench.sweep.runner import DeviceError, plan as make_plan, run_sweep
+    from bench.measure.env import DeviceError
+    from bench.sweep.runner import plan as make_plan, run_sweep
 
     try:
         plan = make_plan(build_config(args), out=args.out, run_id=args.run_id)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from bench.sweep import workload
+from bench.models import workload
 
 HOST_PASS: dict[str, Any] = {"min_samples": 5, "max_samples": 200, "min_time_s": 0.0, "timeout_s": 0.2,
                              "warmup_max_s": 0.05, "warmup_min_window": 1}

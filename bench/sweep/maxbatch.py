@@ -25,7 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
-from bench.sweep.cells import Cell, skip_reason
+from bench.results.cell import Cell
+from bench.sweep.cells import skip_reason
 from bench.sweep.executor import run_cell_subprocess
 from bench.sweep.protocol import CellOutcome, CellSpec
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
-from bench.sweep.cells import Cell
+from bench.results.cell import Cell
 
 if TYPE_CHECKING:
     from bench.quant.ort import OrtInt8

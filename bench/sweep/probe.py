@@ -17,7 +17,8 @@ from typing import Optional
 import torch
 
 from bench.models.user import MODEL_CODE_FAILURES
-from bench.sweep import faults, workload
+from bench.models import workload
+from bench.sweep import faults, runtimes
 from bench.sweep.failures import classify, describe
 from bench.sweep.orphans import watch_parent
 from bench.sweep.protocol import CellOutcome, CellSpec, write_atomic
@@ -50,9 +51,11 @@ def fits(spec: CellSpec) -> None:
         raise RuntimeError("the probe asks for CUDA but torch.cuda.is_available() is False")
     faults.trigger(list(spec.faults), "start")
     apply_precision_settings(spec.cell.precision)
-    model = workload.prepare_model(load_form(spec), spec.cell, device)
+    casts = runtimes.get(spec.cell.runtime).harness_casts
+    model = workload.prepare_model(load_form(spec), spec.cell, device, casts)
     faults.trigger(list(spec.faults), "workload", device)
-    fn = workload.make_fn(model, workload.make_input(spec.cell, device, seed=spec.seed), spec.cell, device)
+    x = workload.make_input(spec.cell, device, seed=spec.seed, harness_casts=casts)
+    fn = workload.make_fn(model, x, spec.cell, device)
     fn()
     fn()
     workload.synchronize(device)

@@ -13,7 +13,7 @@ from typing import Optional, TextIO
 
 from bench.results.flags import is_noisy, noisy_reason
 from bench.results.schema import AXES, Result
-from bench.sweep.cells import Cell
+from bench.results.cell import Cell
 
 
 def format_duration(seconds: Optional[float]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from bench.sweep.cells import Cell
+from bench.results.cell import Cell
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Any, Optional, Sequence
 
 from bench.results.layout import run_dir_for
 from bench.results.schema import COLUMNS, INT8_PAIR_COLUMNS, PAIR_AXES, Result, Speedup
-from bench.sweep.cells import Cell, expand
+from bench.results.cell import Cell
+from bench.sweep.cells import expand
 from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
 from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
@@ -29,24 +30,6 @@ from bench.sweep.verdict import RunVerdict, judge_rows
 
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
             "duration_s", "model_source", "model_source_sha256")
-
-
-class DeviceError(RuntimeError):
-    """The requested device is not there (e.g. --device cuda on a machine without CUDA)."""
-
-
-def resolve_device(requested: str) -> str:
-    """'auto' -> 'cuda' if torch sees a GPU, else 'cpu'; 'cuda' without CUDA is an error."""
-    import torch
-
-    available = torch.cuda.is_available()
-    if requested == "cuda" and not available:
-        raise DeviceError("device 'cuda' requested but torch.cuda.is_available() is False "
-                          f"(torch {torch.__version__}, CUDA build: {torch.version.cuda}); "
-                          "use --device cpu or --device auto")
-    if requested == "auto":
-        return "cuda" if available else "cpu"
-    return requested
 
 
 @dataclass
@@ -67,17 +50,11 @@ class SweepPlan:
                         num_threads=self.config.num_threads, timing=dict(self.config.timing), faults=faults)
 
 
-def hardware_slug(device: str) -> str:
-    """Folder name of the hardware that runs the cells: the GPU's slug, or the CPU's for device 'cpu'
-    (even on a machine with a GPU)."""
-    from bench.measure.env import hardware_slug as slug
-
-    return slug(device)
-
-
 def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str] = None,
          known_models: Optional[Sequence[str]] = None) -> SweepPlan:
     """Validate everything and lay out the run; nothing is run or written."""
+    from bench.measure.env import hardware_slug, resolve_device
+
     validate(config, known_models)
     device = resolve_device(config.device)
     hardware = hardware_slug(device)

@@ -30,7 +30,8 @@ from bench.measure.compile_cache import INDUCTOR_RUNTIMES
 from bench.measure.repro import no_autotune
 from bench.models.gate import GATE_MAX_BATCH, compare_outputs, run_gate
 from bench.models.user import MODEL_CODE_FAILURES
-from bench.sweep import collect, dynamo_state, faults, workload
+from bench.models import workload
+from bench.sweep import collect, dynamo_state, faults
 from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops
 from bench.sweep.failures import classify, describe
 from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
@@ -155,7 +156,7 @@ class _Unit:
             module = cached if self._leaves_model_alone(i) else copy.deepcopy(cached)
             if cell.form == "deploy":
                 faults.trigger(self.faults(i), "deploy", module)
-            modules.append(workload.prepare_model(module, cell, self.device))
+            modules.append(workload.prepare_model(module, cell, self.device, self.runtime.harness_casts))
         return modules
 
     def _train_module(self, modules: list[torch.nn.Module], cell: Any) -> torch.nn.Module:
@@ -163,7 +164,8 @@ class _Unit:
         forms = [c.form for c in self.cells]
         if "train" in forms:
             return modules[forms.index("train")]
-        return workload.prepare_model(copy.deepcopy(self.cache.form(cell.model, "train")), cell, self.device)
+        return workload.prepare_model(copy.deepcopy(self.cache.form(cell.model, "train")), cell, self.device,
+                                      self.runtime.harness_casts)
 
     def run_gate(self, modules: list[torch.nn.Module]) -> None:
         """Deploy vs training form on GATE_MAX_BATCH samples, before anything is timed."""
@@ -178,7 +180,7 @@ class _Unit:
         cell = self.cells[d]
         train = self._train_module(modules, cell)
         x = workload.make_input(cell, self.device, batch_size=min(cell.batch_size, GATE_MAX_BATCH),
-                                seed=self.spec.seed + 1)
+                                seed=self.spec.seed + 1, harness_casts=self.runtime.harness_casts)
         with no_autotune():
             self.records[d].gate = replace(run_gate(train, modules[d], x, cell.precision),
                                            fold=self.cache.fold_of(cell.model))
@@ -192,7 +194,8 @@ class _Unit:
         int8 error is measured (`bench.sweep.int8`)."""
         for i, (cell, module) in enumerate(zip(self.cells, modules)):
             self.current = i
-            self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed))
+            self.inputs.append(workload.make_input(cell, self.device, seed=self.spec.seed,
+                                                 harness_casts=self.runtime.harness_casts))
             self.opened.append(self.runtime.open(module, self.inputs[i], cell, self.device,
                                                  share=not self.faults(i), seed=self.spec.seed))
             self.records[i].runtime = self.opened[i].record
@@ -236,7 +239,8 @@ class _Unit:
             if self.runtime.opens:
                 fn = self.opened[i].call
             else:
-                x = workload.make_input(cell, self.device, seed=self.spec.seed)
+                x = workload.make_input(cell, self.device, seed=self.spec.seed,
+                                                 harness_casts=self.runtime.harness_casts)
                 fn = workload.make_fn(module, x, cell, self.device)
             faults.trigger(self.faults(i), "workload", self.device)
             fns.append(fn)
@@ -246,7 +250,7 @@ class _Unit:
         from bench.measure.nvml import TelemetrySampler, energy_reader
 
         cell = self.cells[0]
-        config, regime = timing_config(self.spec.timing), workload.regime_for(cell, self.device)
+        config, regime = timing_config(self.spec.timing), self.runtime.regime(self.device)
         samplers: list[Any] = []
 
         def window() -> Any:
@@ -288,7 +292,7 @@ class _Unit:
             return
         from bench.sweep.int8 import time_against_fp32
 
-        config, regime = timing_config(self.spec.timing), workload.regime_for(self.cells[0], self.device)
+        config, regime = timing_config(self.spec.timing), self.runtime.regime(self.device)
         for i, form in enumerate(opened.int8 for opened in self.opened):
             self.current = i
             self.records[i].int8.speedup = time_against_fp32(form, self.device, regime, config, self.spec.seed)

@@ -30,7 +30,7 @@ import torch
 
 
 def _cell(model: str, form: str, batch: int, resolution: int, runtime: str):
-    from bench.sweep.cells import Cell
+    from bench.results.cell import Cell
 
     return Cell(model=model, form=form, mode="infer", batch_size=batch, precision="fp32",
                 memory_format="contiguous", runtime=runtime, resolution=resolution)

@@ -12,7 +12,7 @@ from bench.measure.stats import LatencyStats
 from bench.models.gate import GateResult
 from bench.results.schema import COLUMNS
 from bench.sweep import collect
-from bench.sweep.cells import Cell
+from bench.results.cell import Cell
 from bench.sweep.runtimes import RuntimeRecord
 
 CELL = Cell(model="repvgg_a0", form="deploy", mode="infer", batch_size=8, precision="fp32",

@@ -11,7 +11,8 @@ from torch import nn
 
 from bench.results.schema import AXIS_SPECS
 from bench.sweep import runtimes
-from bench.sweep.cells import Cell, skip_reason
+from bench.results.cell import Cell
+from bench.sweep.cells import skip_reason
 
 CPU = torch.device("cpu")
 

@@ -51,7 +51,7 @@ def test_an_opened_form_agrees_with_eager_and_records_its_settings(name, precisi
     import torch
 
     from bench.models.agreement import TOLERANCES
-    from bench.sweep.cells import Cell
+    from bench.results.cell import Cell
 
     runtime = _runtime(name)
     cell = Cell(model="tiny", form="train", mode="infer", batch_size=4, precision=precision,

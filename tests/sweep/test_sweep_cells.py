@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from bench.results.schema import AXES
-from bench.sweep.cells import Cell, expand, skip_reason
+from bench.results.cell import Cell
+from bench.sweep.cells import expand, skip_reason
 from bench.sweep.config import from_dict, load_preset
 from bench.sweep.protocol import CellOutcome, CellSpec
 

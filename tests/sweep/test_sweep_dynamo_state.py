@@ -9,7 +9,7 @@ from torch import nn
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list as cache_entries
 
 from bench.sweep import dynamo_state
-from bench.sweep.cells import Cell
+from bench.results.cell import Cell
 from bench.sweep.protocol import UnitSpec
 from bench.sweep.unit import ModelCache, _Unit
 

@@ -94,7 +94,7 @@ def test_the_host_pass_is_short_whatever_the_presets_sample_counts():
 
 
 def test_a_max_batch_probe_loads_the_build_its_parent_saved(tmp_path):
-    from bench.sweep.cells import Cell
+    from bench.results.cell import Cell
     from bench.sweep.maxbatch import save_form
     from bench.sweep.probe import fits
     from bench.sweep.protocol import CellSpec

@@ -58,7 +58,7 @@ def test_the_pass_is_skipped_for_a_large_call_and_the_row_says_not_host_bound():
 
 
 def _cell():
-    from bench.sweep.cells import Cell
+    from bench.results.cell import Cell
 
     return Cell(model="repvgg_b3", form="train", mode="infer", batch_size=128, precision="fp32",
                 memory_format="contiguous", runtime="eager", resolution=224)

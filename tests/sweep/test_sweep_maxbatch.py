@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from bench.sweep import command
-from bench.sweep.cells import Cell
+from bench.results.cell import Cell
 from bench.sweep.maxbatch import groups, search, write_csv
 from bench.sweep.protocol import CellOutcome
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from bench.measure import memory
 from bench.measure.memory import MemoryBaseline
-from bench.sweep.cells import Cell
+from bench.results.cell import Cell
 from bench.sweep.protocol import UnitSpec
 from bench.sweep.unit import ModelCache, _Unit
 

@@ -3,7 +3,7 @@
 A runtime is one `Runtime` subclass in a module of its own, registered with `@register` in
 `bench.sweep.runtimes`. Two kinds:
 - `opens = False` (eager, cudagraph): the prepared PyTorch module is the thing timed; the gate compares
-  the two PyTorch forms (`bench.models.gate.run_gate`) and `bench.sweep.workload.make_fn` builds the call.
+  the two PyTorch forms (`bench.models.gate.run_gate`) and `bench.models.workload.make_fn` builds the call.
 - `opens = True` (everything else): `open(module, x, cell, device)` turns one prepared form into an
   `Opened`: the timed zero-arg callable bound to the timing input `x`, a way to read its output, and a
   `RuntimeRecord` of what decides its numbers. The unit gates every opened form's output against the

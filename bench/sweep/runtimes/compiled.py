@@ -139,7 +139,7 @@ class _Compiled(Runtime):
     def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
              share: bool = True, seed: int = 0) -> Opened:
         from bench.sweep.extra_timings import time_first_call
-        from bench.sweep.workload import train_step_fn
+        from bench.models.workload import train_step_fn
 
         infer = cell.mode == "infer"
         key = self._key(cell)

@@ -1,4 +1,4 @@
-"""`eager` and `cudagraph`: the prepared PyTorch module itself is timed (`bench.sweep.workload.make_fn`),
+"""`eager` and `cudagraph`: the prepared PyTorch module itself is timed (`bench.models.workload.make_fn`),
 and the gate compares the two PyTorch forms. `cudagraph` replays the eager call captured in a CUDA graph
 (`bench.measure.cuda_regimes`): a regime, not a new graph."""
 

@@ -7,22 +7,26 @@ autocast would keep some ops in fp32 and time the casts too. `train_step` in fp1
 whose cost is a few element-wise kernels. tf32 and fp32 keep fp32 tensors and differ only in the TF32
 switches set by `bench.measure.repro.apply_precision_settings`.
 
-Runtimes (`bench.sweep.runtimes`): `eager` times the module as is; `cudagraph` times the eager callable
-under the measure package's CUDA-graph replay regime; every other runtime opens the form itself on the
-timing input (`Runtime.open`). `make_fn` also serves `bench profile`, whose `compile` is a plain
-`torch.compile(model)`.
+Runtimes: `eager` times the module as is; `cudagraph` times the eager callable under the measure
+package's CUDA-graph replay regime; every other runtime of a sweep opens the form itself on the timing
+input (`bench.sweep.worker.runtimes`). `make_fn` also serves `bench profile`, whose `compile` is a plain
+`torch.compile(model)`, and a `--max-batch` probe. A cell is anything with the axes of
+`bench.results.cell.Cell`; which runtime casts is the caller's to say (`harness_casts`), so nothing here
+knows the sweep.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bench.measure.repro import autocast_context, dtype_for
-from bench.sweep.cells import Cell
+
+if TYPE_CHECKING:
+    from bench.results.cell import Cell
 
 MEMORY_FORMATS: dict[str, torch.memory_format] = {
     "contiguous": torch.contiguous_format, "channels_last": torch.channels_last,
@@ -30,30 +34,17 @@ MEMORY_FORMATS: dict[str, torch.memory_format] = {
 SGD_LR, SGD_MOMENTUM = 1e-3, 0.9
 
 
-def regime_for(cell: Cell, device: torch.device) -> str:
-    """Timing regime of bench.measure.timing, as the cell's runtime declares it: 'cpu' on the CPU; on CUDA
-    'cudagraph' for the cudagraph runtime, 'synchronized' for ONNX Runtime sessions (they run on a stream
-    of their own that torch's events do not see, and return when their outputs are ready), else
-    'pipelined' (events on the stream, one sync at the end)."""
-    from bench.sweep import runtimes
-
-    return runtimes.get(cell.runtime).regime(device)
-
-
-def cast_for_infer(cell: Cell) -> bool:
+def cast_for_infer(cell: Cell, harness_casts: bool = True) -> bool:
     """fp16/bf16 inference casts module and input, unless the runtime takes the precision as a build flag
-    of its own on the fp32 module (TensorRT)."""
-    if not (cell.mode == "infer" and cell.precision in ("fp16", "bf16")):
-        return False
-    from bench.sweep import runtimes
-
-    return runtimes.get(cell.runtime).harness_casts
+    of its own on the fp32 module (`harness_casts` False: the sweep's `Runtime.harness_casts`, TensorRT)."""
+    return cell.mode == "infer" and cell.precision in ("fp16", "bf16") and harness_casts
 
 
-def prepare_model(model: nn.Module, cell: Cell, device: torch.device) -> nn.Module:
-    """Move to the device, cast for fp16/bf16 inference, apply the memory format (4-D params only)."""
+def prepare_model(model: nn.Module, cell: Cell, device: torch.device, harness_casts: bool = True) -> nn.Module:
+    """Move to the device, cast for fp16/bf16 inference (`cast_for_infer`), apply the memory format (4-D
+    params only)."""
     model = model.to(device)
-    if cast_for_infer(cell):
+    if cast_for_infer(cell, harness_casts):
         model = model.to(dtype_for(cell.precision))
     if cell.memory_format == "channels_last":
         model = model.to(memory_format=torch.channels_last)
@@ -61,7 +52,7 @@ def prepare_model(model: nn.Module, cell: Cell, device: torch.device) -> nn.Modu
 
 
 def make_input(cell: Cell, device: torch.device, batch_size: int | None = None,
-               seed: int = 0) -> torch.Tensor:
+               seed: int = 0, harness_casts: bool = True) -> torch.Tensor:
     """A random NCHW image batch (3 channels, resolution x resolution) in the cell's dtype and format.
 
     Drawn on the device itself (a generator of the device's type), so a large `--max-batch` probe never
@@ -71,7 +62,7 @@ def make_input(cell: Cell, device: torch.device, batch_size: int | None = None,
     generator = torch.Generator(device=drawn_on).manual_seed(seed)
     n = batch_size or cell.batch_size
     x = torch.randn(n, 3, cell.resolution, cell.resolution, generator=generator, device=drawn_on)
-    dtype = dtype_for(cell.precision) if cast_for_infer(cell) else torch.float32
+    dtype = dtype_for(cell.precision) if cast_for_infer(cell, harness_casts) else torch.float32
     return x.to(device=device, dtype=dtype).contiguous(memory_format=MEMORY_FORMATS[cell.memory_format])
 
 
@@ -120,7 +111,7 @@ def make_fn(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device
     """The zero-arg callable timed for this cell (runtime applied, mode chosen)."""
     if cell.runtime not in RUNTIMES:
         raise ValueError(f"runtime '{cell.runtime}' has no torch callable; torch runtimes: {', '.join(RUNTIMES)}"
-                         " (the others are opened by bench.sweep.runtimes)")
+                         " (a sweep opens the others: bench.sweep.worker.runtimes)")
     model = RUNTIMES[cell.runtime](module)
     if cell.mode == "train_step":
         return train_step_fn(module, model, x, cell, device)
