@@ -27,8 +27,10 @@ import pyarrow as pa
 
 from bench.results.flags import noisy_mask, noisy_reason
 from bench.results.guard import read_env_json
-from bench.results.io import ENV_JSON, atomic_write, atomic_write_table
-from bench.results.read import BASELINES_DIR, SAMPLES_SUFFIX, ResultsFileError, behind_note, load, load_samples
+from bench.results.io import atomic_write, atomic_write_table
+from bench.results import layout
+from bench.results.layout import ENV_FILE, SAMPLES_SUFFIX, baselines_dir
+from bench.results.read import ResultsFileError, behind_note, load, load_samples
 from bench.results.runlock import holder
 from bench.results.schema import COLUMNS, SAMPLE_COLUMNS
 from bench.results.tables import samples_schema, summary_schema
@@ -36,7 +38,7 @@ from bench.results.tables import samples_schema, summary_schema
 
 def baseline_path(results_root: Path | str, hardware: str) -> Path:
     """`<results_root>/baselines/<hardware>.parquet`."""
-    return Path(results_root) / BASELINES_DIR / f"{hardware}.parquet"
+    return baselines_dir(results_root) / f"{hardware}.parquet"
 
 
 class BaselineRefused(ValueError):
@@ -56,12 +58,13 @@ def unfit_cells(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def promote(run_dir: Path | str, results_root: Path | str = "results", force: bool = False) -> Path:
+def promote(run_dir: Path | str, results_root: Path | str | None = None, force: bool = False) -> Path:
     """Copy one run (summary, samples, env) to the baseline of its hardware; returns the summary path.
 
     A run with failed or noisy cells is refused (BaselineRefused, listing them) unless `force`.
     """
     run_dir = Path(run_dir)
+    results_root = layout.results_root() if results_root is None else results_root
     sweeping = holder(run_dir)
     if sweeping:
         raise BaselineRefused(f"{run_dir} is being swept (pid {sweeping}), so its rows are not final; run "
@@ -92,7 +95,7 @@ def promote(run_dir: Path | str, results_root: Path | str = "results", force: bo
     summary_table = pa.Table.from_pandas(summary[list(COLUMNS)], schema=summary_schema(), preserve_index=False)
     atomic_write_table(target.with_name(f"{hardware[0]}{SAMPLES_SUFFIX}"), samples_table)
     atomic_write_table(target, summary_table)
-    env = run_dir / ENV_JSON
+    env = run_dir / ENV_FILE
     if env.is_file():
         atomic_write(target.with_name(f"{hardware[0]}.env.json"), lambda tmp: shutil.copyfile(env, tmp))
     return target
@@ -111,7 +114,7 @@ def describe(path: Path) -> dict[str, str]:
 
 
 def baselines(results_root: Path | str) -> list[Path]:
-    folder = Path(results_root) / BASELINES_DIR
+    folder = baselines_dir(results_root)
     return sorted(p for p in folder.glob("*.parquet") if not p.name.endswith(SAMPLES_SUFFIX))
 
 
@@ -119,14 +122,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     update = sub.add_parser("update", help="promote a run to results/baselines/<hardware>.parquet")
     update.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="results/<hardware>/<run_id>")
-    update.add_argument("--results-root", type=Path, default=Path("results"),
-                        help="folder holding baselines/ (default: results)")
+    update.add_argument("--results-root", type=Path, default=layout.results_root(),
+                        help=f"folder holding baselines/ (default: {layout.ROOT_DEFAULT_HELP})")
     update.add_argument("--force", action="store_true",
                         help="promote a run even if cells failed (mismatch, error, timeout) or are noisy")
     show = sub.add_parser("show", help="list the baselines and the runs they come from")
     show.add_argument("hardware", nargs="?", default=None, help="only this hardware slug")
-    show.add_argument("--results-root", type=Path, default=Path("results"),
-                      help="folder holding baselines/ (default: results)")
+    show.add_argument("--results-root", type=Path, default=layout.results_root(),
+                      help=f"folder holding baselines/ (default: {layout.ROOT_DEFAULT_HELP})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,9 +139,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench baseline {args.action}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a read-only or full results root: say where, not a traceback
-        where = exc.filename or Path(args.results_root) / BASELINES_DIR
+        where = exc.filename or baselines_dir(args.results_root)
         print(f"bench baseline {args.action}: cannot write {where}: {exc.strerror or exc}; make "
-              f"{Path(args.results_root) / BASELINES_DIR} writable or pass --results-root DIR", file=sys.stderr)
+              f"{baselines_dir(args.results_root)} writable or pass --results-root DIR", file=sys.stderr)
         return 2
 
 
@@ -178,7 +181,7 @@ def _show(args: argparse.Namespace) -> int:
     if not paths:
         known = ", ".join(p.name.removesuffix(".parquet") for p in baselines(args.results_root)) or "none"
         print(f"bench baseline show: no baseline{' for ' + args.hardware if args.hardware else ''} under "
-              f"{Path(args.results_root) / BASELINES_DIR}; known: {known}", file=sys.stderr)
+              f"{baselines_dir(args.results_root)}; known: {known}", file=sys.stderr)
         return 1
     rows = pd.DataFrame([describe(p) for p in paths])
     print(rows.to_string(index=False))

@@ -119,8 +119,12 @@ LADDER_RUNTIMES: tuple[str, ...] = ("compile_frozen", "onnxruntime", "onnxruntim
 lacks is a skipped row, which that step WARNs with its reason; the plan counts only what can run here)."""
 
 
-def steps(presets: Sequence[str] = (), results_root: Path = Path("results")) -> list[Step]:
-    """Every step, in the order of the module docstring."""
+def steps(presets: Sequence[str] = (), results_root: Path | None = None) -> list[Step]:
+    """Every step, in the order of the module docstring; presets write under `results_root` (default:
+    `bench.results.layout.results_root`)."""
+    from bench.results.layout import results_root as default_root
+
+    results_root = default_root() if results_root is None else results_root
     head = [
         Step("nvml", "NVML readings the cells record", lambda w: python("-m", "bench.gpucheck.nvml_probe"),
              verdicts.nvml, _quick(1.0, "a few NVML queries")),

@@ -22,7 +22,8 @@ from typing import Optional
 from bench.gpucheck import plan as planning
 from bench.gpucheck import summary
 from bench.gpucheck.checks import preset_plan, steps
-from bench.gpucheck.steps import REPO, run_steps
+from bench.gpucheck.steps import run_steps
+from bench.results.layout import ROOT_DEFAULT_HELP, results_root
 
 DEFAULT_BUDGET_S = 420.0
 
@@ -35,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--presets", default="", metavar="LIST",
                         help="presets to run after the first checks, in this order (e.g. blog,paper); they "
                              "write to --results and resume there")
-    parser.add_argument("--results", type=Path, default=REPO / "results",
-                        help="results root for the presets' run folders (default: the checkout's results/)")
+    parser.add_argument("--results", type=Path, default=results_root(),
+                        help=f"results root for the presets' run folders (default: {ROOT_DEFAULT_HELP})")
     parser.add_argument("--archive", type=Path, default=None,
                         help="the archive to write (default: <out>.tar.gz beside the folder)")
     parser.add_argument("--dry-run", action="store_true",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from bench.gpucheck.steps import INFO, StepResult
+from bench.results.layout import SUMMARY_FILE
 
 SKIPPED_IN_ARCHIVE: tuple[str, ...] = (".pt.trace.json", ".inductor-cache")
 """Large and rebuilt on demand: profiler traces, the inductor's compile cache."""
@@ -58,7 +59,7 @@ def results_section(runs: Sequence[tuple[str, Path]], blog: Optional[StepResult]
     lines: list[str] = []
     for name, run_dir in runs:
         lines += ["", f"## Results: preset {name} (`{run_dir.name}`)", ""]
-        lines += preset_table(run_dir) if (run_dir / "summary.parquet").is_file() else ["(no rows yet)"]
+        lines += preset_table(run_dir) if (run_dir / SUMMARY_FILE).is_file() else ["(no rows yet)"]
     if blog is not None and blog.verdict.verdict == "PASS" and blog.verdict.lines:
         lines += ["", "## The blog post's 108x", "", f"- {blog.verdict.lines[0]} (claimed 108x: "
                   "the post's timer stops at the last launch, not at the last kernel)"]

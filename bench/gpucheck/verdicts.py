@@ -18,6 +18,7 @@ import pandas as pd
 from bench.gpucheck.pytest_plugin import GPU_PROPERTY
 from bench.gpucheck.steps import INFO, Finished, Verdict
 from bench.measure.compile_cache import INDUCTOR_RUNTIMES
+from bench.results.layout import SUMMARY_CSV, SUMMARY_FILE
 from bench.measure.cuda_regimes import HOST_BOUND_RATIO as HOST_BOUND  # enqueue >= 0.9 x latency
 from bench.sweep.verdict import EXIT_TERMINATED  # a `bench run` stopped by SIGTERM (the budget, here)
 
@@ -71,9 +72,9 @@ def junit(done: Finished) -> Verdict:
 
 def load_rows(folder: Path) -> pd.DataFrame:
     """Every result row under `folder` (the `summary.csv` of each run folder `bench run` wrote)."""
-    tables = [pd.read_csv(path) for path in sorted(folder.rglob("summary.csv"))]
+    tables = [pd.read_csv(path) for path in sorted(folder.rglob(SUMMARY_CSV))]
     if not tables:
-        raise FileNotFoundError(f"no summary.csv under {folder}: the sweep wrote no results")
+        raise FileNotFoundError(f"no {SUMMARY_CSV} under {folder}: the sweep wrote no results")
     return pd.concat(tables, ignore_index=True)
 
 
@@ -149,7 +150,7 @@ def preset(done: Finished, plan: Any) -> Verdict:
     cut = done.timed_out or done.returncode == EXIT_TERMINATED
     if (run_dir / CELLS_DIR).is_dir():
         RunWriter(run_dir)  # opening the folder rebuilds its tables from the cell files (a killed sweep's too)
-    if not (run_dir / "summary.parquet").is_file():
+    if not (run_dir / SUMMARY_FILE).is_file():
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         return Verdict("WARN" if cut else "FAIL", (f"no rows in {run_dir}: the sweep wrote nothing", *tail))
     rows = load(run_dir)

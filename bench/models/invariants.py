@@ -33,8 +33,9 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from bench.models.build import FORMS
+from bench.results.layout import baselines_dir, results_root
 
-EXPECTATIONS = Path("results") / "baselines" / "cpu_invariants.json"
+EXPECTATIONS = baselines_dir(results_root()) / "cpu_invariants.json"
 """Default expectation file, relative to the repository root."""
 FORMAT_VERSION = 1
 REGENERATE = "python -m bench invariants --write"

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.models import verify as own_rows
 from bench.parity import document
 from bench.parity.audit import WRONG, ParityRow, audit
-from bench.results.layout import parity_dir
+from bench.results.layout import ROOT_DEFAULT_HELP, parity_dir, results_root
 
 PREFIX = "timm:"
 
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     own_rows.add_arguments(parser)
     parser.add_argument("--families", action="store_true",
                         help="timm: one smallest variant per family (alone: of timm:*)")
-    parser.add_argument("--out", default="results", help="results root for the timm audit (default: results)")
+    parser.add_argument("--out", type=Path, default=results_root(),
+                        help=f"results root for the timm audit (default: {ROOT_DEFAULT_HELP})")
     parser.add_argument("--resume", action="store_true", help="timm audit: keep the models already in its CSV")
 
 

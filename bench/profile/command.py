@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from bench.profile.capture import CPU_THREADS, ProfileConfig, compare_forms, profile_table, profile_cell, resolve_device
+from bench.results.layout import ROOT_DEFAULT_HELP, results_root
 from bench.results.schema import CHOICES
 from bench.results.cell import Cell
 
@@ -28,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=CHOICES["mode"], default="infer")
     parser.add_argument("--runtime", choices=("eager", "compile"), default="eager")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    parser.add_argument("--out", type=Path, default=results_root(),
+                        help=f"results root (default: {ROOT_DEFAULT_HELP})")
     parser.add_argument("--wait", type=int, default=1, help="schedule: steps skipped before warming up")
     parser.add_argument("--warmup", type=int, default=2, help="schedule: steps traced but discarded")
     parser.add_argument("--active", type=int, default=3, help="schedule: steps recorded and averaged")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
-from bench.report.runs import ENV_VAR, results_root
+from bench.results.layout import RESULTS_ENV_VAR as ENV_VAR, results_root
 from bench.compare.table import markdown_table
 
 

@@ -7,28 +7,13 @@ the writer updates after every cell.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from bench.results.layout import SUMMARY_FILE, run_dirs_under, run_of
+from bench.results.layout import SUMMARY_FILE, results_root, run_dirs_under, run_of
 
-ENV_VAR = "REPBENCH_RESULTS"
 RUN_COLUMNS: tuple[str, ...] = ("hardware", "run_id", "preset", "path", "modified")
-
-
-def results_root() -> Path:
-    """$REPBENCH_RESULTS when set; else the checkout's `results/` when this package runs from a source
-    checkout (a `pyproject.toml` beside the package); else `results/` in the working directory, as
-    `bench run --out` defaults to (an installed package must never look inside site-packages)."""
-    value = os.environ.get(ENV_VAR)
-    if value:
-        return Path(value)
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").is_file() and (checkout / "bench").is_dir():
-        return checkout / "results"
-    return Path.cwd() / "results"
 
 
 def preset_of(run_id: str) -> str:

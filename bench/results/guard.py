@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.results.io import CELLS_DIR, ENV_JSON, SAMPLES_PARQUET, SUMMARY_CSV, SUMMARY_PARQUET
+from bench.results.layout import CELLS_DIR, ENV_FILE, SAMPLES_FILE, SUMMARY_CSV, SUMMARY_FILE
 from bench.results.tables import CellFileError, run_tables
 
 WAY_OUT = ("move the folder away (or restore the file, e.g. `git checkout -- {path}`), or pass --run-id NAME "
@@ -36,7 +36,7 @@ class RunFolderError(ValueError):
 def read_env_json(run_dir: Path | str) -> dict | None:
     """The run's env.json as a dict, None when absent; a corrupt or empty file is a RunFolderError (it
     would otherwise be kept by a resumed sweep and copied into baselines)."""
-    env = Path(run_dir) / ENV_JSON
+    env = Path(run_dir) / ENV_FILE
     if not env.is_file():
         return None
     way_out = "move it away (a resumed sweep then writes a fresh one; a baseline is promoted without it)"
@@ -74,20 +74,20 @@ def check_run_folder(run_dir: Path | str, run: tuple[str, str] | None = None,
         _check_owner(run_dir, rows, run)
     if settings:
         _check_settings(run_dir, rows, settings)
-    summary = run_dir / SUMMARY_PARQUET
+    summary = run_dir / SUMMARY_FILE
     if cells or summary.is_file():
         return
-    orphans = [run_dir / n for n in (SUMMARY_CSV, SAMPLES_PARQUET) if (run_dir / n).is_file()]
+    orphans = [run_dir / n for n in (SUMMARY_CSV, SAMPLES_FILE) if (run_dir / n).is_file()]
     if orphans:
         raise RunFolderError(
-            f"{run_dir}: holds {', '.join(p.name for p in orphans)} but neither {SUMMARY_PARQUET} nor "
+            f"{run_dir}: holds {', '.join(p.name for p in orphans)} but neither {SUMMARY_FILE} nor "
             f"{CELLS_DIR}/, so its rows cannot be rebuilt and a sweep would replace them; "
             + WAY_OUT.format(path=summary))
 
 
 def _table_rows(run_dir: Path) -> list[dict[str, Any]]:
     """The rows of a run without cell files (a committed run), which a writer adopts; [] without a table."""
-    summary = run_dir / SUMMARY_PARQUET
+    summary = run_dir / SUMMARY_FILE
     if not summary.is_file():
         return []
     try:

@@ -38,6 +38,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from bench.results.layout import (CELLS_DIR, ENV_FILE, PAIRS_DIR, SAMPLES_FILE, SPEEDUPS_CSV, SPEEDUPS_FILE,
+                                  SUMMARY_CSV, SUMMARY_FILE)
 from bench.results.schema import AXES, COLUMNS, SPEEDUP_COLUMNS, STATUSES, Result, Speedup
 from bench.results.tables import clean_number, run_tables
 
@@ -46,15 +48,7 @@ try:
 except ImportError:  # pragma: no cover - not a POSIX system: writers of one folder must not overlap
     fcntl = None  # type: ignore[assignment]
 
-SUMMARY_PARQUET = "summary.parquet"
-SUMMARY_CSV = "summary.csv"
-SAMPLES_PARQUET = "samples.parquet"
-SPEEDUPS_PARQUET = "speedups.parquet"
-SPEEDUPS_CSV = "speedups.csv"
-PAIRS_DIR = "pairs"
 FLUSH_EVERY_S = 30.0
-ENV_JSON = "env.json"
-CELLS_DIR = "cells"
 CELL_FORMAT = 1
 RETRYABLE_STATUSES: tuple[str, ...] = ("error", "timeout")
 """Statuses `finished_keys(retry_failed=True)` leaves out, so a resumed sweep runs those cells again.
@@ -189,7 +183,7 @@ class RunWriter:
         """`env.json`: the fingerprint of the machine and software the run was measured on."""
         data = json.dumps(env, indent=2, sort_keys=True, default=str).encode()
         with self._locked():
-            atomic_write_bytes(self.run_dir / ENV_JSON, data)
+            atomic_write_bytes(self.run_dir / ENV_FILE, data)
 
     def __len__(self) -> int:
         self._refresh()
@@ -216,12 +210,12 @@ class RunWriter:
     def _adopt_tables(self) -> None:
         """A folder with tables but no cell files (a committed run: git ignores cells/) gets its cell files
         back from the tables, so resuming it keeps its rows instead of starting from nothing."""
-        summary_file = self.run_dir / SUMMARY_PARQUET
+        summary_file = self.run_dir / SUMMARY_FILE
         if not summary_file.is_file():
             return
         rows = pq.read_table(summary_file).to_pylist()
         samples: dict[tuple, list[tuple[int, float]]] = {}
-        samples_file = self.run_dir / SAMPLES_PARQUET
+        samples_file = self.run_dir / SAMPLES_FILE
         if rows and samples_file.is_file():
             for s in pq.read_table(samples_file).to_pylist():
                 key = (s["run_id"], *(s[a] for a in AXES))
@@ -237,7 +231,7 @@ class RunWriter:
             atomic_write_bytes(self.cells_dir / f"{cell_hash(result.cell_key())}.json",
                                json.dumps(record, allow_nan=True).encode(), sync_dir=False)
         _fsync_dir(self.cells_dir)
-        speedups_file = self.run_dir / SPEEDUPS_PARQUET
+        speedups_file = self.run_dir / SPEEDUPS_FILE
         if rows and speedups_file.is_file():
             self.pairs_dir.mkdir(exist_ok=True)
             for i, row in enumerate(pq.read_table(speedups_file).to_pylist()):
@@ -300,10 +294,10 @@ class RunWriter:
     def _write_tables(self) -> None:
         cells = [(self.cells_dir / name, rec) for name, (_, rec) in self._cache.items()]
         tables = run_tables(cells, [rec for _, rec in self._pairs.values()])
-        atomic_write_table(self.run_dir / SAMPLES_PARQUET, tables.samples, sync_dir=False)
-        atomic_write_table(self.run_dir / SUMMARY_PARQUET, tables.summary, sync_dir=False)
+        atomic_write_table(self.run_dir / SAMPLES_FILE, tables.samples, sync_dir=False)
+        atomic_write_table(self.run_dir / SUMMARY_FILE, tables.summary, sync_dir=False)
         atomic_write_table(self.run_dir / SUMMARY_CSV, tables.summary, sync_dir=False)
-        atomic_write_table(self.run_dir / SPEEDUPS_PARQUET, tables.speedups, sync_dir=False)
+        atomic_write_table(self.run_dir / SPEEDUPS_FILE, tables.speedups, sync_dir=False)
         atomic_write_table(self.run_dir / SPEEDUPS_CSV, tables.speedups, sync_dir=False)
         _fsync_dir(self.run_dir)
 

@@ -19,12 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.results.io import CELLS_DIR, PAIRS_DIR, SAMPLES_PARQUET, SUMMARY_PARQUET, read_cell
+from bench.results.io import read_cell
+from bench.results.layout import BASELINES_DIR, CELLS_DIR, PAIRS_DIR, SAMPLES_FILE, SAMPLES_SUFFIX, SUMMARY_FILE
 from bench.results.schema import COLUMNS, REQUIRED, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES
 from bench.results.tables import RunTables, run_tables
 
-BASELINES_DIR = "baselines"
-SAMPLES_SUFFIX = ".samples.parquet"
 HIDDEN_DIRS: tuple[str, ...] = (BASELINES_DIR, CELLS_DIR)
 """Folders `load` does not look into for runs (copies of runs, a run's per-cell files); so is every name
 starting with '.'. A run id may be none of these (`bench.sweep.config.check_run_id`)."""
@@ -36,7 +35,7 @@ class ResultsFileError(ValueError):
 
 def load(path: Path | str) -> pd.DataFrame:
     """All summary rows under `path` in one DataFrame (columns in schema order, extra columns after)."""
-    files = _find(Path(path), SUMMARY_PARQUET)
+    files = _find(Path(path), SUMMARY_FILE)
     frames = [_validated_summary(f) for f in files]
     frames = [f for f in frames if not f.empty] or frames[:1]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -52,7 +51,7 @@ def load_samples(path: Path | str) -> pd.DataFrame:
     if path.is_file():
         files = [samples_path_for(path)]
     else:
-        files = [samples_path_for(f) for f in _find(path, SUMMARY_PARQUET)]
+        files = [samples_path_for(f) for f in _find(path, SUMMARY_FILE)]
     frames = [_validated_samples(f) for f in files]
     frames = [f for f in frames if not f.empty] or frames[:1]
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -61,9 +60,9 @@ def load_samples(path: Path | str) -> pd.DataFrame:
 def samples_path_for(summary_file: Path) -> Path:
     """Where the raw samples of a summary file live (see `load_samples`)."""
     name = summary_file.name
-    if name == SUMMARY_PARQUET:
-        return summary_file.with_name(SAMPLES_PARQUET)
-    if name.endswith(SAMPLES_SUFFIX) or name == SAMPLES_PARQUET:
+    if name == SUMMARY_FILE:
+        return summary_file.with_name(SAMPLES_FILE)
+    if name.endswith(SAMPLES_SUFFIX) or name == SAMPLES_FILE:
         return summary_file
     return summary_file.with_name(name.removesuffix(".parquet") + SAMPLES_SUFFIX)
 
@@ -94,7 +93,7 @@ def tables_behind(run_dir: Path | str) -> int:
     cells = list((run_dir / CELLS_DIR).glob("*.json")) if (run_dir / CELLS_DIR).is_dir() else []
     if not cells:
         return 0
-    summary = run_dir / SUMMARY_PARQUET
+    summary = run_dir / SUMMARY_FILE
     if not summary.exists():
         return len(cells)
     try:
@@ -139,9 +138,9 @@ def _read_pair(path: Path) -> dict:
 
 
 def _read(file: Path) -> pd.DataFrame:
-    if file.name in (SUMMARY_PARQUET, SAMPLES_PARQUET) and tables_behind(file.parent):
+    if file.name in (SUMMARY_FILE, SAMPLES_FILE) and tables_behind(file.parent):
         tables = cell_tables(file.parent)
-        return (tables.summary if file.name == SUMMARY_PARQUET else tables.samples).to_pandas()
+        return (tables.summary if file.name == SUMMARY_FILE else tables.samples).to_pandas()
     if not file.is_file():
         raise ResultsFileError(f"{file}: does not exist (every summary needs its raw samples beside it)")
     try:

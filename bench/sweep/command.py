@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 from bench.results.guard import RunFolderError
+from bench.results.layout import ROOT_DEFAULT_HELP, results_root
 from bench.results.schema import AXIS_SPECS
 from bench.results.runlock import RunLockedError, run_lock
 from bench.sweep.axes import CHOICES, ConfigError
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         listing = "; 'list': which can run here and why not" if axis == "runtime" else ""
         axes.add_argument(*flags, dest=axis, metavar="LIST", help=f"{axis} values{valid}{listing}")
     parser.add_argument("--device", choices=DEVICES, help="default: the config's (auto = CUDA if present)")
-    parser.add_argument("--out", default="results", help="results root (default: results)")
+    parser.add_argument("--out", type=Path, default=results_root(), help=f"results root (default: {ROOT_DEFAULT_HELP})")
     parser.add_argument("--run-id", help="results folder name (default: <config name>-<config hash>)")
     parser.add_argument("--timeout", type=float, help="per-cell timeout in seconds (default: the config's)")
     parser.add_argument("--seed", type=int, help="seed for weights, BN statistics and inputs")

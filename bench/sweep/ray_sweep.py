@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from bench.sweep.axes import ConfigError
-from bench.sweep.cells import expand
-from bench.sweep.config import SweepConfig, check_results_root, check_run_id, validate
+from bench.sweep.config import SweepConfig, validate
 from bench.sweep.ray_cluster import HardwareKind, connect, import_ray, kinds, select
-from bench.sweep.runner import SweepPlan, SweepSummary, run_sweep
+from bench.sweep.runner import SweepPlan, SweepSummary, lay_out, run_sweep
 from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
 from bench.sweep.verdict import EXIT_USAGE
 
@@ -38,19 +37,16 @@ class KindRun:
     error: Optional[BaseException] = None
 
 
-def plan_kinds(config: SweepConfig, chosen: Sequence[HardwareKind], out: Path | str = "results",
+def plan_kinds(config: SweepConfig, chosen: Sequence[HardwareKind], out: Path | str | None = None,
                run_id: Optional[str] = None) -> list[KindRun]:
-    """Validate once, then lay out one run per kind; nothing is run or written."""
+    """Validate once, then lay out one run per kind as a local run is laid out (`runner.lay_out`);
+    nothing is run or written."""
     validate(config)
-    check_results_root(out)
     runs = []
     for kind in chosen:
         device = kind.device(config.device)
         kind.task_options(device)
-        rid = config.run_id(device) if run_id is None else check_run_id(run_id)
-        runs.append(KindRun(kind=kind, plan=SweepPlan(config=config, device=device, hardware=kind.hardware,
-                                                      run_id=rid, run_dir=Path(out) / kind.hardware / rid,
-                                                      cells=expand(config, device))))
+        runs.append(KindRun(kind=kind, plan=lay_out(config, device, kind.hardware, out, run_id)))
     return runs
 
 

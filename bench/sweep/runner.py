@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from bench.results.layout import run_dir_for
+from bench.results.layout import ENV_FILE, results_root, run_dir_for
 from bench.results.schema import COLUMNS, INT8_PAIR_COLUMNS, PAIR_AXES, Result, Speedup
 from bench.results.cell import Cell
 from bench.sweep.cells import expand
@@ -50,14 +50,21 @@ class SweepPlan:
                         num_threads=self.config.num_threads, timing=dict(self.config.timing), faults=faults)
 
 
-def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str] = None,
+def plan(config: SweepConfig, out: Path | str | None = None, run_id: Optional[str] = None,
          known_models: Optional[Sequence[str]] = None) -> SweepPlan:
-    """Validate everything and lay out the run; nothing is run or written."""
+    """Validate everything and lay out the run on this machine's device; nothing is run or written."""
     from bench.measure.env import hardware_slug, resolve_device
 
     validate(config, known_models)
     device = resolve_device(config.device)
-    hardware = hardware_slug(device)
+    return lay_out(config, device, hardware_slug(device), out, run_id)
+
+
+def lay_out(config: SweepConfig, device: str, hardware: str, out: Path | str | None = None,
+            run_id: Optional[str] = None) -> SweepPlan:
+    """The plan of a validated config on `device` of `hardware`: this machine's (`plan`) or a Ray
+    cluster's hardware kind (`bench.sweep.ray_sweep.plan_kinds`), so both lay a run out the same way."""
+    out = results_root() if out is None else out
     rid = config.run_id(device) if run_id is None else check_run_id(run_id)
     check_results_root(out)
     return SweepPlan(config=config, device=device, hardware=hardware, run_id=rid,
@@ -121,7 +128,7 @@ def _open_writer(plan_: SweepPlan, env: Optional[dict[str, Any]] = None) -> Any:
     check_run_folder(plan_.run_dir, run=(plan_.run_id, plan_.hardware),
                      settings={"seed": plan_.config.seed, **({"num_threads": threads} if threads else {})})
     writer = RunWriter(plan_.run_dir)
-    if not (plan_.run_dir / "env.json").exists():
+    if not (plan_.run_dir / ENV_FILE).exists():
         writer.write_env(env)
     plan_.git_sha = plan_.git_sha or env.get("git_sha")
     return writer

@@ -28,6 +28,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from bench.results.layout import SPEEDUPS_FILE
 from bench.results.schema import PAIR_AXES
 
 AA_TOLERANCE = 0.10
@@ -45,7 +46,7 @@ def _run_once(preset: str, out: Path, label: str, extra: list[str]) -> dict[str,
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     run_dir = next(out.glob(f"*/{label}"))
-    speedups = pd.read_parquet(run_dir / "speedups.parquet")
+    speedups = pd.read_parquet(run_dir / SPEEDUPS_FILE)
     timed = float(pd.to_numeric(speedups["timed_s"]).sum())
     return {"run_dir": str(run_dir.relative_to(out)), "wall_s": wall, "timed_s": timed, "timed_fraction": timed / wall,
             "pairs": int(len(speedups)), "pair_status": speedups["status"].value_counts().to_dict(),

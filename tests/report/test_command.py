@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from bench.cli import main
@@ -67,11 +69,32 @@ def test_a_bad_results_file_is_reported_not_a_traceback(tmp_path, capsys):
 
 def test_an_installed_package_reads_results_from_the_working_directory(tmp_path, monkeypatch):
     """After `pip install .` the package sits in site-packages: results are the working directory's."""
-    import bench.report.runs as runs
+    import bench.results.layout as layout
 
-    fake = tmp_path / "site-packages" / "bench" / "report" / "runs.py"
+    fake = tmp_path / "site-packages" / "bench" / "results" / "layout.py"
     fake.parent.mkdir(parents=True)
-    monkeypatch.setattr(runs, "__file__", str(fake))
-    monkeypatch.delenv(runs.ENV_VAR, raising=False)
+    monkeypatch.setattr(layout, "__file__", str(fake))
+    monkeypatch.delenv(layout.RESULTS_ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert runs.results_root() == tmp_path / "results"
+    assert layout.results_root() == tmp_path / "results"
+
+
+def test_every_command_defaults_to_the_one_results_root(tmp_path, monkeypatch):
+    """`bench run`, `profile`, `verify`, `baseline` and `gpu-check` all write under `results_root()`."""
+    import argparse
+
+    import bench.results.layout as layout
+    from bench.compare import baseline
+    from bench.gpucheck import command as gpucheck
+    from bench.parity import command as parity
+    from bench.profile import command as profile
+    from bench.sweep import command as sweep
+
+    monkeypatch.setenv(layout.RESULTS_ENV_VAR, str(tmp_path))
+    for module, dest in ((sweep, "out"), (profile, "out"), (parity, "out"), (gpucheck, "results")):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        assert Path(parser.get_default(dest)) == tmp_path, module.__name__
+    parser = argparse.ArgumentParser()
+    baseline.add_arguments(parser)
+    assert Path(parser.parse_args(["show"]).results_root) == tmp_path

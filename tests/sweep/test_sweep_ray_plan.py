@@ -70,3 +70,20 @@ def test_ray_tests_skip_cleanly_without_ray():
     output = done.stdout + done.stderr
     assert done.returncode == 0 and "error" not in output.lower(), output
     assert "SKIPPED" in output and "could not import 'ray'" in output, output
+
+
+def test_a_ray_kind_is_laid_out_as_a_local_run_with_its_own_hardware(tmp_path):
+    """One plan builder: a kind's plan differs from the local one only in its device and hardware (the
+    models' provenance, the run id and the cells are the local plan's)."""
+    from bench.sweep.config import load_preset
+    from bench.sweep.ray_sweep import plan_kinds
+    from bench.sweep.runner import plan
+
+    config = load_preset("smoke")
+    cpu_kind = kinds(NODES)["intel-xeon-f6m167-4c"]
+    (kind_run,) = plan_kinds(config, [cpu_kind], out=tmp_path)
+    local = plan(config, out=tmp_path)
+    assert kind_run.plan.hardware == "intel-xeon-f6m167-4c"
+    assert kind_run.plan.run_dir == tmp_path / "intel-xeon-f6m167-4c" / local.run_id
+    assert kind_run.plan.sources == local.sources and kind_run.plan.sources
+    assert kind_run.plan.cells == local.cells
