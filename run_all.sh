@@ -15,7 +15,8 @@ usage: ./run_all.sh [--preset NAME[,NAME...]]... [--out DIR] [--skip-report] [-h
 
   --preset NAME   sweep preset(s) to run: smoke, paper, full, blog (repeatable or comma-separated).
                   Default: paper then full when a CUDA GPU is visible, otherwise smoke.
-  --out DIR       results root (default: results); rows land in DIR/<hardware>/<run_id>/
+  --out DIR       results root (default: $REPBENCH_RESULTS, else results/ of this checkout);
+                  rows land in DIR/<hardware>/<run_id>/
   --skip-report   do not render the report at the end
 EOF
 }
@@ -25,7 +26,7 @@ cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 PRESETS=()
-OUT="results"
+OUT="${REPBENCH_RESULTS:-results}"
 SKIP_REPORT=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
