@@ -19,10 +19,11 @@ precision). Why these tolerances (relative to the largest output):
   folded weights in it; bf16 has 7 bits (unit roundoff 3.9e-3). Errors of 1e-2 of the output scale are
   normal for a 20-layer network, while a wrong fold (a branch dropped, BN misapplied) is O(1e-1..1).
 - fp64 1e-10: the same reordering at unit roundoff 1.1e-16.
-- int8: no tolerance, on purpose (its record's `gated_in`, collected in `GATED_IN`). The gate stays exact: an int8 cell's forms are exported
-  and checked in fp32 (1e-4 above) before either is quantized, and its rows carry that fp32 verdict.
-  What int8 then changes is quantization error, which every correct int8 graph has (about 6 dB of SQNR
-  per bit); it is measured and written as columns (`bench.quant.error`), never used to withhold a speedup.
+- int8: no tolerance, on purpose (its record's `gated_in`, collected in `GATED_IN`). The gate stays exact:
+  an int8 cell's forms are exported and checked in fp32 (1e-4 above) before either is quantized, and its
+  rows carry that fp32 verdict. What int8 then changes is quantization error, which every correct int8
+  graph has (about 6 dB of SQNR per bit); it is measured and written as columns (`bench.quant.error`),
+  never used to withhold a speedup.
 
 `PARITY_FP64` is the bar of the third-party parity audit (`bench verify --models 'timm:*'`): a whole
 network in float64 from one exact conversion; timm's and this package's deploy forms agree with their
@@ -53,7 +54,7 @@ BLOCK_TOLERANCES: dict[str, float] = {"fp32": 1e-5, "fp64": 1e-12}
 PARITY_FP64: float = 1e-12
 PARITY_FLOOR_FACTOR: float = 10.0
 PRECISION_OF_DTYPE: dict[torch.dtype, str] = {
-    **{getattr(torch, p.dtype): p.name for p in PRECISIONS if p.tolerance is not None and not p.tf32},
+    **{getattr(torch, p.dtype): p.name for p in PRECISIONS if p.torch_runs and not p.tf32},
     torch.float64: "fp64"}
 """A tensor dtype -> the precision that computes in it plainly (float32 -> fp32, not tf32)."""
 
