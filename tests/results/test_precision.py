@@ -48,6 +48,9 @@ def test_every_list_of_precisions_reads_the_table():
     assert RUNTIMES["onnxruntime_trt"].precisions == ("tf32", "fp16")
     for runtime in RUNTIMES.values():
         assert set(runtime.precisions) <= set(NAMES), runtime.name
+    from bench.sweep.runtimes.tensorrt import FLAGS
+
+    assert set(FLAGS) == set(RUNTIMES["tensorrt"].precisions)  # a precision TensorRT takes has its builder flags
 
 
 def test_measure_reads_nothing_of_results_but_the_precision_table():
