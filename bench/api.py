@@ -25,15 +25,13 @@ import torch
 from torch import nn
 
 from bench.measure.paired import PairMeasurement, measure_pair
-from bench.measure.repro import DTYPES, dtype_for, no_autotune, precision_settings
+from bench.measure.repro import dtype_for, no_autotune, precision_settings
 from bench.measure.stats import LatencyStats
 from bench.measure.timing import TimingConfig
 from bench.models.gate import GateResult, run_gate
 from bench.reparam import fold_report
 from bench.models.workload import infer_fn
-
-PRECISIONS: tuple[str, ...] = tuple(DTYPES)
-"""The sweep's precisions: fp32 and tf32 keep fp32 tensors (tf32 is the CUDA switch), fp16/bf16 cast."""
+from bench.results.precision import QUANTIZED, TORCH_PRECISIONS as PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -124,10 +122,10 @@ def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional
     if not isinstance(model, nn.Module) or (deploy is not None and not isinstance(deploy, nn.Module)):
         raise TypeError("model (and deploy, when given) must be torch.nn.Module instances")
     _check_types(example_input, convert, config)
-    if precision == "int8":
-        raise ValueError("precision 'int8' needs a runtime that quantizes the exported graph, which benchmark() "
-                         "does not drive: use `bench run --precision int8 --runtime onnxruntime` or `bench quant`; "
-                         f"valid here: {', '.join(PRECISIONS)}")
+    if precision in QUANTIZED:
+        raise ValueError(f"precision '{precision}' needs a runtime that quantizes the exported graph, which "
+                         f"benchmark() does not drive: use `bench run --precision {precision} --runtime onnxruntime` "
+                         f"or `bench quant`; valid here: {', '.join(PRECISIONS)}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision '{precision}' is unknown; valid: {', '.join(PRECISIONS)}")
     with precision_settings(precision) as settings:

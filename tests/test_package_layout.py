@@ -12,7 +12,7 @@ LAYOUT_PAGE = BENCH.parent / "docs" / "layout.md"
 
 ALLOWED: dict[str, set[str]] = {
     "reparam": set(),
-    "measure": set(),
+    "measure": {"results"},
     "results": set(),
     "models": {"reparam", "measure", "results"},
     "compare": {"results"},
@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "profile": {"reparam", "models", "measure", "results", "compare"},
     "gpucheck": {"reparam", "models", "measure", "results", "sweep", "compare", "report", "profile"},
     "parity": {"reparam", "models", "results", "compare"},
-    "api": {"reparam", "models", "measure"},
+    "api": {"reparam", "models", "measure", "results"},
     "cli": set(),
     "__main__": {"cli"},
 }

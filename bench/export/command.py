@@ -27,13 +27,13 @@ from torch import nn
 from bench.export import checks, onnx_check
 from bench.measure.memory import MIB, host_memory_bytes, is_out_of_memory
 from bench.measure.repro import dtype_for
-from bench.results.schema import AXIS_SPECS
+from bench.results.precision import PRECISIONS as TABLE, QUANTIZED, TORCH_PRECISIONS
 
 FORMS: tuple[str, ...] = ("deploy", "train")
 EXIT_INTERRUPTED = 130
 """128 + SIGINT, as the shell reports a command Ctrl-C stopped."""
-ONNX_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
-"""bf16 has no numpy dtype for ONNX Runtime's inputs; tf32 is a CUDA switch, not a tensor type."""
+ONNX_PRECISIONS: tuple[str, ...] = tuple(p.name for p in TABLE if p.torch_runs and p.numpy and not p.tf32)
+"""fp32, fp16: bf16 has no numpy dtype for ONNX Runtime's inputs; tf32 is a CUDA switch, not a tensor type."""
 
 
 def _write_state_dict(model: nn.Module, x: torch.Tensor, path: Path) -> None:
@@ -54,8 +54,7 @@ WRITERS: dict[str, Callable[[nn.Module, torch.Tensor, Path], None]] = {
 FORMATS: tuple[str, ...] = ("onnx", *WRITERS)
 
 
-PRECISIONS: tuple[str, ...] = tuple(p for p in next(a.choices for a in AXIS_SPECS if a.name == "precision")
-                                    if p != "int8")
+PRECISIONS: tuple[str, ...] = TORCH_PRECISIONS
 """The sweep's float precisions (each has a gate tolerance in `bench.models.agreement.TOLERANCES`). int8
 is not a dtype to export in but a runtime's quantization of the fp32 graph (`bench.quant`)."""
 
@@ -105,9 +104,10 @@ def _validate(args: argparse.Namespace) -> str | None:
         return f"format '{args.format}' is unknown; valid: {', '.join(FORMATS)}"
     if args.form not in FORMS:
         return f"form '{args.form}' is unknown; valid: {', '.join(FORMS)}"
-    if args.precision == "int8":
-        return ("precision 'int8' is not an export dtype: int8 graphs are the fp32 export quantized at run time "
-                f"(`bench quant`, `bench run --precision int8 --runtime onnxruntime`); valid: {', '.join(PRECISIONS)}")
+    if args.precision in QUANTIZED:
+        return (f"precision '{args.precision}' is not an export dtype: {args.precision} graphs are the fp32 export "
+                f"quantized at run time (`bench quant`, `bench run --precision {args.precision} --runtime "
+                f"onnxruntime`); valid: {', '.join(PRECISIONS)}")
     if args.precision not in PRECISIONS:
         return f"precision '{args.precision}' is unknown; valid: {', '.join(PRECISIONS)}"
     if args.format == "onnx" and args.precision not in ONNX_PRECISIONS:

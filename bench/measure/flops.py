@@ -17,7 +17,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8")
+from bench.results.precision import precision as precision_record
 
 
 def _as_call(example_input: Any) -> tuple[tuple, dict]:
@@ -68,7 +68,8 @@ def tflops_achieved(macs_per_call: float, latency_ms: float) -> float:
 @dataclass(frozen=True)
 class Peak:
     """Dense peak TFLOP/s per precision (None: no such math on that GPU); int8 in dense TOPS (tera
-    int8 operations per second, a multiply-add counted as 2, as the other fields count FLOPs)."""
+    int8 operations per second, a multiply-add counted as 2, as the other fields count FLOPs). Each
+    precision names its field (`bench.results.precision.Precision.peak`)."""
 
     name: str
     pattern: str
@@ -123,7 +124,6 @@ def find_peak(device_name: str) -> Optional[Peak]:
 
 def peak_tflops(device_name: str, precision: str) -> Optional[float]:
     """Dense peak TFLOP/s of `device_name` (e.g. torch.cuda.get_device_name()) at `precision`, or None."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision '{precision}' is unknown; known: {', '.join(PRECISIONS)}")
+    field = precision_record(precision).peak
     peak = find_peak(device_name)
-    return getattr(peak, precision) if peak is not None else None
+    return getattr(peak, field) if peak is not None else None

@@ -1,6 +1,6 @@
 """The switches that change what a number means, set in one place and recorded in every row.
 
-Precision settings (a registry, one function per precision):
+Precision settings, read from the one table `bench.results.precision.PRECISIONS` (its `tf32` and `dtype`):
 - fp32: TF32 off for matmul and cuDNN convolutions: IEEE fp32 math.
 - tf32: TF32 on for both: fp32 tensors, tensor-core math with a 10-bit mantissa.
 - int8: TF32 off, float32 tensors in torch: int8 is not a torch dtype here but a runtime's quantization of
@@ -29,25 +29,14 @@ batch, a side shape), so it costs no extra autotune.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator
 
 import torch
 
-PRECISION_SETTINGS: dict[str, Callable[[], None]] = {}
+from bench.results.precision import PRECISIONS, precision as precision_record
 
-DTYPES: dict[str, torch.dtype] = {
-    "fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
-    "int8": torch.float32,
-}
+DTYPES: dict[str, torch.dtype] = {p.name: getattr(torch, p.dtype) for p in PRECISIONS}
 """The tensor dtype torch holds per precision; int8 graphs take float32 inputs and quantize inside."""
-
-
-def register_precision(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
-    def decorate(fn: Callable[[], None]) -> Callable[[], None]:
-        PRECISION_SETTINGS[name] = fn
-        return fn
-
-    return decorate
 
 
 # legacy float32_matmul_precision for each fp32_precision value of the new API
@@ -71,37 +60,10 @@ def _tf32(enabled: bool) -> None:
     torch.set_float32_matmul_precision("high" if enabled else "highest")
 
 
-@register_precision("fp32")
-def _fp32() -> None:
-    _tf32(False)
-
-
-@register_precision("tf32")
-def _tf32_on() -> None:
-    _tf32(True)
-
-
-@register_precision("fp16")
-@register_precision("bf16")
-def _reduced() -> None:
-    _tf32(False)
-
-
-@register_precision("int8")
-def _int8() -> None:
-    _tf32(False)
-
-
-def _check(precision: str) -> None:
-    if precision not in PRECISION_SETTINGS:
-        raise ValueError(f"precision '{precision}' is unknown; known: {', '.join(PRECISION_SETTINGS)}")
-
-
 def apply_precision_settings(precision: str, cudnn_benchmark: bool = True,
                              deterministic: bool = False) -> dict[str, Any]:
     """Set the global switches for `precision`; returns `reproducibility_flags()` afterwards."""
-    _check(precision)
-    PRECISION_SETTINGS[precision]()
+    _tf32(precision_record(precision).tf32)
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.backends.cudnn.deterministic = deterministic
     if torch.are_deterministic_algorithms_enabled() != deterministic:
@@ -146,7 +108,7 @@ def _restore_switches(saved: dict[str, Any]) -> None:
 def precision_settings(precision: str, cudnn_benchmark: bool = True,
                        deterministic: bool = False) -> Iterator[dict[str, Any]]:
     """`apply_precision_settings` for a block (yields its flags); every switch restored afterwards."""
-    _check(precision)
+    precision_record(precision)
     saved = _saved_switches()
     try:
         yield apply_precision_settings(precision, cudnn_benchmark, deterministic)
@@ -206,17 +168,15 @@ def reproducibility_flags() -> dict[str, Any]:
 
 def dtype_for(precision: str) -> torch.dtype:
     """Tensor dtype of a precision: fp32 and tf32 keep float32 tensors."""
-    _check(precision)
-    return DTYPES[precision]
+    return DTYPES[precision_record(precision).name]
 
 
 def autocast_context(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
-    """torch.autocast to fp16/bf16 on `device`'s type; a no-op context for fp32 and tf32."""
-    _check(precision)
-    dtype: Optional[torch.dtype] = DTYPES[precision] if precision in ("fp16", "bf16") else None
-    if dtype is None:
+    """torch.autocast to a reduced precision's dtype (fp16/bf16) on `device`'s type; a no-op context for the
+    float32 ones (fp32, tf32, int8)."""
+    if not precision_record(precision).reduced:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+    return torch.autocast(device_type=torch.device(device).type, dtype=DTYPES[precision])
 
 
 @contextlib.contextmanager

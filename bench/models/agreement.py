@@ -6,7 +6,9 @@ comparison adds no rounding. The relative error is normalised by the output's sc
 element: elementwise ratios blow up where an output is near zero (every ReLU output that is exactly 0).
 A non-finite output has max_rel = inf. A deploy form passes when max_rel <= TOLERANCES[gate_precision(precision)].
 
-Why these tolerances (relative to the largest output):
+The values of the sweep's precisions are their records' `tolerance` in `bench.results.precision` (the one
+precision table); `TOLERANCES` reads them and adds fp64 (`bench verify`'s float64 rows, not a sweep
+precision). Why these tolerances (relative to the largest output):
 - fp32 1e-4: folding reorders sums (three branch kernels added before the conv instead of three convs
   added after), so exact equality is impossible; fp32 rounding (unit roundoff 6e-8) accumulated over
   ~25 layers of 3x3 convs with random BN statistics gives errors around 1e-6..1e-5 of the output scale.
@@ -17,10 +19,11 @@ Why these tolerances (relative to the largest output):
   folded weights in it; bf16 has 7 bits (unit roundoff 3.9e-3). Errors of 1e-2 of the output scale are
   normal for a 20-layer network, while a wrong fold (a branch dropped, BN misapplied) is O(1e-1..1).
 - fp64 1e-10: the same reordering at unit roundoff 1.1e-16.
-- int8: no tolerance, on purpose (`GATED_IN`). The gate stays exact: an int8 cell's forms are exported
-  and checked in fp32 (1e-4 above) before either is quantized, and its rows carry that fp32 verdict.
-  What int8 then changes is quantization error, which every correct int8 graph has (about 6 dB of SQNR
-  per bit); it is measured and written as columns (`bench.quant.error`), never used to withhold a speedup.
+- int8: no tolerance, on purpose (its record's `gated_in`, collected in `GATED_IN`). The gate stays exact:
+  an int8 cell's forms are exported and checked in fp32 (1e-4 above) before either is quantized, and its
+  rows carry that fp32 verdict. What int8 then changes is quantization error, which every correct int8
+  graph has (about 6 dB of SQNR per bit); it is measured and written as columns (`bench.quant.error`),
+  never used to withhold a speedup.
 
 `PARITY_FP64` is the bar of the third-party parity audit (`bench verify --models 'timm:*'`): a whole
 network in float64 from one exact conversion; timm's and this package's deploy forms agree with their
@@ -41,14 +44,19 @@ from __future__ import annotations
 
 import torch
 
-TOLERANCES: dict[str, float] = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 5e-2, "bf16": 5e-2, "fp64": 1e-10}
-GATED_IN: dict[str, str] = {"int8": "fp32"}
+from bench.results.precision import PRECISIONS
+
+TOLERANCES: dict[str, float] = {**{p.name: p.tolerance for p in PRECISIONS if p.tolerance is not None},
+                                "fp64": 1e-10}
+GATED_IN: dict[str, str] = {p.name: p.gated_in for p in PRECISIONS if p.gated_in is not None}
 """Precisions without a tolerance of their own -> the precision their gate runs in (see above)."""
 BLOCK_TOLERANCES: dict[str, float] = {"fp32": 1e-5, "fp64": 1e-12}
 PARITY_FP64: float = 1e-12
 PARITY_FLOOR_FACTOR: float = 10.0
-PRECISION_OF_DTYPE: dict[torch.dtype, str] = {torch.float32: "fp32", torch.float16: "fp16",
-                                              torch.bfloat16: "bf16", torch.float64: "fp64"}
+PRECISION_OF_DTYPE: dict[torch.dtype, str] = {
+    **{getattr(torch, p.dtype): p.name for p in PRECISIONS if p.torch_runs and not p.tf32},
+    torch.float64: "fp64"}
+"""A tensor dtype -> the precision that computes in it plainly (float32 -> fp32, not tf32)."""
 
 
 def output_error(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, float]:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.measure.repro import autocast_context, dtype_for
+from bench.results.precision import precision
 
 if TYPE_CHECKING:
     from bench.results.cell import Cell
@@ -37,7 +38,7 @@ SGD_LR, SGD_MOMENTUM = 1e-3, 0.9
 def cast_for_infer(cell: Cell, harness_casts: bool = True) -> bool:
     """fp16/bf16 inference casts module and input, unless the runtime takes the precision as a build flag
     of its own on the fp32 module (`harness_casts` False: the sweep's `Runtime.harness_casts`, TensorRT)."""
-    return cell.mode == "infer" and cell.precision in ("fp16", "bf16") and harness_casts
+    return cell.mode == "infer" and precision(cell.precision).reduced and harness_casts
 
 
 def prepare_model(model: nn.Module, cell: Cell, device: torch.device, harness_casts: bool = True) -> nn.Module:

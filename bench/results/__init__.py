@@ -1,5 +1,6 @@
-"""Result rows and their files (Parquet + CSV): the schema, writing, reading, the run-folder layout and
-the quantities derived from a row alone. Statistics over rows live in `bench.compare`. Never imports torch.
+"""Result rows and their files (Parquet + CSV): the schema (with the precision table its axis reads),
+writing, reading, the run-folder layout and the quantities derived from a row alone. Statistics over
+rows live in `bench.compare`. Never imports torch.
 
 `load`, `load_samples` and `RunWriter` are imported on first use, so `from bench.results.schema import AXES`
 (done in every cell subprocess) does not pay for pandas and pyarrow.

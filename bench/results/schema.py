@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from bench.results.precision import NAMES as PRECISION_NAMES
+
 SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ AXIS_SPECS: tuple[Axis, ...] = (
     Axis("form", str, ("train", "deploy"), ("train", "deploy"), ("--forms", "--form"), 7),
     Axis("mode", str, ("infer", "train_step"), ("infer",), ("--modes", "--mode"), 6),
     Axis("batch_size", int, None, (1,), ("--batch", "--batch-size"), 2),
-    Axis("precision", str, ("fp32", "tf32", "fp16", "bf16", "int8"), ("fp32",), ("--precision", "--precisions"), 3),
+    Axis("precision", str, PRECISION_NAMES, ("fp32",), ("--precision", "--precisions"), 3),
     Axis("memory_format", str, ("contiguous", "channels_last"), ("contiguous",),
          ("--memory-format", "--memory-formats"), 4),
     Axis("runtime", str, ("eager", "cudagraph", "compile", "compile_frozen", "onnxruntime", "onnxruntime_trt",

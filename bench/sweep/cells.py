@@ -15,6 +15,7 @@ import itertools
 from typing import Callable, Optional
 
 from bench.results.cell import Cell
+from bench.results.precision import PRECISIONS
 from bench.results.schema import AXIS_SPECS
 from bench.sweep.config import SweepConfig
 
@@ -31,9 +32,9 @@ def skip_rule(fn: SkipRule) -> SkipRule:
     return fn
 
 
-CPU_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
-"""What a CPU sweep times: fp32, and int8 where a runtime quantizes (the other precisions are CUDA math;
-which runtimes quantize, and where, each runtime declares: `bench.sweep.runtimes`)."""
+CPU_PRECISIONS: tuple[str, ...] = tuple(p.name for p in PRECISIONS if not (p.tf32 or p.reduced))
+"""What a CPU sweep times: fp32, and int8 where a runtime quantizes (TF32 and the reduced dtypes are CUDA
+math; which runtimes quantize, and where, each runtime declares: `bench.sweep.runtimes`)."""
 
 PLAIN_SKIPS: tuple[tuple[Callable[[Cell, str], bool], str], ...] = (
     (lambda cell, device: cell.form == "deploy" and cell.mode == "train_step",

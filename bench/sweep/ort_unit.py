@@ -23,6 +23,7 @@ from torch import nn
 
 from bench.export.ort_runtime import OrtRecord, OrtSession, ort_session
 from bench.results.cell import Cell
+from bench.results.precision import precision
 
 if TYPE_CHECKING:
     from bench.quant.ort import OrtInt8
@@ -35,8 +36,9 @@ def open_session(module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.d
                  provider: Optional[str] = None) -> OrtSession:
     """Export `module` (prepared: device, dtype, eval mode) on `x` and open its session (`provider`:
     default the device's)."""
+    record = precision(cell.precision)
     return ort_session(module, x, device, num_threads=torch.get_num_threads(), level=GRAPH_LEVEL,
-                       tf32=cell.precision == "tf32", provider=provider, fp16=cell.precision == "fp16")
+                       tf32=record.tf32, provider=provider, fp16=record.dtype == "float16")
 
 
 def open_int8(module: nn.Module, x: torch.Tensor, device: torch.device, seed: int) -> OrtInt8:

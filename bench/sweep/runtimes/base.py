@@ -23,12 +23,9 @@ from typing import Any, Callable, ClassVar, Optional
 import torch
 from torch import nn
 
+from bench.results.precision import TORCH_PRECISIONS
 from bench.results.schema import AXIS_SPECS
 
-ALL_PRECISIONS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "precision")
-FLOAT_PRECISIONS: tuple[str, ...] = tuple(p for p in ALL_PRECISIONS if p != "int8")
-"""What a runtime takes unless it declares otherwise: int8 is a runtime's own quantization of the exported
-graph (`bench.quant`), declared by the runtimes that do it."""
 ALL_FORMATS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "memory_format")
 
 
@@ -95,7 +92,9 @@ class Runtime:
     summary: ClassVar[str]
     opens: ClassVar[bool] = True
     modes: ClassVar[tuple[str, ...]] = ("infer",)
-    precisions: ClassVar[tuple[str, ...]] = FLOAT_PRECISIONS
+    precisions: ClassVar[tuple[str, ...]] = TORCH_PRECISIONS
+    """Default: every precision torch computes in. int8 is a runtime's own quantization of the exported
+    graph (`bench.quant`), declared by the runtimes that do it (`bench.results.precision.QUANTIZED`)."""
     memory_formats: ClassVar[tuple[str, ...]] = ALL_FORMATS
     devices: ClassVar[tuple[str, ...]] = ("cpu", "cuda")
     harness_casts: ClassVar[bool] = True

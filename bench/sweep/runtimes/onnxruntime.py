@@ -18,10 +18,13 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from bench.results.precision import BY_NAME, TORCH_PRECISIONS
 from bench.sweep.runtimes.base import Opened, Runtime, RuntimeRecord, cpu_output, register
 
 CONV_OPS: tuple[str, ...] = ("Conv", "FusedConv", "NhwcConv", "NchwcConv", "QLinearConv", "ConvInteger")
 """Convolution node types in a graph ONNX Runtime optimized (its CPU fusions rename Conv)."""
+ORT_PRECISIONS: tuple[str, ...] = tuple(p for p in TORCH_PRECISIONS if BY_NAME[p].numpy)
+"""fp32, tf32, fp16: the float precisions whose dtype numpy has, so a session can take their tensors."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -33,7 +36,7 @@ def _unavailable(device_type: str, provider: Optional[str]) -> Optional[str]:
 
 class _Ort(Runtime):
     provider: Optional[str] = None
-    precisions = ("fp32", "tf32", "fp16")
+    precisions = ORT_PRECISIONS
     memory_formats = ("contiguous",)
     why_formats = "it runs the exported NCHW graph; ONNX Runtime picks its own layouts"
     why_precisions = "bf16 has no numpy dtype for ONNX Runtime's inputs"
@@ -76,7 +79,7 @@ graphs by dequantizing around float convolutions, so a row there would time no i
 class OnnxRuntime(_Ort):
     name = "onnxruntime"
     summary = "ONNX Runtime: the exported graph, CPU provider on the CPU, CUDA provider on CUDA"
-    precisions = ("fp32", "tf32", "fp16", "int8")
+    precisions = (*ORT_PRECISIONS, "int8")
 
     def combination_problem(self, cell: Any, device_type: str) -> Optional[str]:
         problem = super().combination_problem(cell, device_type)
@@ -93,6 +96,6 @@ class OnnxRuntimeTrt(_Ort):
     summary = "ONNX Runtime's TensorRT provider (CUDA provider behind it), engine built at session creation"
     provider = "TensorrtExecutionProvider"
     devices = ("cuda",)
-    precisions = ("tf32", "fp16")
+    precisions = tuple(p for p in ORT_PRECISIONS if BY_NAME[p].tf32 or BY_NAME[p].reduced)
     why_precisions = "TensorRT keeps TF32 on for fp32 layers and ONNX Runtime has no option to turn it off"
     why_no_int8 = "builds float TensorRT engines; its int8 calibration is not driven here"
