@@ -47,7 +47,7 @@ class SweepPlan:
     def unit_spec(self, cells: Sequence[Cell]) -> UnitSpec:
         faults = tuple(tuple(f.kind for f in self.config.faults if f.applies(c.axes())) for c in cells)
         return UnitSpec(cells=tuple(cells), device=self.device, seed=self.config.seed,
-                        num_threads=self.config.num_threads, timing=dict(self.config.timing), faults=faults)
+                        num_threads=self.config.num_threads, timing=self.config.timing, faults=faults)
 
 
 def plan(config: SweepConfig, out: Path | str = "results", run_id: Optional[str] = None,
@@ -84,8 +84,14 @@ def cell_load() -> dict[str, Any]:
 
 def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Optional[float],
              duration_s: Optional[float]) -> Result:
-    """Identity and axes from the parent (authoritative), measured fields from the cell."""
-    measured = {k: v for k, v in outcome.fields.items() if k in COLUMNS and k not in IDENTITY}
+    """Identity and axes from the parent (authoritative), measured fields from the cell. A measured field
+    that is not a column raises: a misspelt name must not vanish from the tables."""
+    unknown = [repr(k) for k in outcome.fields if k not in COLUMNS]
+    if unknown:
+        verb = "is not a column" if len(unknown) == 1 else "are not columns"
+        raise ValueError(f"measured field {', '.join(unknown)} {verb} of Result (bench.results.schema): fix "
+                         "the name or add the column there")
+    measured = {k: v for k, v in outcome.fields.items() if k not in IDENTITY}
     if started is not None:  # a remote worker sends its own machine's load; else it is this machine's
         measured = {**cell_load(), **measured}
     stamp = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).isoformat(timespec="seconds")
@@ -134,14 +140,12 @@ def speedup_row(plan_: SweepPlan, rows: Sequence[Result], outcome: UnitOutcome,
     train, deploy = (next(r for r in rows if r.form == form) for form in ("train", "deploy"))
     bad = [r for r in (deploy, train) if r.status != "ok"]
     status = bad[0].status if bad else "ok"
-    pair = outcome.pair if status == "ok" else {}
+    timed = outcome.pair.row_fields(agreed=status == "ok") if outcome.pair is not None else {}
     stamp = rows[0].started_at
     return Speedup(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=status,
                    error=bad[0].error if bad else None, git_sha=plan_.git_sha, started_at=stamp,
                    duration_s=duration_s, paired=True,
-                   **{a: getattr(train, a) for a in PAIR_AXES},
-                   **{k: outcome.pair.get(k) for k in ("n_blocks", "stop_reason", "timed_s")},
-                   **{k: pair.get(k) for k in ("speedup_median", "speedup_ci_low", "speedup_ci_high")},
+                   **{a: getattr(train, a) for a in PAIR_AXES}, **timed,
                    latency_ms_median_train=train.latency_ms_median, latency_ms_median_deploy=deploy.latency_ms_median,
                    max_rel_err=deploy.max_rel_err, tolerance=deploy.tolerance,
                    **{f"{key}_{row.form}": getattr(row, column) for key, column in INT8_PAIR_COLUMNS.items()
