@@ -199,11 +199,10 @@ def unit_s(profile: DeviceProfile, config: Any, cells: Sequence[Any], at_caps: b
 
 def sweep_estimate(profile: DeviceProfile, config: Any) -> Estimate:
     """A `bench run` of `config` on CUDA (module docstring)."""
-    from bench.measure.timing import TimingConfig
     from bench.sweep.cells import expand
     from bench.sweep.protocol import group_units
 
-    timing = TimingConfig(**dict(config.timing))
+    timing = config.timing
     units = group_units([c for c in expand(config, "cuda") if not c.skip_reason])
     groups: list[list[tuple]] = []
     for unit in units:

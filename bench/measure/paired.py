@@ -94,12 +94,6 @@ class PairMeasurement:
     def n_pairs(self) -> int:
         return self.n_blocks // 2
 
-    @property
-    def speedup_ci_rel_half_width(self) -> float:
-        if self.speedup_ci_low is None or self.speedup_ci_high is None:
-            return math.inf
-        return relative_half_width((self.speedup_ci_low, self.speedup_ci_high), self.speedup_median)
-
     def summary(self) -> str:
         first, second = self.forms
         ci = (f" [{self.speedup_ci_low:.3f}, {self.speedup_ci_high:.3f}]"

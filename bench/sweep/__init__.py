@@ -1,7 +1,8 @@
-"""Sweeps: configs (TOML presets or CLI), cells with skip reasons, a subprocess per cell, resume.
+"""Sweeps: configs (TOML presets or CLI), cells with skip reasons, units of work in worker processes, resume.
 
 A config declares axes; their cartesian product is the list of cells (NVBench's habit), each cell may carry
-a skip reason, and every cell, skipped or run, becomes one `Result` row. Cells run in their own
-subprocess (fresh allocator and cuDNN state, a hard timeout), so an OOM, a CUDA error or a hang is a row,
-not the end of the sweep.
+a skip reason, and every cell, skipped or run, becomes one `Result` row. Cells run as units (a train/deploy
+pair timed side by side, or a lone cell) in worker processes apart from the sweep's (`bench.sweep.worker`:
+one per model and runtime, replaced after a failure; a hard timeout per unit), so an OOM, a CUDA error or a
+hang is a row, not the end of the sweep.
 """

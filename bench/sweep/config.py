@@ -31,15 +31,19 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from bench.results.schema import AXES, AXIS_SPECS
 from bench.sweep.axes import CHOICES, ConfigError, check_axis, check_models
+from bench.sweep.protocol import default_timing
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+if TYPE_CHECKING:
+    from bench.measure.timing import TimingConfig
 
 PRESET_DIR = Path(__file__).with_name("presets")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -63,7 +67,9 @@ class Fault:
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """Everything that defines a sweep. `axes` maps every name in AXES to a tuple of values."""
+    """Everything that defines a sweep. `axes` maps every name in AXES to a tuple of values; `timing` is
+    the `[timing]` table as the validated `TimingConfig` every unit is timed with, and `timing_keys` the
+    keys that table spelled out (see `timing_identity`)."""
 
     name: str
     axes: Mapping[str, tuple]
@@ -72,7 +78,8 @@ class SweepConfig:
     cell_timeout_s: float = 900.0
     seed: int = 0
     num_threads: int | None = None
-    timing: Mapping[str, Any] = field(default_factory=dict)
+    timing: TimingConfig = field(default_factory=default_timing)
+    timing_keys: tuple[str, ...] = ()
     faults: tuple[Fault, ...] = ()
 
     def values(self, axis: str) -> tuple:
@@ -95,7 +102,7 @@ class SweepConfig:
             "device": device,
             "seed": self.seed,
             "num_threads": self.num_threads,
-            "timing": dict(sorted(self.timing.items())),
+            "timing": self.timing_identity(),
             "faults": [[f.kind, dict(sorted(f.match.items()))] for f in self.faults],
         }
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
@@ -103,6 +110,14 @@ class SweepConfig:
 
     def run_id(self, device: str, machine: str | None = None) -> str:
         return f"{self.name}-{self.digest(device, machine)}"
+
+    def timing_identity(self) -> dict[str, Any]:
+        """The timing settings the run id hashes: the keys `[timing]` spelled out and every field that
+        differs from its default (a `replace`d timing), so a preset that spells out a default keeps its
+        run id and any change of a setting starts a new folder."""
+        default = default_timing()
+        return {f.name: getattr(self.timing, f.name) for f in dataclasses.fields(self.timing)
+                if f.name in self.timing_keys or getattr(self.timing, f.name) != getattr(default, f.name)}
 
 
 def machine_id() -> str:
@@ -246,10 +261,10 @@ def _timing_type_error(name: str, hint: Any, value: Any) -> str | None:
     return None
 
 
-def check_timing(timing: Mapping[str, Any]) -> dict[str, Any]:
-    """Keys must be fields of bench.measure.timing.TimingConfig and values of the field's type (both read
-    from the real class); then the class's own range checks run, so `timeout_s = -1` or `min_time_s`
-    above `timeout_s` is refused here, not in every cell."""
+def check_timing(timing: Mapping[str, Any]) -> TimingConfig:
+    """The `[timing]` table as a `bench.measure.timing.TimingConfig`. Keys must be its fields and values of
+    the field's type (both read from the real class); then the class's own range checks run, so
+    `timeout_s = -1` or `min_time_s` above `timeout_s` is refused here, not in every cell."""
     from bench.measure.timing import TimingConfig
 
     if not isinstance(timing, Mapping):
@@ -262,10 +277,9 @@ def check_timing(timing: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise ConfigError("; ".join(problems))
     try:
-        TimingConfig(**timing)
+        return TimingConfig(**timing)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[timing]: {exc}") from None
-    return dict(timing)
 
 
 def from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> SweepConfig:
@@ -289,6 +303,7 @@ def from_dict(raw: Mapping[str, Any], default_name: str = "custom") -> SweepConf
         axes=axes,
         description=str(raw.get("description", "")),
         timing=check_timing(raw.get("timing", {})),
+        timing_keys=tuple(raw.get("timing", {})),
         faults=_parse_faults(raw.get("fault", [])),
         **_parse_run(raw.get("run", {})),
     )

@@ -1,22 +1,23 @@
-"""Executors: where units of work run. Today local worker processes; the interface is two callbacks wide.
+"""Executors: where units of work run: worker processes on this machine (`LocalExecutor`) or on Ray nodes
+(`bench.sweep.ray_executor.RayExecutor`).
 
 `Executor.run(specs, on_start, on_done)` runs every `UnitSpec` (a cell or a train/deploy pair) and reports
-each one's `UnitOutcome`; nothing about rows or files leaks into it, so a Ray or Slurm executor only has
-to feed `python -m bench.sweep.worker` unit lines somewhere (or call `bench.sweep.unit.run_unit` in a
-process of its own) and hand back the outcomes. Units with the same `worker_key()` (model, runtime) may
-share a process.
+each one's `UnitOutcome`; besides it the runner reads only `slots`, `tag` and `not_run`. Nothing about
+rows or files leaks into it, so another executor (Slurm) only has to feed `python -m bench.sweep.worker`
+unit lines somewhere (or call `bench.sweep.unit.run_unit` in a process of its own) and hand back the
+outcomes. Units with the same `worker_key()` (model, runtime) may share a process.
 
 `LocalExecutor`: one slot per visible GPU (each pinned with CUDA_VISIBLE_DEVICES, so a unit owns its
 GPU), one slot on the CPU (parallel CPU cells would steal each other's cores and time nothing useful).
 In a slot one worker serves a model's units in a row (`isolation="model"`) and is replaced after a
-failure, a timeout or a crash; `isolation="cell"` starts a fresh process for every unit.
+failure, a timeout or a crash, while a spare builds the next model; `isolation="cell"` starts a fresh
+process for every unit. `Schedule` decides which slot runs which model's units.
 `run_cell_subprocess` runs one `CellSpec` in `python -m bench.sweep.probe` (the `--max-batch` probes).
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import signal
 import subprocess
@@ -24,9 +25,9 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Any, Callable, Generic, Iterable, Optional, Protocol, Sequence, TypeVar
 
 import bench
 from bench.sweep.orphans import popen_contained, stop_tree
@@ -37,9 +38,18 @@ OnDone = Callable[[UnitSpec, UnitOutcome, float, float], None]
 """on_done(spec, outcome, started_unix_s, duration_s); called from one thread at a time."""
 
 OUTPUT_TAIL_CHARS = 2000
+G = TypeVar("G")
 
 
 class Executor(Protocol):
+    """Where units run. `slots`: one entry per unit that can run at once (the progress ETA divides by
+    their count); `tag`: the prefix of its progress lines; `not_run`: after `run`, the units it gave
+    back unrun, which get no row (the same command, run again, measures them)."""
+
+    slots: Sequence[Any]
+    tag: str
+    not_run: list[UnitSpec]
+
     def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None: ...
 
 
@@ -215,8 +225,130 @@ class Worker:
         self.kill()
 
 
+class Schedule(Generic[G]):
+    """Which group of units each slot of a `LocalExecutor` runs next; plain data, guarded by the caller.
+
+    A group is the units of one (model, runtime), served in a row by one worker. A free slot takes, in
+    order: the group it reserved; the next group nobody holds; a group another slot only reserved (that
+    slot's spare worker built it ahead, but starting it now beats waiting until that slot's current
+    group ends); else nothing, and the slot is done. A slot reserves the next group (`look_ahead`, so a
+    spare worker builds that model while the slot measures) only while more groups wait than the other
+    slots could take. So a free slot never finds the queue emptied by another slot's look-ahead, and a
+    slot idles only once every group has started.
+    """
+
+    def __init__(self, groups: Iterable[G], n_slots: int) -> None:
+        self.waiting: list[G] = list(groups)
+        self.reserved: dict[int, G] = {}
+        """Slot -> the group it reserved ahead, in the order they were reserved."""
+        self.n_slots = n_slots
+
+    def take(self, slot: int) -> Optional[G]:
+        if slot in self.reserved:
+            return self.reserved.pop(slot)
+        if self.waiting:
+            return self.waiting.pop(0)
+        if self.reserved:
+            return self.reserved.pop(next(iter(self.reserved)))
+        return None
+
+    def look_ahead(self, slot: int) -> Optional[G]:
+        if slot in self.reserved or len(self.waiting) < self.n_slots:
+            return None
+        self.reserved[slot] = self.waiting.pop(0)
+        return self.reserved[slot]
+
+
+@dataclass
+class _Shared:
+    """What the slots of one `LocalExecutor.run` share; `lock` guards the schedule and the callbacks."""
+
+    schedule: Schedule[list[UnitSpec]]
+    on_start: OnStart
+    on_done: OnDone
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    errors: list[BaseException] = field(default_factory=list)
+
+
+class _Slot:
+    """One slot of a `LocalExecutor` (one GPU, or the CPU): the worker that measures, and under
+    `isolation="model"` a spare that builds the next group's model while it does."""
+
+    def __init__(self, index: int, env: dict[str, str], folder: Path, timeout_s: float, isolation: str,
+                 spare: Optional[Worker] = None) -> None:
+        self.index, self.env, self.folder = index, env, folder
+        self.timeout_s, self.isolation = timeout_s, isolation
+        self.worker: Optional[Worker] = None
+        self.spare = spare
+
+    def serve(self, shared: _Shared) -> None:
+        """Run groups until the schedule has none left or a slot raised (kept in `shared.errors`)."""
+        try:
+            while not shared.errors:
+                with shared.lock:
+                    group = shared.schedule.take(self.index)
+                if group is None:
+                    return
+                self._run_group(group, shared)
+        except BaseException as exc:  # surfaced in the main thread by LocalExecutor.run
+            shared.errors.append(exc)
+        finally:
+            for left in (self.worker, self.spare):
+                if left is not None:
+                    left.kill()
+
+    def _run_group(self, group: list[UnitSpec], shared: _Shared) -> None:
+        if self.spare is not None and not self.spare.serves(group[0].worker_key(), self.env):
+            self.spare.kill()  # built for a group another slot took, or prestarted for another env
+            self.spare = None
+        for index, spec in enumerate(group):
+            outcome_path = self.folder / f"outcome-{self.index}-{index}-{time.time_ns()}.json"
+            spec = replace(spec, outcome_path=str(outcome_path))
+            worker = self._worker_for(spec.worker_key())
+            if index == 0:
+                self._build_ahead(shared)
+            with shared.lock:
+                shared.on_start(spec, self.index)
+            started = time.time()
+            last = self.isolation == "cell" or index == len(group) - 1
+            worker.send(spec, last)
+            outcome = worker.wait(spec, self.timeout_s * len(spec.cells))
+            if last or outcome.failed_any:
+                worker.close()
+                self.worker = None
+            with shared.lock:
+                shared.on_done(spec, outcome, started, time.time() - started)
+
+    def _worker_for(self, key: tuple) -> Worker:
+        """The live worker of `key`, else the spare where it serves `key`, else a new worker."""
+        if self.worker is not None and (not self.worker.alive() or self.worker.key != key):
+            self.worker.close()
+            self.worker = None
+        if self.worker is None:
+            if self.spare is not None and self.spare.serves(key, self.env):
+                self.worker, self.spare = self.spare, None
+            else:
+                self.worker = Worker(key, self.env, self.folder)
+            self.worker.key = key
+        return self.worker
+
+    def _build_ahead(self, shared: _Shared) -> None:
+        """The next model's worker imports torch and builds its forms while this one measures
+        (docs/measurement.md: what runs beside a timed pair)."""
+        if self.isolation != "model" or self.spare is not None:
+            return
+        with shared.lock:
+            following = shared.schedule.look_ahead(self.index)
+        if following:
+            self.spare = Worker(following[0].worker_key(), self.env, self.folder)
+            self.spare.prebuild(following[0])
+
+
 class LocalExecutor:
     """Workers on this machine; `slots` are env overrides (one slot per GPU), one thread per slot."""
+
+    tag = ""
+    """Its progress lines carry no prefix."""
 
     def __init__(self, slots: Sequence[dict[str, str]], timeout_s: float, isolation: str = "model",
                  prestarted: Optional[Worker] = None) -> None:
@@ -228,6 +360,8 @@ class LocalExecutor:
         self.timeout_s = timeout_s
         self.isolation = isolation
         self.prestarted = prestarted
+        self.not_run: list[UnitSpec] = []
+        """Always empty: every unit runs, or `run` raises."""
 
     @classmethod
     def for_device(cls, device_type: str, timeout_s: float, isolation: str = "model",
@@ -237,80 +371,26 @@ class LocalExecutor:
         return cls(slots, timeout_s, isolation, prestarted)
 
     def run(self, specs: Iterable[UnitSpec], on_start: OnStart, on_done: OnDone) -> None:
-        """Run every unit; units of one (model, runtime) go to one slot in a row, so a worker serves them."""
+        """Run every unit; units of one (model, runtime) go to one slot in a row, so a worker serves them
+        (which slot takes which group: `Schedule`)."""
         groups: dict[tuple, list[UnitSpec]] = {}
         for spec in specs:
             groups.setdefault(spec.worker_key(), []).append(spec)
-        todo: queue.Queue = queue.Queue()
-        for group in groups.values():
-            todo.put(group)
-        lock = threading.Lock()
-        errors: list[BaseException] = []
+        shared = _Shared(Schedule(groups.values(), len(self.slots)), on_start, on_done)
         first_spare, self.prestarted = self.prestarted, None
-
-        def next_group() -> list[UnitSpec]:
-            try:
-                return todo.get_nowait()
-            except queue.Empty:
-                return []
-
-        def work(slot_index: int, folder: Path) -> None:
-            worker: Optional[Worker] = None
-            spare = first_spare if slot_index == 0 else None
-            try:
-                group = next_group()
-                while group and not errors:
-                    following = next_group()
-                    for index, spec in enumerate(group):
-                        spec = replace(spec, outcome_path=str(folder / f"outcome-{slot_index}-{index}-"
-                                                          f"{time.time_ns()}.json"))
-                        if worker is not None and (not worker.alive() or worker.key != spec.worker_key()):
-                            worker.close()
-                            worker = None
-                        if worker is None:
-                            usable = spare is not None and spare.serves(spec.worker_key(), self.slots[slot_index])
-                            worker = spare if usable else Worker(spec.worker_key(), self.slots[slot_index], folder)
-                            worker.key = spec.worker_key()
-                            spare = spare if not usable else None
-                            if spare is not None and spare.key is None:  # prestarted for another env
-                                spare.kill()
-                                spare = None
-                        if index == 0 and following and spare is None and self.isolation == "model":
-                            # the next model's worker imports torch and builds its forms while this one
-                            # measures (docs/measurement.md: what runs beside a timed pair)
-                            spare = Worker(following[0].worker_key(), self.slots[slot_index], folder)
-                            spare.prebuild(following[0])
-                        with lock:
-                            on_start(spec, slot_index)
-                        started = time.time()
-                        last = self.isolation == "cell" or index == len(group) - 1
-                        worker.send(spec, last)
-                        outcome = worker.wait(spec, self.timeout_s * len(spec.cells))
-                        if last or outcome.failed_any:
-                            worker.close()
-                            worker = None
-                        with lock:
-                            on_done(spec, outcome, started, time.time() - started)
-                    group = following
-            except BaseException as exc:  # surfaced in the main thread below
-                errors.append(exc)
-            finally:
-                for left in (worker, spare):
-                    if left is not None:
-                        left.kill()
-
         with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
-            folders = [Path(tmp, str(i)) for i in range(len(self.slots))]
-            for folder in folders:
-                folder.mkdir()
-            if len(self.slots) == 1:
-                work(0, folders[0])
+            slots = []
+            for i, env in enumerate(self.slots):
+                Path(tmp, str(i)).mkdir()
+                slots.append(_Slot(i, env, Path(tmp, str(i)), self.timeout_s, self.isolation,
+                                   first_spare if i == 0 else None))
+            if len(slots) == 1:
+                slots[0].serve(shared)
             else:
-                threads = [threading.Thread(target=work, args=(i, folders[i]), daemon=True)
-                           for i in range(len(self.slots))]
+                threads = [threading.Thread(target=slot.serve, args=(shared,), daemon=True) for slot in slots]
                 for t in threads:
                     t.start()
                 for t in threads:
                     t.join()
-        if errors:
-            raise errors[0]
+        if shared.errors:
+            raise shared.errors[0]

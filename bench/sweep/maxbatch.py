@@ -1,7 +1,7 @@
 """`--max-batch`: the largest batch that fits, per model / form / mode / precision / format / resolution.
 
 Search: double from 1 until a probe fails (the last step probes `cap` itself), then bisect between the last fit and the first
-failure: about 2*log2(max) probes. Each probe is a fresh subprocess (`CellSpec(probe=True)`: load the
+failure: about 2*log2(max) probes. Each probe is a fresh subprocess (`bench.sweep.probe`: load the
 model, run the call twice so optimizer state and autotuner workspaces are allocated too), so a failed
 probe leaves no fragmented allocator behind to shrink the next one. The model of each (model, form) is
 built once, by this process, and saved for its probes to load (a RepVGG-B3 build takes seconds, and a
@@ -131,7 +131,7 @@ def groups(cells: list[Cell], device: str) -> list[Cell]:
 
 def subprocess_probe(device: str, seed: int, timeout_s: float, module_path: Optional[Path] = None) -> Probe:
     def probe(cell: Cell) -> CellOutcome:
-        spec = CellSpec(cell=cell, device=device, seed=seed, probe=True,
+        spec = CellSpec(cell=cell, device=device, seed=seed,
                         module_path=str(module_path) if module_path is not None else None)
         return run_cell_subprocess(spec, timeout_s)
 

@@ -6,28 +6,27 @@ through `bench.measure.timing.measure_latency`. Both return what the unit turns 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import torch
+
+from bench.sweep.protocol import PairOutcome
+
+if TYPE_CHECKING:
+    from bench.measure.timing import TimingConfig
 
 
 @dataclass(frozen=True)
 class Timed:
-    """Per-form statistics and the pair's fields (empty for a lone cell)."""
+    """Per-form statistics and the pair's outcome (None for a lone cell)."""
 
     stats: Mapping[str, Any]
-    pair: dict[str, Any] = field(default_factory=dict)
+    pair: Optional[PairOutcome] = None
     energy_j: Mapping[str, Optional[float]] = field(default_factory=dict)
     """A pair's per-form energy over each form's own blocks (empty for a lone cell or without a counter)."""
 
 
-def timing_config(timing: Mapping[str, Any]) -> Any:
-    from bench.measure.timing import TimingConfig
-
-    return TimingConfig(**timing)
-
-
-def time_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device, regime: str, config: Any,
+def time_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device, regime: str, config: TimingConfig,
               timed_window: Optional[Callable[[], Any]], seed: int,
               block_energy: Optional[Callable[[], Optional[float]]] = None) -> Timed:
     """Both forms in alternating blocks (order and stop rule: `bench.measure.paired`); the energy counter,
@@ -35,13 +34,10 @@ def time_pair(fns: Mapping[str, Callable[[], Any]], device: torch.device, regime
     from bench.measure.paired import measure_pair
 
     m = measure_pair(fns, device, regime, config, timed_window=timed_window, seed=seed, block_energy=block_energy)
-    pair = {"speedup_median": m.speedup_median, "speedup_ci_low": m.speedup_ci_low,
-            "speedup_ci_high": m.speedup_ci_high, "n_blocks": m.n_blocks, "stop_reason": m.stop_reason,
-            "timed_s": m.timed_s}
-    return Timed(stats=dict(m.stats), pair=pair, energy_j=dict(m.energy_j))
+    return Timed(stats=dict(m.stats), pair=PairOutcome.of(m), energy_j=dict(m.energy_j))
 
 
-def time_alone(form: str, fn: Callable[[], Any], device: torch.device, regime: str, config: Any,
+def time_alone(form: str, fn: Callable[[], Any], device: torch.device, regime: str, config: TimingConfig,
                timed_window: Optional[Callable[[], Any]]) -> Timed:
     """One form; the telemetry window spans its timed phase only."""
     from bench.measure.timing import measure_latency

@@ -12,18 +12,29 @@ means the process died (signal, abort, host OOM killer) or was killed on timeout
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from bench.results.cell import Cell
+
+if TYPE_CHECKING:
+    from bench.measure.paired import PairMeasurement
+    from bench.measure.timing import TimingConfig
+
+
+def default_timing() -> TimingConfig:
+    """`TimingConfig()`, imported when first needed: a worker imports this module before torch."""
+    from bench.measure.timing import TimingConfig
+
+    return TimingConfig()
 
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One cell to run, plus how: device type, seed, CPU threads, timing overrides, injected faults.
+    """One `--max-batch` probe, plus how: device type, seed, CPU threads, injected faults. The probe
+    builds the cell's form and calls it twice (`bench.sweep.probe`); nothing is timed.
 
-    `probe=True` only builds the model and runs one call (the `--max-batch` search): no timing.
     `module_path`: a `torch.save`d module of the cell's model and form (built once per search group by the
     parent) for the probe to load instead of building it again; None: the probe builds it.
     """
@@ -32,9 +43,7 @@ class CellSpec:
     device: str
     seed: int = 0
     num_threads: Optional[int] = None
-    timing: dict = field(default_factory=dict)
     faults: tuple[str, ...] = ()
-    probe: bool = False
     module_path: Optional[str] = None
 
     def to_json(self) -> str:
@@ -86,17 +95,18 @@ def write_atomic(path: Path, text: str) -> None:
 class UnitSpec:
     """One unit of work: one cell, or the (train, deploy) cells of a pair, with how to run them.
 
-    `faults[i]` are the injected faults of `cells[i]`. `outcome_path` is where the worker writes the
-    `UnitOutcome` (set by the executor). `prebuild=True` asks a worker only to build the unit's model
-    forms, fold report and MACs into its cache, and to write nothing: sent to the next model's worker
-    while the current one measures, so building is off the sweep's critical path.
+    `timing`: the sweep's validated `TimingConfig` (to a worker it goes as a JSON table, built again there;
+    to a Ray task as the object). `faults[i]` are the injected faults of `cells[i]`. `outcome_path` is
+    where the worker writes the `UnitOutcome` (set by the executor). `prebuild=True` asks a worker only to
+    build the unit's model forms, fold report and MACs into its cache, and to write nothing: sent to the
+    next model's worker while the current one measures, so building is off the sweep's critical path.
     """
 
     cells: tuple[Cell, ...]
     device: str
     seed: int = 0
     num_threads: Optional[int] = None
-    timing: dict = field(default_factory=dict)
+    timing: TimingConfig = field(default_factory=default_timing)
     faults: tuple[tuple[str, ...], ...] = ()
     outcome_path: Optional[str] = None
     prebuild: bool = False
@@ -113,11 +123,6 @@ class UnitSpec:
         first = self.cells[0]
         return first.label().replace(f" {first.form} ", " train+deploy ") if self.is_pair else first.label()
 
-    def cell_spec(self, index: int) -> CellSpec:
-        faults = self.faults[index] if index < len(self.faults) else ()
-        return CellSpec(cell=self.cells[index], device=self.device, seed=self.seed,
-                        num_threads=self.num_threads, timing=dict(self.timing), faults=tuple(faults))
-
     def to_json(self) -> str:
         data = asdict(self)
         data["cells"] = [asdict(c) for c in self.cells]
@@ -126,27 +131,59 @@ class UnitSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "UnitSpec":
+        from bench.measure.timing import TimingConfig
+
         data = json.loads(text)
+        data["timing"] = TimingConfig(**data["timing"])
         data["cells"] = tuple(Cell(**c) for c in data["cells"])
         data["faults"] = tuple(tuple(f) for f in data.get("faults", ()))
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class PairOutcome:
+    """What timing a pair side by side gave beyond each form's own statistics (those travel in its
+    `CellOutcome`): the `bench.measure.paired.PairMeasurement` fields its `Speedup` row holds, by the
+    same names."""
+
+    speedup_median: float
+    speedup_ci_low: Optional[float]
+    speedup_ci_high: Optional[float]
+    n_blocks: int
+    stop_reason: str
+    timed_s: float
+
+    @classmethod
+    def of(cls, measurement: PairMeasurement) -> "PairOutcome":
+        """Read by name without defaults, so a renamed attribute fails here instead of emptying a column."""
+        return cls(**{f.name: getattr(measurement, f.name) for f in fields(cls)})
+
+    def row_fields(self, agreed: bool) -> dict[str, Any]:
+        """The `Speedup` row's columns: how the pair was timed, and the speedup with its interval only
+        where both forms' rows are ok (`agreed`): a deploy form that computes something else has none."""
+        out = asdict(self)
+        if not agreed:
+            out.update(speedup_median=None, speedup_ci_low=None, speedup_ci_high=None)
+        return out
+
+
 @dataclass
 class UnitOutcome:
-    """How a unit ended: one `CellOutcome` per cell (same order as the spec) and, for a pair, the
-    measurement of the pair (`Speedup` fields: speedup_median, speedup_ci_low, ..., timed_s)."""
+    """How a unit ended: one `CellOutcome` per cell (same order as the spec) and, for a pair that was
+    timed, its `PairOutcome`."""
 
     cells: list[CellOutcome]
-    pair: dict[str, Any] = field(default_factory=dict)
+    pair: Optional[PairOutcome] = None
 
     def to_json(self) -> str:
-        return json.dumps({"cells": [asdict(c) for c in self.cells], "pair": self.pair}, default=_jsonable)
+        pair = asdict(self.pair) if self.pair is not None else None
+        return json.dumps({"cells": [asdict(c) for c in self.cells], "pair": pair}, default=_jsonable)
 
     @classmethod
     def from_json(cls, text: str) -> "UnitOutcome":
         data = json.loads(text)
-        return cls(cells=[CellOutcome(**c) for c in data["cells"]], pair=data.get("pair") or {})
+        pair = PairOutcome(**data["pair"]) if data.get("pair") else None
+        return cls(cells=[CellOutcome(**c) for c in data["cells"]], pair=pair)
 
     @classmethod
     def failed(cls, n_cells: int, status: str, error: str) -> "UnitOutcome":

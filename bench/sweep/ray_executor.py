@@ -48,8 +48,8 @@ def _task() -> Any:
 
 
 class RayExecutor:
-    """Units of one hardware kind on its Ray nodes; `slots` is the node count (for the progress ETA),
-    `tag` the prefix of its progress lines."""
+    """Units of one hardware kind on its Ray nodes (a `bench.sweep.executor.Executor`): `slots` one entry
+    per node, `tag` the kind's name, `not_run` the units cancelled when no node of the kind was left."""
 
     def __init__(self, kind: HardwareKind, device: str, timeout_s: float, isolation: str = "model",
                  expected: Optional[Expected] = None, env: Optional[dict[str, str]] = None,

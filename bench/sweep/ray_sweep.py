@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from bench.sweep.axes import ConfigError
 from bench.sweep.config import SweepConfig, validate
+from bench.sweep.executor import Executor
 from bench.sweep.ray_cluster import HardwareKind, connect, import_ray, kinds, select
 from bench.sweep.runner import SweepPlan, SweepSummary, lay_out, run_sweep
 from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
@@ -32,7 +33,7 @@ class KindRun:
 
     kind: HardwareKind
     plan: SweepPlan
-    executor: Any = None
+    executor: Optional[Executor] = None
     summary: Optional[SweepSummary] = None
     error: Optional[BaseException] = None
 
@@ -182,7 +183,7 @@ def _report(runs: Sequence[KindRun], strict: bool) -> int:
             print(f"bench run: {run.kind.hardware}: {run.error}", file=sys.stderr)
             codes.append(EXIT_USAGE if usage else 1)
             continue
-        left = len(getattr(run.executor, "not_run", []))
+        left = len(run.executor.not_run) if run.executor is not None else 0
         if left:
             print(f"bench run: {run.kind.hardware}: no Ray node of this kind is left; {left} unit(s) not run: "
                   "run the same command again once its nodes are back", file=sys.stderr)

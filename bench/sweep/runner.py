@@ -16,7 +16,7 @@ import datetime as _dt
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from bench.results.layout import ENV_FILE, results_root, run_dir_for
 from bench.results.schema import COLUMNS, INT8_PAIR_COLUMNS, PAIR_AXES, Result, Speedup
@@ -27,6 +27,9 @@ from bench.sweep.executor import Executor, LocalExecutor
 from bench.sweep.progress import Progress
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec, group_units
 from bench.sweep.verdict import RunVerdict, judge_rows
+
+if TYPE_CHECKING:
+    from bench.results.io import RunWriter
 
 IDENTITY = ("run_id", "hardware", "device", "status", "error", "skip_reason", "git_sha", "started_at",
             "duration_s", "model_source", "model_source_sha256")
@@ -47,7 +50,7 @@ class SweepPlan:
     def unit_spec(self, cells: Sequence[Cell]) -> UnitSpec:
         faults = tuple(tuple(f.kind for f in self.config.faults if f.applies(c.axes())) for c in cells)
         return UnitSpec(cells=tuple(cells), device=self.device, seed=self.config.seed,
-                        num_threads=self.config.num_threads, timing=dict(self.config.timing), faults=faults)
+                        num_threads=self.config.num_threads, timing=self.config.timing, faults=faults)
 
 
 def plan(config: SweepConfig, out: Path | str | None = None, run_id: Optional[str] = None,
@@ -91,8 +94,14 @@ def cell_load() -> dict[str, Any]:
 
 def make_row(plan_: SweepPlan, cell: Cell, outcome: CellOutcome, started: Optional[float],
              duration_s: Optional[float]) -> Result:
-    """Identity and axes from the parent (authoritative), measured fields from the cell."""
-    measured = {k: v for k, v in outcome.fields.items() if k in COLUMNS and k not in IDENTITY}
+    """Identity and axes from the parent (authoritative), measured fields from the cell. A measured field
+    that is not a column raises: a misspelt name must not vanish from the tables."""
+    unknown = [repr(k) for k in outcome.fields if k not in COLUMNS]
+    if unknown:
+        verb = "is not a column" if len(unknown) == 1 else "are not columns"
+        raise ValueError(f"measured field {', '.join(unknown)} {verb} of Result (bench.results.schema): fix "
+                         "the name or add the column there")
+    measured = {k: v for k, v in outcome.fields.items() if k not in IDENTITY}
     if started is not None:  # a remote worker sends its own machine's load; else it is this machine's
         measured = {**cell_load(), **measured}
     stamp = (_dt.datetime.fromtimestamp(started, tz=_dt.timezone.utc).isoformat(timespec="seconds")
@@ -141,14 +150,12 @@ def speedup_row(plan_: SweepPlan, rows: Sequence[Result], outcome: UnitOutcome,
     train, deploy = (next(r for r in rows if r.form == form) for form in ("train", "deploy"))
     bad = [r for r in (deploy, train) if r.status != "ok"]
     status = bad[0].status if bad else "ok"
-    pair = outcome.pair if status == "ok" else {}
+    timed = outcome.pair.row_fields(agreed=status == "ok") if outcome.pair is not None else {}
     stamp = rows[0].started_at
     return Speedup(run_id=plan_.run_id, hardware=plan_.hardware, device=plan_.device, status=status,
                    error=bad[0].error if bad else None, git_sha=plan_.git_sha, started_at=stamp,
                    duration_s=duration_s, paired=True,
-                   **{a: getattr(train, a) for a in PAIR_AXES},
-                   **{k: outcome.pair.get(k) for k in ("n_blocks", "stop_reason", "timed_s")},
-                   **{k: pair.get(k) for k in ("speedup_median", "speedup_ci_low", "speedup_ci_high")},
+                   **{a: getattr(train, a) for a in PAIR_AXES}, **timed,
                    latency_ms_median_train=train.latency_ms_median, latency_ms_median_deploy=deploy.latency_ms_median,
                    max_rel_err=deploy.max_rel_err, tolerance=deploy.tolerance,
                    **{f"{key}_{row.form}": getattr(row, column) for key, column in INT8_PAIR_COLUMNS.items()
@@ -160,6 +167,35 @@ def _pending_units(plan_: SweepPlan, finished: set) -> list[tuple[Cell, ...]]:
     its speedup needs both forms timed side by side."""
     runnable = [c for c in plan_.cells if not c.skip_reason]
     return [u for u in group_units(runnable) if any(c.key() not in finished for c in u)]
+
+
+def _unit_rows(plan_: SweepPlan, spec: UnitSpec, outcome: UnitOutcome, started: float,
+               duration: float) -> tuple[list[Result], Optional[Speedup]]:
+    """A finished unit's rows (its duration shared by its cells) and a pair's speedup row; an ok pair's
+    speedup is copied onto both form rows."""
+    share = duration / len(spec.cells)
+    rows = [make_row(plan_, cell, out, started, share) for cell, out in zip(spec.cells, outcome.cells)]
+    pair = speedup_row(plan_, rows, outcome, started, duration) if spec.is_pair else None
+    if pair is not None and pair.status == "ok":
+        rows = [replace(r, speedup_median=pair.speedup_median, speedup_ci_low=pair.speedup_ci_low,
+                        speedup_ci_high=pair.speedup_ci_high) for r in rows]
+    return rows, pair
+
+
+def _settle_unrun(plan_: SweepPlan, writer: RunWriter, progress: Progress, finished: set, rerun: set) -> Counter:
+    """The cells that do not run now: those already in the folder count as done, and a skipped cell
+    without a row gets its skipped row. Returns the rows written, by status."""
+    counts: Counter = Counter()
+    for cell in plan_.cells:
+        if cell.key() in finished and cell.key() not in rerun:
+            progress.already_done(cell)
+    for cell in plan_.cells:
+        if cell.skip_reason and cell.key() not in finished:
+            row = make_row(plan_, cell, CellOutcome(status="skipped"), None, None)
+            writer.write_unit([(row, [])])
+            counts[row.status] += 1
+            progress.finish(row, ran=False)
+    return counts
 
 
 def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
@@ -183,35 +219,21 @@ def run_sweep(plan_: SweepPlan, executor: Optional[Executor] = None,
                                             env=_worker_env(plan_, units), prestarted=prestarted)
     elif prestarted is not None:
         prestarted.kill()
-    progress = Progress(len(plan_.cells), len(rerun), len(getattr(executor, "slots", [None])))
+    progress = Progress(len(plan_.cells), len(rerun), len(executor.slots))
     summary = SweepSummary(run_dir=plan_.run_dir, resumed=sum(1 for c in plan_.cells if c.key() in finished))
-    counts: Counter = Counter()
-    for cell in plan_.cells:
-        if cell.key() in finished and cell.key() not in rerun:
-            progress.already_done(cell)
-    for cell in plan_.cells:
-        if cell.skip_reason and cell.key() not in finished:
-            row = make_row(plan_, cell, CellOutcome(status="skipped"), None, None)
-            writer.write_unit([(row, [])])
-            counts[row.status] += 1
-            progress.finish(row, ran=False)
+    counts = _settle_unrun(plan_, writer, progress, finished, rerun)
 
     def on_start(spec: UnitSpec, slot: int) -> None:
-        progress.start(spec.cells[0], label=getattr(executor, "tag", "") + spec.label())
+        progress.start(spec.cells[0], label=executor.tag + spec.label())
 
     def on_done(spec: UnitSpec, outcome: UnitOutcome, started: float, duration: float) -> None:
-        share = duration / len(spec.cells)
-        rows = [make_row(plan_, cell, out, started, share) for cell, out in zip(spec.cells, outcome.cells)]
-        pair = speedup_row(plan_, rows, outcome, started, duration) if spec.is_pair else None
-        if pair is not None and pair.status == "ok":
-            rows = [replace(r, speedup_median=pair.speedup_median, speedup_ci_low=pair.speedup_ci_low,
-                            speedup_ci_high=pair.speedup_ci_high) for r in rows]
+        rows, pair = _unit_rows(plan_, spec, outcome, started, duration)
         writer.write_unit([(row, out.samples_ms) for row, out in zip(rows, outcome.cells)], pair)
         for row in rows:
             counts[row.status] += 1
             progress.finish(row, ran=True)
 
-    if not units and not any(c.skip_reason and c.key() not in finished for c in plan_.cells):
+    if not units and not counts:
         print(f"nothing to run: all {len(plan_.cells)} cells are already in {plan_.run_dir} (a resumed "
               "run); pass --run-id NAME to measure them again")
     try:

@@ -34,7 +34,7 @@ from bench.models import workload
 from bench.sweep import collect, dynamo_state, faults
 from bench.sweep.extra_timings import host_enqueue_ms, host_pass_needed, peak_tflops
 from bench.sweep.failures import classify, describe
-from bench.sweep.pairing import Timed, time_alone, time_pair, timing_config
+from bench.sweep.pairing import Timed, time_alone, time_pair
 from bench.sweep.protocol import CellOutcome, UnitOutcome, UnitSpec
 
 
@@ -250,7 +250,7 @@ class _Unit:
         from bench.measure.nvml import TelemetrySampler, energy_reader
 
         cell = self.cells[0]
-        config, regime = timing_config(self.spec.timing), self.runtime.regime(self.device)
+        config, regime = self.spec.timing, self.runtime.regime(self.device)
         samplers: list[Any] = []
 
         def window() -> Any:
@@ -292,7 +292,7 @@ class _Unit:
             return
         from bench.sweep.int8 import time_against_fp32
 
-        config, regime = timing_config(self.spec.timing), self.runtime.regime(self.device)
+        config, regime = self.spec.timing, self.runtime.regime(self.device)
         for i, form in enumerate(opened.int8 for opened in self.opened):
             self.current = i
             self.records[i].int8.speedup = time_against_fp32(form, self.device, regime, config, self.spec.seed)
@@ -315,7 +315,7 @@ class _Unit:
             regime = "cudagraph" if self.cells[i].runtime == "cudagraph" else "eager"
             # a graph of as many calls as the timed graph holds: its pool is what the cell held while timed
             memory = measure_memory(fn, self.device, baseline, calls=calls, regime=regime,
-                                    graph_calls=timing_config(self.spec.timing).graph_calls)
+                                    graph_calls=self.spec.timing.graph_calls)
             if not self.runtime.torch_memory:  # an arena of its own: torch's counters miss it, NVML does not
                 memory = replace(memory, peak_allocated_mib=None, peak_reserved_mib=None)
             self.records[i].memory = memory
@@ -330,7 +330,7 @@ class _Unit:
                                         error=gate.describe() if mismatch else None,
                                         fields=self.records[i].fields(cell),
                                         samples_ms=[float(s) for s in stats.samples_ms]))
-        return UnitOutcome(cells=outcomes, pair=dict(timed.pair))
+        return UnitOutcome(cells=outcomes, pair=timed.pair)
 
     def failure(self, exc: BaseException) -> UnitOutcome:
         status, text = classify(exc), describe(exc)

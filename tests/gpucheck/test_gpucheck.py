@@ -150,7 +150,7 @@ def test_a_sweeps_estimate_follows_its_caps_and_its_cells():
     assert base.expected_s < base.cap_s and base.least_s < base.expected_s
     assert "16 units (16 pairs), 16 workers" in base.detail
     one_worker = with_overrides(paper, {"model": ["repvgg_a0"], "batch_size": [1, 8, 32, 128]})
-    longer = dataclasses.replace(one_worker, timing={**paper.timing, "min_time_s": 3.0, "timeout_s": 20.0})
+    longer = dataclasses.replace(one_worker, timing=dataclasses.replace(paper.timing, min_time_s=3.0, timeout_s=20.0))
     assert sweep_estimate(h200, longer).expected_s > sweep_estimate(h200, one_worker).expected_s + 4 * 1.5
     assert sweep_estimate(h200, longer).cap_s > sweep_estimate(h200, one_worker).cap_s + 4 * 9
     fewer = with_overrides(paper, {"model": ["repvgg_a0", "resnet18"]})

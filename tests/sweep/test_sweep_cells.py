@@ -64,7 +64,7 @@ def test_faults_match_cells_by_axes():
 
 
 def test_spec_and_outcome_roundtrip_through_json():
-    spec = CellSpec(cell=_cell(), device="cpu", seed=3, timing={"min_time_s": 0.1}, faults=("oom",))
+    spec = CellSpec(cell=_cell(), device="cpu", seed=3, faults=("oom",))
     assert CellSpec.from_json(spec.to_json()) == spec
     outcome = CellOutcome(status="ok", fields={"latency_ms_median": 1.5}, samples_ms=[1.0, 2.0])
     assert CellOutcome.from_json(outcome.to_json()) == outcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,24 @@ def test_cli_dry_run_lists_cells_and_skip_reasons(tmp_path, capsys):
     assert "fp16 not timed on CPU" in text
     assert "20 cells: 10 to run, 10 skipped" in text
     assert not out.exists()
+
+
+def test_the_validated_timing_travels_and_the_run_id_hashes_the_timing_a_config_sets(tmp_path):
+    """`[timing]` becomes the `TimingConfig` units are timed with; the run id hashes the keys the table
+    spelled out (as it always did: a preset that spells out a default keeps its run folder) and any
+    setting changed on the object."""
+    from bench.measure.timing import TimingConfig
+    from bench.sweep.runner import plan
+
+    plain = from_dict(_raw())
+    spelt = from_dict({**_raw(), "timing": {"min_samples": 10}})
+    assert spelt.timing == plain.timing == TimingConfig() and spelt.timing_keys == ("min_samples",)
+    assert spelt.timing_identity() == {"min_samples": 10} and plain.timing_identity() == {}
+    assert spelt.run_id("cpu", "m") != plain.run_id("cpu", "m")
+    longer = dataclasses.replace(plain, timing=dataclasses.replace(plain.timing, timeout_s=60.0))
+    assert longer.run_id("cpu", "m") != plain.run_id("cpu", "m")
+    planned = plan(dataclasses.replace(longer, device="cpu"), out=tmp_path)
+    assert planned.unit_spec(planned.cells[:1]).timing is longer.timing
 
 
 def test_the_run_id_depends_on_the_machine(monkeypatch):

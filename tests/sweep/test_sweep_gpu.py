@@ -103,4 +103,4 @@ def test_a_max_batch_probe_loads_the_build_its_parent_saved(tmp_path):
                 memory_format="channels_last", runtime="eager", resolution=64)
     path = save_form(cell, seed=0, folder=tmp_path)
     assert path is not None
-    fits(CellSpec(cell=cell, device="cuda", seed=0, probe=True, module_path=str(path)))
+    fits(CellSpec(cell=cell, device="cuda", seed=0, module_path=str(path)))

@@ -129,8 +129,8 @@ def test_each_form_is_built_once_and_the_probes_load_that_build(tmp_path, monkey
     path = maxbatch.save_form(CELL, seed=7, folder=tmp_path)
     assert builds == [("repvgg_a0", "train")]
     monkeypatch.setattr(build, "build_form", lambda *a, **k: pytest.fail("a probe built the model again"))
-    loaded = probe.load_form(CellSpec(cell=CELL, device="cpu", seed=7, probe=True, module_path=str(path)))
+    loaded = probe.load_form(CellSpec(cell=CELL, device="cpu", seed=7, module_path=str(path)))
     torch.manual_seed(7)
     assert torch.equal(loaded.weight, nn.Linear(3, 2).weight)
-    spec = CellSpec(cell=CELL, device="cpu", probe=True, module_path=str(path))
+    spec = CellSpec(cell=CELL, device="cpu", module_path=str(path))
     assert CellSpec.from_json(spec.to_json()) == spec

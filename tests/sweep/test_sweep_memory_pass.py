@@ -8,6 +8,7 @@ from torch import nn
 
 from bench.measure import memory
 from bench.measure.memory import MemoryBaseline
+from bench.measure.timing import TimingConfig
 from bench.results.cell import Cell
 from bench.sweep.protocol import UnitSpec
 from bench.sweep.unit import ModelCache, _Unit
@@ -24,7 +25,7 @@ def test_the_memory_pass_captures_the_timed_graphs_calls(monkeypatch):
     monkeypatch.setattr(memory, "measure_memory", spy)
     cell = Cell(model="repvgg_a0", form="deploy", mode="infer", batch_size=1, precision="fp32",
                 memory_format="contiguous", runtime="cudagraph", resolution=32)
-    unit = _Unit(UnitSpec(cells=(cell,), device="cpu", timing={"graph_calls": 10}), ModelCache(seed=0))
+    unit = _Unit(UnitSpec(cells=(cell,), device="cpu", timing=TimingConfig(graph_calls=10)), ModelCache(seed=0))
     net = nn.Identity()
     unit.memory([lambda: net(torch.ones(1))], [net], MemoryBaseline(device="cpu"))
     assert seen == [("cudagraph", 10)]

@@ -6,11 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from bench.measure.timing import TimingConfig
 from bench.results.io import RunWriter
 from bench.sweep.cells import expand
 from bench.sweep.config import from_dict
-from bench.sweep.protocol import UnitOutcome, UnitSpec, group_units
+from bench.sweep.protocol import PairOutcome, UnitOutcome, UnitSpec, group_units
 from bench.sweep.runner import make_row, plan, speedup_row
 
 
@@ -57,7 +59,7 @@ def test_a_lone_form_is_its_own_unit():
 
 def test_unit_spec_round_trips_through_json():
     cells = _cells()
-    spec = UnitSpec(cells=tuple(cells[:2]), device="cpu", seed=3, timing={"timeout_s": 1.0},
+    spec = UnitSpec(cells=tuple(cells[:2]), device="cpu", seed=3, timing=TimingConfig(timeout_s=1.0),
                     faults=(("oom",), ()), outcome_path="/tmp/x.json")
     back = UnitSpec.from_json(spec.to_json())
     assert back == spec and back.is_pair and back.worker_key() == ("repvgg_a0", "eager")
@@ -70,8 +72,8 @@ def _pair_rows(tmp_path: Path, statuses: tuple[str, str]):
     for cell_outcome, status in zip(outcome.cells, statuses):
         cell_outcome.status, cell_outcome.error = status, None if status == "ok" else f"{status}!"
         cell_outcome.fields = {"latency_ms_median": 2.0 if cell_outcome is outcome.cells[0] else 1.0}
-    outcome.pair = {"speedup_median": 2.0, "speedup_ci_low": 1.9, "speedup_ci_high": 2.1, "n_blocks": 20,
-                    "stop_reason": "converged", "timed_s": 1.5}
+    outcome.pair = PairOutcome(speedup_median=2.0, speedup_ci_low=1.9, speedup_ci_high=2.1, n_blocks=20,
+                               stop_reason="converged", timed_s=1.5)
     rows = [make_row(p, c, o, 0.0, 1.0) for c, o in zip(p.cells, outcome.cells)]
     return p, rows, speedup_row(p, rows, outcome, 0.0, 2.0)
 
@@ -84,7 +86,24 @@ def test_a_speedup_only_from_an_ok_pair(tmp_path):
                                (("ok", "error"), "error")):
         _, _, bad = _pair_rows(tmp_path, statuses)
         assert bad.status == expected and bad.speedup_median is None and bad.speedup_ci_low is None
-        assert bad.error == f"{expected}!"
+        assert bad.error == f"{expected}!" and (bad.n_blocks, bad.stop_reason, bad.timed_s) == (20, "converged", 1.5)
+
+
+def test_a_unit_outcome_and_its_pair_round_trip_through_json():
+    outcome = UnitOutcome.failed(2, "ok", "")
+    outcome.pair = PairOutcome(speedup_median=2.0, speedup_ci_low=None, speedup_ci_high=None, n_blocks=4,
+                               stop_reason="max_samples", timed_s=0.5)
+    assert UnitOutcome.from_json(outcome.to_json()) == outcome
+    assert UnitOutcome.from_json(UnitOutcome.failed(1, "oom", "x").to_json()).pair is None
+
+
+def test_a_row_refuses_a_measured_field_that_is_not_a_column(tmp_path):
+    """A misspelt column must fail where the row is made, not vanish from the tables."""
+    p = plan(from_dict({"axes": {"model": ["repvgg_a0"]}, "run": {"device": "cpu"}}), out=tmp_path)
+    outcome = UnitOutcome.failed(1, "ok", "").cells[0]
+    outcome.error, outcome.fields = None, {"latency_ms_median": 1.0, "latency_ms_medain": 1.0}
+    with pytest.raises(ValueError, match=r"'latency_ms_medain' is not a column of Result"):
+        make_row(p, p.cells[0], outcome, 0.0, 1.0)
 
 
 def test_speedups_table_follows_its_cells_and_tables_wait_for_flush(tmp_path):
