@@ -184,7 +184,9 @@ def test_resume_after_a_killed_sweep(tmp_path):
     out = tmp_path / "results"
     first = _bench_run(config_path, out)
     deadline = time.monotonic() + 90
-    while _rows_written(out) < 1:
+    # a pair's two cell files are written one after the other (a few ms apart): wait for both, so the kill
+    # lands between pairs (the second pair is timed for at least its min_time_s after the first is written)
+    while _rows_written(out) < 2:
         assert first.poll() is None, first.stdout.read()
         assert time.monotonic() < deadline, "no cell finished in time"
         time.sleep(0.05)
