@@ -31,6 +31,7 @@ from bench.measure.timing import TimingConfig
 from bench.models.gate import GateResult, run_gate
 from bench.reparam import fold_report
 from bench.models.workload import infer_fn
+from bench.usage import unknown
 
 PRECISIONS: tuple[str, ...] = tuple(DTYPES)
 """The sweep's precisions: fp32 and tf32 keep fp32 tensors (tf32 is the CUDA switch), fp16/bf16 cast."""
@@ -129,7 +130,7 @@ def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional
                          "does not drive: use `bench run --precision int8 --runtime onnxruntime` or `bench quant`; "
                          f"valid here: {', '.join(PRECISIONS)}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision '{precision}' is unknown; valid: {', '.join(PRECISIONS)}")
+        raise unknown("precision", precision, PRECISIONS)
     with precision_settings(precision) as settings:
         return _gate_and_time(model, example_input, deploy, convert, precision, config, seed, settings)
 

@@ -17,6 +17,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from bench.usage import unknown
+
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "int8")
 
 
@@ -124,6 +126,6 @@ def find_peak(device_name: str) -> Optional[Peak]:
 def peak_tflops(device_name: str, precision: str) -> Optional[float]:
     """Dense peak TFLOP/s of `device_name` (e.g. torch.cuda.get_device_name()) at `precision`, or None."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision '{precision}' is unknown; known: {', '.join(PRECISIONS)}")
+        raise unknown("precision", precision, PRECISIONS)
     peak = find_peak(device_name)
     return getattr(peak, precision) if peak is not None else None

@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 
+from bench.usage import unknown
+
 PRECISION_SETTINGS: dict[str, Callable[[], None]] = {}
 
 DTYPES: dict[str, torch.dtype] = {
@@ -94,7 +96,7 @@ def _int8() -> None:
 
 def _check(precision: str) -> None:
     if precision not in PRECISION_SETTINGS:
-        raise ValueError(f"precision '{precision}' is unknown; known: {', '.join(PRECISION_SETTINGS)}")
+        raise unknown("precision", precision, PRECISION_SETTINGS)
 
 
 def apply_precision_settings(precision: str, cudnn_benchmark: bool = True,

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from bench.results.schema import AXES, COLUMNS, SPEEDUP_COLUMNS, STATUSES, Result, Speedup
 from bench.results.tables import clean_number, run_tables
+from bench.usage import unknown
 
 try:
     import fcntl
@@ -319,5 +320,5 @@ def read_cell(path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{path}: row lacks {', '.join(missing)}")
     if row["status"] not in STATUSES:
-        raise ValueError(f"{path}: status '{row['status']}' is unknown; known: {', '.join(STATUSES)}")
+        raise unknown(f"{path}: status", row["status"], STATUSES)
     return record
