@@ -32,6 +32,7 @@ from bench.models.gate import GateResult, run_gate
 from bench.reparam import fold_report
 from bench.models.workload import infer_fn
 from bench.results.precision import QUANTIZED, TORCH_PRECISIONS as PRECISIONS
+from bench.usage import unknown
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def benchmark(model: nn.Module, example_input: torch.Tensor, *, deploy: Optional
                          f"benchmark() does not drive: use `bench run --precision {precision} --runtime onnxruntime` "
                          f"or `bench quant`; valid here: {', '.join(PRECISIONS)}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision '{precision}' is unknown; valid: {', '.join(PRECISIONS)}")
+        raise unknown("precision", precision, PRECISIONS)
     with precision_settings(precision) as settings:
         return _gate_and_time(model, example_input, deploy, convert, precision, config, seed, settings)
 

@@ -2,7 +2,8 @@
 
 Holds no logic. Each command lives in the package it belongs to, as a module exposing
 `add_arguments(parser)` and `run(args) -> int`; this file only maps names to those modules and imports a
-module when its command is used, so `bench env` works even where a heavier package cannot import.
+module when its command is used, so `bench env` works even where a heavier package cannot import. Bad
+input from any command (a `bench.usage.UsageError`) becomes one line and exit 2 here, in one place.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import importlib
 import sys
 from types import ModuleType
+
+from bench.usage import EXIT_USAGE, UsageError, unknown
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.sweep.command", "run a sweep (preset or TOML config) and write results"),
@@ -84,12 +87,15 @@ def _main(argv: list[str] | None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        known = ", ".join(COMMANDS)
-        print(f"bench: command '{command}' is unknown; known: {known}", file=sys.stderr)
-        return 2
+        print(f"bench: {unknown('command', command, COMMANDS)}", file=sys.stderr)
+        return EXIT_USAGE
     module = _load(command)
     parser = argparse.ArgumentParser(prog=f"bench {command}", description=COMMANDS[command][1],
                                      epilog=_epilog(command))
     module.add_arguments(parser)
     args = parser.parse_args(rest)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as exc:
+        print(f"bench {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -50,7 +50,7 @@ def _broken(model: nn.Module) -> nn.Module:
 
 
 def test_bad_arguments_are_refused():
-    with pytest.raises(ValueError, match="precision 'fp8' is unknown; valid: fp32, tf32, fp16, bf16$"):
+    with pytest.raises(ValueError, match="precision 'fp8' is unknown; known: fp32, tf32, fp16, bf16$"):
         benchmark(_net(), torch.randn(1, 3, 32, 32), precision="fp8")
     with pytest.raises(ValueError, match="'int8' needs a runtime that quantizes.*--runtime onnxruntime.*"
                                          "valid here: fp32, tf32, fp16, bf16$"):

@@ -34,6 +34,7 @@ from bench.results.read import ResultsFileError, behind_note, load, load_samples
 from bench.results.runlock import holder
 from bench.results.schema import COLUMNS, SAMPLE_COLUMNS
 from bench.results.tables import samples_schema, summary_schema
+from bench.usage import UsageError
 
 
 def baseline_path(results_root: Path | str, hardware: str) -> Path:
@@ -41,7 +42,7 @@ def baseline_path(results_root: Path | str, hardware: str) -> Path:
     return baselines_dir(results_root) / f"{hardware}.parquet"
 
 
-class BaselineRefused(ValueError):
+class BaselineRefused(UsageError):
     """The run would make a misleading baseline (failed or noisy cells) and --force was not given."""
 
 
@@ -71,14 +72,14 @@ def promote(run_dir: Path | str, results_root: Path | str | None = None, force: 
                               "baseline update when the sweep has finished")
     summary = load(run_dir)
     if summary.empty:
-        raise ValueError(f"{run_dir}: holds no result rows; a baseline needs a measured run")
+        raise UsageError(f"{run_dir}: holds no result rows; a baseline needs a measured run")
     runs = sorted(summary["run_id"].astype(str).unique())
     hardware = sorted(summary["hardware"].astype(str).unique())
     if len(runs) != 1 or len(hardware) != 1:
-        raise ValueError(f"{run_dir}: holds {len(runs)} run(s) ({', '.join(runs)}) on {', '.join(hardware)}; "
+        raise UsageError(f"{run_dir}: holds {len(runs)} run(s) ({', '.join(runs)}) on {', '.join(hardware)}; "
                          "a baseline is one run: pass results/<hardware>/<run_id>")
     if not summary["status"].eq("ok").any():
-        raise ValueError(f"{run_dir}: no cell has status ok; a baseline needs measured cells")
+        raise UsageError(f"{run_dir}: no cell has status ok; a baseline needs measured cells")
     unfit = unfit_cells(summary)
     if unfit and not force:
         shown = "\n  ".join(unfit[:20]) + (f"\n  ... {len(unfit) - 20} more" if len(unfit) > 20 else "")
@@ -135,9 +136,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         return _update(args) if args.action == "update" else _show(args)
-    except (ResultsFileError, ValueError) as exc:
-        print(f"bench baseline {args.action}: {exc}", file=sys.stderr)
-        return 2
     except OSError as exc:  # a read-only or full results root: say where, not a traceback
         where = exc.filename or baselines_dir(args.results_root)
         print(f"bench baseline {args.action}: cannot write {where}: {exc.strerror or exc}; make "

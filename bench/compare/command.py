@@ -3,7 +3,7 @@
 BASELINE and NEW are each a run folder `results/<hardware>/<run_id>/`, or a baseline file
 `results/baselines/<hardware>.parquet` (its raw samples beside it). Exit codes: 0 pass (AMBIGUOUS never
 fails), 1 a SLOWER cell or a correctness gate regression (plus whatever `--fail-on` adds), 2 the inputs
-cannot be compared (unreadable, or different hardware without `--across-hardware`).
+cannot be compared (unreadable, or different hardware without `--across-hardware`): a `UsageError`.
 
 `--speedups-only` compares only the deploy/train speedup of each configuration (a ratio inside one run),
 which is allowed across hardware; it fails on a speedup SMALLER beyond `--threshold`, a speedup LOST
@@ -13,14 +13,13 @@ which is allowed across hardware; it fails on a speedup SMALLER beyond `--thresh
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from bench.compare.comparison import FAIL_ON_CHOICES, HardwareMismatchError, compare, load_run
+from bench.compare.comparison import FAIL_ON_CHOICES, check_fail_on, compare, load_run
 from bench.compare.speedups_only import RENDERERS as SPEEDUP_RENDERERS, compare_speedups_only
-from bench.results.read import ResultsFileError
 from bench.compare.render import RENDERERS
 from bench.compare.verdicts import Settings
+from bench.usage import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,20 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    fail_on = tuple(f for f in args.fail_on.split(",") if f)
+    fail_on = check_fail_on(tuple(f for f in args.fail_on.split(",") if f))
     if args.speedups_only:
         return _speedups_only(args, fail_on)
-    try:
-        settings = Settings(threshold=args.threshold, fdr=args.fdr, n_boot=args.n_boot, seed=args.seed,
-                            memory_tolerance_mib=args.memory_tolerance_mib)
-        result = compare(load_run(args.baseline), load_run(args.new), settings,
-                         across_hardware=args.across_hardware, fail_on=fail_on)
-    except HardwareMismatchError as exc:
-        print(f"bench compare: refused: {exc}", file=sys.stderr)
-        return 2
-    except (ResultsFileError, ValueError) as exc:
-        print(f"bench compare: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings(threshold=args.threshold, fdr=args.fdr, n_boot=args.n_boot, seed=args.seed,
+                        memory_tolerance_mib=args.memory_tolerance_mib)
+    result = compare(load_run(args.baseline), load_run(args.new), settings,
+                     across_hardware=args.across_hardware, fail_on=fail_on)
     if args.json:
         print(RENDERERS["json"](result))
     elif args.markdown:
@@ -75,14 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _speedups_only(args: argparse.Namespace, fail_on: tuple[str, ...]) -> int:
     if fail_on or args.across_hardware:
-        print("bench compare: --fail-on and --across-hardware do not apply with --speedups-only (which compares "
-              "across hardware and always fails on SMALLER, LOST or MISSING speedups)", file=sys.stderr)
-        return 2
-    try:
-        settings = Settings(threshold=args.threshold, fdr=args.fdr, n_boot=args.n_boot, seed=args.seed)
-        result = compare_speedups_only(load_run(args.baseline), load_run(args.new), settings)
-    except (ResultsFileError, ValueError) as exc:
-        print(f"bench compare: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError("--fail-on and --across-hardware do not apply with --speedups-only (which compares "
+                         "across hardware and always fails on SMALLER, LOST or MISSING speedups)")
+    settings = Settings(threshold=args.threshold, fdr=args.fdr, n_boot=args.n_boot, seed=args.seed)
+    result = compare_speedups_only(load_run(args.baseline), load_run(args.new), settings)
     print(SPEEDUP_RENDERERS["json" if args.json else "markdown" if args.markdown else "text"](result))
     return result.exit_code()

@@ -37,6 +37,7 @@ from bench.results.schema import AXES
 from bench.compare.speedup import SMALLER, compare_speedups, speedups_of
 from bench.compare.stats import bootstrap_medians
 from bench.compare.verdicts import MISSING, NEW, SLOWER, UNTIMED, Settings, medians, timing_verdicts
+from bench.usage import UsageError, unknown
 
 TIMED_STATUSES: tuple[str, ...] = ("ok", "mismatch")
 CONTEXT_COLUMNS: tuple[str, ...] = ("run_id", "git_sha", "device", "torch_version", "cuda_version",
@@ -45,7 +46,7 @@ __all__ = ["Comparison", "FalseAlarmEstimate", "HardwareMismatchError", "RunData
            "false_alarm_rate", "load_run", "run_data"]
 
 
-class HardwareMismatchError(ValueError):
+class HardwareMismatchError(UsageError):
     """Timings measured on different hardware cannot be compared cell by cell."""
 
 
@@ -72,17 +73,17 @@ class RunData:
 def run_data(summary: pd.DataFrame, samples: pd.DataFrame | None, label: str) -> RunData:
     """Check that `summary` is one hardware with unique cells, and attach each cell's samples."""
     if summary.empty:
-        raise ValueError(f"{label}: holds no result rows")
+        raise UsageError(f"{label}: holds no result rows")
     hardware = sorted(summary["hardware"].astype(str).unique())
     if len(hardware) > 1:
-        raise ValueError(f"{label}: mixes hardware {', '.join(hardware)}; pass one run folder or baseline")
+        raise UsageError(f"{label}: mixes hardware {', '.join(hardware)}; pass one run folder or baseline")
     summary = summary.copy()
     for axis in ("batch_size", "resolution"):
         summary[axis] = summary[axis].astype(int)
     dup = summary[summary.duplicated(list(AXES), keep=False)]
     if not dup.empty:
         runs = ", ".join(sorted(dup["run_id"].astype(str).unique()))
-        raise ValueError(f"{label}: {len(dup)} rows measure the same cells (runs {runs}); pass one run folder")
+        raise UsageError(f"{label}: {len(dup)} rows measure the same cells (runs {runs}); pass one run folder")
     summary = summary.sort_values(list(AXES), kind="stable").reset_index(drop=True)
     arrays = _sample_arrays(summary, samples)
     _check_timings(summary, arrays, label)
@@ -121,7 +122,7 @@ def _check_timings(summary: pd.DataFrame, samples: list[np.ndarray], label: str)
                 if row["status"] == "ok" and (why := _timing_problem(row, values)) is not None]
     if problems:
         shown = "; ".join(problems[:SHOWN_CELLS]) + ("; ..." if len(problems) > SHOWN_CELLS else "")
-        raise ValueError(f"{label}: {len(problems)} ok row(s) carry no usable timing ({shown}); their files "
+        raise UsageError(f"{label}: {len(problems)} ok row(s) carry no usable timing ({shown}); their files "
                          "were damaged or written by something else: restore them, or measure those cells again "
                          "in a new run (bench run --run-id NAME)")
 
@@ -224,13 +225,19 @@ def legacy_id_note(a: str, b: str) -> str:
             "--speedups-only, which may cross machines")
 
 
+def check_fail_on(fail_on: tuple[str, ...]) -> tuple[str, ...]:
+    """`fail_on` if every entry is one of FAIL_ON_CHOICES; `bench compare` checks it before reading a run."""
+    wrong = [f for f in fail_on if f not in FAIL_ON_CHOICES]
+    if wrong:
+        raise unknown("fail_on", wrong, FAIL_ON_CHOICES)
+    return fail_on
+
+
 def compare(base: RunData, new: RunData, settings: Settings | None = None, across_hardware: bool = False,
             fail_on: tuple[str, ...] = ()) -> Comparison:
     """Compare two runs; raises HardwareMismatchError for different hardware unless `across_hardware`."""
     settings = settings or Settings()
-    unknown = [f for f in fail_on if f not in FAIL_ON_CHOICES]
-    if unknown:
-        raise ValueError(f"fail_on '{unknown[0]}' is unknown; known: {', '.join(FAIL_ON_CHOICES)}")
+    check_fail_on(fail_on)
     across = base.hardware != new.hardware
     if across and not across_hardware:
         raise HardwareMismatchError(

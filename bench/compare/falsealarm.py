@@ -25,6 +25,7 @@ import pandas as pd
 from bench.results.schema import AXES
 from bench.compare.stats import wilson_interval
 from bench.compare.verdicts import AMBIGUOUS, FASTER, SLOWER, Settings, timing_verdicts
+from bench.usage import unknown
 
 SPLITS: tuple[str, ...] = ("random", "halves")
 
@@ -80,7 +81,7 @@ def false_alarm_rate(samples_df: pd.DataFrame, n_trials: int = 200, settings: Se
     `samples_df`: rows with SAMPLE_COLUMNS (what `bench.results.load_samples` returns), any number of runs.
     """
     if split not in SPLITS:
-        raise ValueError(f"split '{split}' is unknown; known: {', '.join(SPLITS)}")
+        raise unknown("split", split, SPLITS)
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     settings = settings or Settings()

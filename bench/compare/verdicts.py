@@ -30,6 +30,7 @@ import numpy as np
 
 from bench.compare.stats import (benjamini_hochberg, bootstrap_medians, mann_whitney_greater, normal_sf,
                                  percentile_interval)
+from bench.usage import UsageError
 
 SAME, FASTER, SLOWER, AMBIGUOUS = "SAME", "FASTER", "SLOWER", "AMBIGUOUS"
 MISSING, NEW, UNTIMED = "MISSING", "NEW", "UNTIMED"
@@ -54,7 +55,7 @@ class Settings:
                   "level": 0 < self.level < 1, "memory_tolerance_mib": self.memory_tolerance_mib >= 0}
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid setting(s) {', '.join(bad)}: threshold, fdr and level lie in (0, 1), "
+            raise UsageError(f"invalid setting(s) {', '.join(bad)}: threshold, fdr and level lie in (0, 1), "
                              "n_boot >= 100, memory_tolerance_mib >= 0")
 
     @property

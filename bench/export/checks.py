@@ -23,9 +23,10 @@ from torch import nn
 
 from bench.export import onnx_check
 from bench.models.gate import GATE_MAX_BATCH, GateResult, compare_outputs
+from bench.usage import UsageError
 
 
-class UncheckableOutput(ValueError):
+class UncheckableOutput(UsageError):
     """The model returns something other than one tensor, which no check can compare."""
 
 

@@ -28,6 +28,7 @@ from bench.export import checks, onnx_check
 from bench.measure.memory import MIB, host_memory_bytes, is_out_of_memory
 from bench.measure.repro import dtype_for
 from bench.results.precision import PRECISIONS as TABLE, QUANTIZED, TORCH_PRECISIONS
+from bench.usage import UsageError, unknown
 
 FORMS: tuple[str, ...] = ("deploy", "train")
 EXIT_INTERRUPTED = 130
@@ -70,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
 
 
-class ExportRefused(ValueError):
+class ExportRefused(UsageError):
     """Bad input found while exporting (a model that exits or does not fit, an unwritable `--out`):
     nothing is written, exit 2."""
 
@@ -101,15 +102,15 @@ def _out_folder_problem(out: Path, force: bool) -> str | None:
 def _validate(args: argparse.Namespace) -> str | None:
     """The first problem with the arguments, or None; checked before anything is built or written."""
     if args.format not in FORMATS:
-        return f"format '{args.format}' is unknown; valid: {', '.join(FORMATS)}"
+        return str(unknown("format", args.format, FORMATS))
     if args.form not in FORMS:
-        return f"form '{args.form}' is unknown; valid: {', '.join(FORMS)}"
+        return str(unknown("form", args.form, FORMS))
     if args.precision in QUANTIZED:
         return (f"precision '{args.precision}' is not an export dtype: {args.precision} graphs are the fp32 export "
                 f"quantized at run time (`bench quant`, `bench run --precision {args.precision} --runtime "
                 f"onnxruntime`); valid: {', '.join(PRECISIONS)}")
     if args.precision not in PRECISIONS:
-        return f"precision '{args.precision}' is unknown; valid: {', '.join(PRECISIONS)}"
+        return str(unknown("precision", args.precision, PRECISIONS))
     if args.format == "onnx" and args.precision not in ONNX_PRECISIONS:
         return f"precision '{args.precision}' cannot be checked with ONNX Runtime; valid: {', '.join(ONNX_PRECISIONS)}"
     if args.batch < 1 or (args.resolution is not None and args.resolution < 1):

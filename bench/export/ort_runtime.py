@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from bench.export import onnx_check
+from bench.usage import unknown
 
 PROVIDERS: dict[str, str] = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 TRT_PROVIDER = "TensorrtExecutionProvider"
@@ -169,7 +170,7 @@ def _check(device: torch.device, level: str, provider: Optional[str]) -> str:
     if reason:
         raise RuntimeError(reason)
     if level not in GRAPH_LEVELS:
-        raise ValueError(f"graph optimisation level '{level}' is unknown; valid: {', '.join(GRAPH_LEVELS)}")
+        raise unknown("graph optimisation level", level, GRAPH_LEVELS)
     provider = provider or PROVIDERS[device.type]
     if provider != PROVIDERS["cpu"] and device.type != "cuda":
         raise ValueError(f"{provider} runs on CUDA devices only, not {device}")

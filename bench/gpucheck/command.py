@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +23,7 @@ from bench.gpucheck import summary
 from bench.gpucheck.checks import preset_plan, steps
 from bench.gpucheck.steps import run_steps
 from bench.results.layout import ROOT_DEFAULT_HELP, results_root
+from bench.usage import UsageError, unknown
 
 DEFAULT_BUDGET_S = 420.0
 
@@ -52,7 +52,7 @@ def cuda_missing() -> Optional[str]:
 
     if torch.cuda.is_available():
         return None
-    return (f"bench gpu-check needs a CUDA GPU, and torch {torch.__version__} sees none "
+    return (f"needs a CUDA GPU, and torch {torch.__version__} sees none "
             f"(torch.cuda.is_available() is False, torch.version.cuda is {torch.version.cuda}); run it on the "
             f"GPU machine, or pass --dry-run --assume {'|'.join(sorted(planning.PROFILES))} to see its plan")
 
@@ -61,20 +61,19 @@ def _presets(text: str) -> list[str]:
     from bench.sweep.config import preset_names
 
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in preset_names()]
-    if unknown:
-        raise ValueError(f"preset '{unknown[0]}' is unknown; known: {', '.join(preset_names())}")
+    missing = [n for n in names if n not in preset_names()]
+    if missing:
+        raise unknown("preset", missing, preset_names())
     if len(set(names)) != len(names):
-        raise ValueError(f"--presets names a preset twice: {text}")
+        raise UsageError(f"--presets names a preset twice: {text}")
     return names
 
 
-def _usage_error(args: argparse.Namespace) -> Optional[str]:
+def _check_args(args: argparse.Namespace) -> None:
     if not args.budget_s > 0:
-        return f"--budget-s must be > 0; got {args.budget_s}"
+        raise UsageError(f"--budget-s must be > 0; got {args.budget_s}")
     if args.assume and not args.dry_run:
-        return "--assume plans for another device: use it with --dry-run"
-    return None
+        raise UsageError("--assume plans for another device: use it with --dry-run")
 
 
 def _device_profile(args: argparse.Namespace) -> tuple[planning.DeviceProfile, str]:
@@ -90,19 +89,12 @@ def _device_profile(args: argparse.Namespace) -> tuple[planning.DeviceProfile, s
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        presets = _presets(args.presets)
-        error = _usage_error(args)
-    except ValueError as exc:
-        error = str(exc)
-    if error:
-        print(f"bench gpu-check: {error}", file=sys.stderr)
-        return 2
+    presets = _presets(args.presets)
+    _check_args(args)
     if not args.dry_run or not args.assume:
         reason = cuda_missing()
         if reason:
-            print(reason, file=sys.stderr)
-            return 2
+            raise UsageError(reason)
     profile, device = _device_profile(args)
     results_root = args.results.resolve()
     plan = planning.make_plan(steps(presets, results_root), lambda step: step.estimate(profile), args.budget_s)
@@ -112,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = (args.out or Path(f"gpu-check-{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%SZ}")).resolve()
     if out.exists():
-        print(f"bench gpu-check: {out} exists; choose a new --out (nothing there is overwritten)", file=sys.stderr)
-        return 2
+        raise UsageError(f"{out} exists; choose a new --out (nothing there is overwritten)")
     return _run(args, out, plan, presets, results_root, device)
 
 

@@ -21,6 +21,7 @@ import torch
 
 from bench.measure import nvml_lib
 from bench.measure.preflight import Check, preflight
+from bench.usage import UsageError
 
 __all__ = ["Check", "add_arguments", "fingerprint", "hardware_slug", "machine_load", "preflight", "run",
            "run_environment"]
@@ -141,7 +142,7 @@ def hardware_slug(device: Optional[torch.device | str] = None) -> str:
     return cpu_slug(cpu_model(), usable_cpus(), _cpu_ids())
 
 
-class DeviceError(RuntimeError):
+class DeviceError(UsageError, RuntimeError):
     """The requested device is not there (e.g. --device cuda on a machine without CUDA)."""
 
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from bench.measure import nvml_lib
+from bench.usage import unknown
 
 MIB = 2**20
 OOM_MARKERS: tuple[str, ...] = (
@@ -210,7 +211,7 @@ def measure_memory(fn: Callable[[], Any], device: torch.device | str, baseline: 
     """Run `fn` `calls` times (two, so state created by the first call, e.g. optimizer buffers, counts),
     eagerly or, for regime "cudagraph", as replays of a graph of `graph_calls` calls (module docstring)."""
     if regime not in MEMORY_PASSES:
-        raise ValueError(f"memory regime '{regime}' is unknown; known: {', '.join(MEMORY_PASSES)}")
+        raise unknown("memory regime", regime, MEMORY_PASSES)
     device = torch.device(device)
     if device.type != "cuda":
         gc.collect()

@@ -55,6 +55,7 @@ from bench.measure.stats import (CONFIDENCE, LatencyStats, median, relative_half
                                  speedup_interval)
 from bench.measure.timing import (TimedWindow, TimingConfig, WarmStart, block_size, median_precision,
                                   warm_start, window)
+from bench.usage import unknown
 
 SPEEDUP_CI_METHOD = "block_pair_log_ratio_order_stat"
 """The name rows carry for the speedup interval's method."""
@@ -115,7 +116,7 @@ def pair_schedule(pair_index: int, order: str, rng: Optional[random.Random] = No
         if rng is None:
             raise ValueError("pair order 'random' needs a random.Random")
         return (0, 1) if rng.random() < 0.5 else (1, 0)
-    raise ValueError(f"pair order {order!r} is unknown; known: ABBA, random")
+    raise unknown("pair order", order, ("ABBA", "random"))
 
 
 def pair_stop_reason(first_ms: list[float], second_ms: list[float], block_log_ratios: list[float],

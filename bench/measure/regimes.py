@@ -19,6 +19,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from bench.usage import unknown
+
 REGIMES: dict[str, type["Timer"]] = {}
 
 
@@ -37,7 +39,7 @@ def register_regime(name: str) -> Callable[[type["Timer"]], type["Timer"]]:
 
 def get_regime(name: str) -> type["Timer"]:
     if name not in REGIMES:
-        raise ValueError(f"timing regime '{name}' is unknown; known: {', '.join(sorted(REGIMES))}")
+        raise unknown("timing regime", name, sorted(REGIMES))
     return REGIMES[name]
 
 

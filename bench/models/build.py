@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.usage import unknown
+
 FORMS: tuple[str, ...] = ("train", "deploy")
 
 
@@ -41,6 +43,6 @@ def deploy_form(train: nn.Module) -> nn.Module:
 def build_form(name: str, form: str, seed: int = 0) -> nn.Module:
     """`training_form`, folded when `form` is 'deploy'."""
     if form not in FORMS:
-        raise ValueError(f"form '{form}' is unknown; known: {', '.join(FORMS)}")
+        raise unknown("form", form, FORMS)
     train = training_form(name, seed)
     return train if form == "train" else deploy_form(train)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.models.checkpoint_sources import SOURCES, map_keys
+from bench.usage import UsageError, unknown
 
 WRAPPER_KEYS: tuple[str, ...] = ("state_dict", "model", "model_state_dict")
 PREFIXES: tuple[str, ...] = ("module.",)
@@ -29,7 +30,7 @@ TRAIN_MARKERS: tuple[str, ...] = ("rbr_dense", "square_conv", "dbb_origin")
 StateDictLike = Union[str, Path, Mapping[str, Any], nn.Module]
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UsageError):
     """The checkpoint's keys or shapes do not match the model's."""
 
 
@@ -130,7 +131,7 @@ def load_checkpoint(
     (after unwrapping and mapping); shapes must always match.
     """
     if source not in SOURCES:
-        raise ValueError(f"checkpoint source '{source}' is unknown; known: {', '.join(SOURCES)}")
+        raise unknown("checkpoint source", source, SOURCES)
     state = map_keys(unwrap_state_dict(path_or_state_dict), source)
     _check_keys(model.state_dict(), state, strict)
     model.load_state_dict(state, strict=strict)

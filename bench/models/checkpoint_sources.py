@@ -12,6 +12,8 @@ from typing import Callable
 
 from torch import Tensor
 
+from bench.usage import unknown
+
 TIMM_SEGMENTS: dict[str, str] = {
     "conv_kxk": "rbr_dense", "conv_1x1": "rbr_1x1", "identity": "rbr_identity", "reparam_conv": "rbr_reparam",
 }
@@ -45,5 +47,5 @@ or by this project)."""
 
 def map_keys(state: dict[str, Tensor], source: str) -> dict[str, Tensor]:
     if source not in SOURCES:
-        raise ValueError(f"checkpoint source '{source}' is unknown; known: {', '.join(SOURCES)}")
+        raise unknown("checkpoint source", source, SOURCES)
     return SOURCES[source](state)

@@ -18,6 +18,7 @@ from torch import nn
 
 from bench.models.registry import Builder, ModelInfo, register_prefix
 from bench.reparam import to_deploy
+from bench.usage import unknown
 
 
 def _import(package: str, name: str) -> ModuleType:
@@ -54,9 +55,7 @@ def _torchvision_builder(name: str) -> Builder:
         models = _import("torchvision", name).models
         known = set(models.list_models())
         if name not in known:
-            raise ValueError(
-                f"model 'torchvision:{name}' is unknown to torchvision; known: {', '.join(sorted(known))}"
-            )
+            raise unknown("torchvision model", name, sorted(known))
         model = models.get_model(name, weights=None, **kwargs)
         return _torchvision_deploy(model) if deploy else model
 

@@ -34,6 +34,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from bench.models.build import FORMS
 from bench.results.layout import baselines_dir, results_root
+from bench.usage import unknown
 
 EXPECTATIONS = baselines_dir(results_root()) / "cpu_invariants.json"
 """Default expectation file, relative to the repository root."""
@@ -237,10 +238,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     known = model_names()
     names = [n for n in args.models.split(",") if n] or None
-    unknown = [n for n in names or [] if n not in known]
-    if unknown:
-        print(f"invariants: model '{unknown[0]}' is unknown; known: {', '.join(known)}", file=sys.stderr)
-        return 2
+    missing = [n for n in names or [] if n not in known]
+    if missing:
+        raise unknown("model", missing, known)
     if args.write:
         return _write(args.file, names)
     try:
@@ -266,12 +266,3 @@ def _write(path: Path, names: list[str] | None) -> int:
     print(f"wrote {path}: {len(models)} models")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench invariants", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

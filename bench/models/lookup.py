@@ -13,8 +13,10 @@ import importlib
 from types import ModuleType
 from typing import Callable, Iterable, Optional, Sequence
 
+from bench.usage import UsageError, unknown
 
-class UnknownModelError(ValueError):
+
+class UnknownModelError(UsageError):
     """A model name that cannot be built here; the message names the known ones or what is missing."""
 
 
@@ -48,7 +50,7 @@ def external_problem(name: str) -> Optional[str]:
         return None
     prefix, _, model = name.partition(":")
     if prefix not in EXTERNAL_CATALOGUES:
-        return f"model '{name}': prefix '{prefix}' is unknown; external prefixes: {', '.join(EXTERNAL_CATALOGUES)}"
+        return str(unknown(f"model '{name}': prefix", prefix, EXTERNAL_CATALOGUES))
     try:
         library = importlib.import_module(prefix)
     except ImportError:
@@ -68,10 +70,8 @@ def check_models(values: Sequence[str], known: Iterable[str] | None = None) -> t
         problems = [p for v in values if ":" in v and v not in known_list and (p := external_problem(v))]
         if problems:
             raise UnknownModelError("; ".join(problems))
-    unknown = [v for v in values if v not in known_list and not (known is None and ":" in v)]
-    if unknown:
-        raise UnknownModelError(
-            f"model {', '.join(repr(u) for u in unknown)} is unknown; known: {', '.join(known_list)}"
-            " (and external 'torchvision:<name>' / 'timm:<name>' models where installed)"
-        )
+    missing = [v for v in values if v not in known_list and not (known is None and ":" in v)]
+    if missing:
+        raise unknown("model", missing, known_list, error=UnknownModelError,
+                      also=" (and external 'torchvision:<name>' / 'timm:<name>' models where installed)")
     return tuple(values)

@@ -7,7 +7,6 @@ use the decorator. Names with a prefix (`torchvision:resnet50`, `timm:repvgg_a2`
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -16,6 +15,7 @@ from torch import nn
 
 from bench.models import user as _user
 from bench.models.paper import PaperFigures, paper_figures
+from bench.usage import UsageError, unknown
 
 Builder = Callable[..., nn.Module]
 """`builder(deploy: bool = False, **kwargs) -> nn.Module`"""
@@ -99,14 +99,9 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _unknown(name: str) -> ValueError:
-    known = names()
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+def _unknown(name: str) -> UsageError:
     prefixes = ", ".join(f"'{p}:<name>'" for p in sorted(_PREFIXES))
-    return ValueError(
-        f"model '{name}' is unknown{hint}; known: {', '.join(known)}; external models: {prefixes}"
-    )
+    return unknown("model", name, names(), also=f"; external models: {prefixes}")
 
 
 def _resolve(name: str) -> _Entry:
@@ -116,7 +111,7 @@ def _resolve(name: str) -> _Entry:
     prefix, sep, rest = name.partition(":")
     if sep and prefix in _PREFIXES:
         if not rest:
-            raise ValueError(f"model '{name}' names no model after '{prefix}:'")
+            raise UsageError(f"model '{name}' names no model after '{prefix}:'")
         info, builder = _PREFIXES[prefix](rest)
         return _Entry(info, builder)
     if _user.looks_like_user_spec(name, tuple(_PREFIXES)):

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from bench.models.registry import register
 from bench.reparam import QARepVGGBlock, RepVGGBlock
+from bench.usage import unknown
 
 BLOCKS: dict[str, type[nn.Module]] = {"repvgg": RepVGGBlock, "qarepvgg": QARepVGGBlock}
 """Which block fills the RepVGG layout: the original, or QARepVGG (Chu et al. 2022) on the same layout."""
@@ -82,7 +83,7 @@ class RepVGG(nn.Module):
     ) -> None:
         super().__init__()
         if block not in BLOCKS:
-            raise ValueError(f"RepVGG block '{block}' is unknown; known: {', '.join(BLOCKS)}")
+            raise unknown("RepVGG block", block, BLOCKS)
         if use_se and block != "repvgg":
             raise ValueError(f"SE is defined for the 'repvgg' block only, not '{block}'")
         if len(num_blocks) != 4 or len(width_multiplier) != 4:

@@ -19,6 +19,7 @@ from types import ModuleType
 import torch
 
 from bench.reparam.conventions import CONVENTIONS, convention_of
+from bench.usage import UsageError
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,9 @@ def reparameterizable(patterns: list[str]) -> list[TimmArch]:
     """The re-parameterizable timm architectures matching any of `patterns` (fnmatch globs on timm names,
     without the `timm:` prefix), in timm's order. A pattern that matches no timm name is an error."""
     families = _family_of()
-    unknown = [p for p in patterns if not fnmatch.filter(families, p)]
-    if unknown:
-        raise ValueError(f"timm model(s) {', '.join(repr(p) for p in unknown)} match no timm architecture; "
+    unmatched = [p for p in patterns if not fnmatch.filter(families, p)]
+    if unmatched:
+        raise UsageError(f"timm model(s) {', '.join(repr(p) for p in unmatched)} match no timm architecture; "
                          "see timm.list_models()")
     candidates = _candidate_families()
     chosen = [n for n in families if any(fnmatch.fnmatchcase(n, p) for p in patterns)]

@@ -27,12 +27,14 @@ from typing import Callable, Iterator
 
 from torch import nn
 
+from bench.usage import UsageError
+
 KWARG_TYPES: tuple[type, ...] = (bool, int, float, str, type(None))
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MODULE_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-class UserModelError(ValueError):
+class UserModelError(UsageError):
     """An own-model spec that cannot be resolved; the message names the spec."""
 
 

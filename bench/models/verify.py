@@ -10,7 +10,6 @@ that folded nothing although something was foldable.
 from __future__ import annotations
 
 import argparse
-import sys
 from functools import partial
 from typing import Callable
 
@@ -20,6 +19,7 @@ from bench.models.agreement import BLOCK_TOLERANCES, tolerance_for
 from bench.models.equivalence import DTYPES, Equivalence, check_model, check_module
 from bench.models.registry import info, names
 from bench.reparam import ACBlock, ConvBN, DiverseBranchBlock, MobileOneBlock, RepVGGBlock
+from bench.usage import pick
 
 BLOCK_INPUT = (2, 16, 17, 17)
 """Odd spatial size, so strided convs see an uneven border."""
@@ -70,16 +70,8 @@ def _model_names(spec: str) -> list[str]:
         return names()
     selected = [n.strip() for n in spec.split(",") if n.strip()]
     for name in selected:
-        info(name)  # raises ValueError naming the known models
+        info(name)  # raises a UsageError naming the known models
     return selected
-
-
-def _dtypes(spec: str) -> list[str]:
-    chosen = [d.strip() for d in spec.split(",") if d.strip()]
-    unknown = [d for d in chosen if d not in DTYPES]
-    if unknown or not chosen:
-        raise ValueError(f"dtype '{','.join(unknown)}' is unknown; known: {', '.join(DTYPES)}")
-    return chosen
 
 
 def _print_row(kind: str, row: Equivalence) -> None:
@@ -100,11 +92,7 @@ def _print_row(kind: str, row: Equivalence) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        models, dtypes = _model_names(args.models), _dtypes(args.dtypes)
-    except ValueError as exc:
-        print(f"bench verify: {exc}", file=sys.stderr)
-        return 2
+    models, dtypes = _model_names(args.models), pick("dtype", args.dtypes, DTYPES)
     print(f"{'kind':6s} {'name':32s} {'dtype':8s} {'max_abs':>11s} {'max_rel':>11s} {'tol_rel':>9s}  result")
     rows: list[Equivalence] = []
     for dtype in dtypes:

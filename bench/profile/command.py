@@ -10,13 +10,13 @@ convolutions; no BN; no branch additions).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from bench.profile.capture import CPU_THREADS, ProfileConfig, compare_forms, profile_table, profile_cell, resolve_device
 from bench.results.layout import ROOT_DEFAULT_HELP, results_root
 from bench.results.schema import CHOICES
 from bench.results.cell import Cell
+from bench.usage import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,20 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ProfileConfig:
-    """Validate the arguments (names the valid choices) and build the config."""
+    """Validate the arguments (names the valid choices) and build the config; bad input is a UsageError."""
     from bench.models.lookup import check_models
 
     check_models([args.model])
     for name in ("batch", "resolution", "active", "top"):
         if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be a positive integer; got {getattr(args, name)}")
+            raise UsageError(f"--{name} must be a positive integer; got {getattr(args, name)}")
     for name in ("wait", "warmup"):
         if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be 0 or more steps; got {getattr(args, name)}")
+            raise UsageError(f"--{name} must be 0 or more steps; got {getattr(args, name)}")
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be a positive integer; got {args.threads}")
+        raise UsageError(f"--threads must be a positive integer; got {args.threads}")
     if args.mode == "train_step" and (args.form == "deploy" or args.compare_forms):
-        raise ValueError("--mode train_step profiles training forms only; use --form train "
+        raise UsageError("--mode train_step profiles training forms only; use --form train "
                          "without --compare-forms")
     cell = Cell(model=args.model, form=args.form, mode=args.mode, batch_size=args.batch,
                 precision=args.precision, memory_format=args.memory_format, runtime=args.runtime,
@@ -66,16 +66,8 @@ def config_from_args(args: argparse.Namespace) -> ProfileConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        print(f"bench profile: {exc}", file=sys.stderr)
-        return 2
-    try:
-        resolve_device(config.device)
-    except RuntimeError as exc:
-        print(f"bench profile: {exc}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
+    resolve_device(config.device)
     if args.compare_forms:
         table, folder = compare_forms(config, args.out)
         print(profile_table(table.drop(columns=["model", "batch_size", "precision", "resolution", "device", "num_threads"])))

@@ -31,6 +31,8 @@ from typing import Optional
 
 import torch
 
+from bench.usage import UsageError, pick, unknown
+
 DEFAULT_MODELS = "repvgg_a0,qarepvgg_a0,mobileone_s0"
 WEIGHT_GRANULARITY: dict[str, bool] = {"per-channel": True, "per-tensor": False}
 """`--weights` -> `quantize_onnx`'s per_channel."""
@@ -86,11 +88,11 @@ def _checkpoints(specs: list[str], models: list[str]) -> dict[str, Path]:
     for spec in specs:
         model, sep, path = spec.rpartition("=")  # an own model's spec may hold '=' (file.py:build:width=8)
         if not sep or not model or not path:
-            raise ValueError(f"--checkpoint '{spec}' is not MODEL=PATH")
+            raise UsageError(f"--checkpoint '{spec}' is not MODEL=PATH")
         if model not in models:
-            raise ValueError(f"--checkpoint names model '{model}', which is not in --models ({', '.join(models)})")
+            raise UsageError(f"--checkpoint names model '{model}', which is not in --models ({', '.join(models)})")
         if not Path(path).is_file():
-            raise ValueError(f"--checkpoint {model}: '{path}' is not a file")
+            raise UsageError(f"--checkpoint {model}: '{path}' is not a file")
         out[model] = Path(path)
     return out
 
@@ -98,14 +100,11 @@ def _checkpoints(specs: list[str], models: list[str]) -> dict[str, Path]:
 def _quantizers(spec: str) -> list[str]:
     from bench.quant.quantizers import QUANTIZERS
 
-    chosen = [q.strip() for q in spec.split(",") if q.strip()]
-    unknown = [q for q in chosen if q not in QUANTIZERS]
-    if unknown or not chosen:
-        raise ValueError(f"--quantizer '{','.join(unknown) or spec}' is unknown; valid: {', '.join(QUANTIZERS)}")
+    chosen = pick("--quantizer", spec, QUANTIZERS)
     for name in chosen:
         reason = QUANTIZERS[name].skip_reason()
         if reason:
-            raise ValueError(f"--quantizer {name}: {reason}")
+            raise UsageError(f"--quantizer {name}: {reason}")
     return chosen
 
 
@@ -115,17 +114,17 @@ def _validate(args: argparse.Namespace) -> tuple[list[str], list[str], dict[str,
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
-        raise ValueError("--models is empty")
+        raise UsageError("--models is empty")
     for name in models:
         info(name)  # raises naming the known models
     if args.weights not in WEIGHT_GRANULARITY:
-        raise ValueError(f"--weights '{args.weights}' is unknown; valid: {', '.join(WEIGHT_GRANULARITY)}")
+        raise unknown("--weights", args.weights, WEIGHT_GRANULARITY)
     if args.checkpoint_source not in SOURCES:
-        raise ValueError(f"--checkpoint-source '{args.checkpoint_source}' is unknown; valid: {', '.join(SOURCES)}")
+        raise unknown("--checkpoint-source", args.checkpoint_source, SOURCES)
     if args.resolution < 1 or args.batch < 1:
-        raise ValueError("--resolution and --batch must be positive integers")
+        raise UsageError("--resolution and --batch must be positive integers")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} exists and is not a folder")
+        raise UsageError(f"--out {args.out} exists and is not a folder")
     return models, _quantizers(args.quantizer), _checkpoints(args.checkpoint, models)
 
 
@@ -185,11 +184,7 @@ def _print(row: QuantRow) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        models, quantizers, checkpoints = _validate(args)
-    except ValueError as exc:
-        print(f"bench quant: {exc}", file=sys.stderr)
-        return 2
+    models, quantizers, checkpoints = _validate(args)
     from bench.report.int8 import family_rank
 
     models = sorted(models, key=family_rank)

@@ -8,6 +8,8 @@ from typing import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bench.usage import unknown
+
 
 def _width_pool(x: Tensor) -> Tensor:
     return F.avg_pool2d(x, kernel_size=x.size(3))
@@ -36,7 +38,7 @@ class SEBlock(nn.Module):
     def __init__(self, channels: int, internal_neurons: int, pooling: str = "width") -> None:
         super().__init__()
         if pooling not in SE_POOLING:
-            raise ValueError(f"SE pooling '{pooling}' is unknown; known: {', '.join(SE_POOLING)}")
+            raise unknown("SE pooling", pooling, SE_POOLING)
         self.pooling = pooling
         self.channels = channels
         down, up = self.conv_names

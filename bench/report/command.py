@@ -15,6 +15,7 @@ import pandas as pd
 from bench.report.document import write_report
 from bench.report.registry import figure_names
 from bench.results.layout import hardware_dirs_of, run_dirs_under
+from bench.usage import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,14 +40,9 @@ def load_all(paths: list[Path]) -> pd.DataFrame:
 def run(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.run_dirs if not p.exists()]
     if missing:
-        print(f"bench report: {', '.join(missing)} does not exist; pass results/<hardware>/<run_id>, "
-              "a hardware folder or results/", file=sys.stderr)
-        return 2
-    try:
-        df = load_all(list(args.run_dirs))
-    except ValueError as exc:
-        print(f"bench report: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"{', '.join(missing)} does not exist; pass results/<hardware>/<run_id>, "
+                         "a hardware folder or results/")
+    df = load_all(list(args.run_dirs))  # a file that does not follow the schema: ResultsFileError, a UsageError
     if df.empty:
         print(f"bench report: no result rows under {', '.join(map(str, args.run_dirs))}", file=sys.stderr)
         return 1

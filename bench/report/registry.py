@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.usage import unknown
+
 FigureFn = Callable[[pd.DataFrame, Path], list[Path]]
 FIGURES: dict[str, FigureFn] = {}
 
@@ -48,7 +50,7 @@ def figure_names() -> list[str]:
 def get_figure(name: str) -> FigureFn:
     _load_builtin()
     if name not in FIGURES:
-        raise KeyError(f"figure '{name}' is unknown; known: {', '.join(FIGURES)}")
+        raise KeyError(str(unknown("figure", name, FIGURES)))
     return FIGURES[name]
 
 

@@ -24,12 +24,13 @@ import pyarrow.parquet as pq
 
 from bench.results.layout import CELLS_DIR, ENV_FILE, SAMPLES_FILE, SUMMARY_CSV, SUMMARY_FILE
 from bench.results.tables import CellFileError, run_tables
+from bench.usage import UsageError
 
 WAY_OUT = ("move the folder away (or restore the file, e.g. `git checkout -- {path}`), or pass --run-id NAME "
            "to measure into a new folder")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(UsageError):
     """The run folder holds files a sweep must not overwrite or cannot read; the message says what to do."""
 
 

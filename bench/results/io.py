@@ -42,6 +42,7 @@ from bench.results.layout import (CELLS_DIR, ENV_FILE, PAIRS_DIR, SAMPLES_FILE, 
                                   SUMMARY_CSV, SUMMARY_FILE)
 from bench.results.schema import AXES, COLUMNS, SPEEDUP_COLUMNS, STATUSES, Result, Speedup
 from bench.results.tables import clean_number, run_tables
+from bench.usage import unknown
 
 try:
     import fcntl
@@ -313,5 +314,5 @@ def read_cell(path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{path}: row lacks {', '.join(missing)}")
     if row["status"] not in STATUSES:
-        raise ValueError(f"{path}: status '{row['status']}' is unknown; known: {', '.join(STATUSES)}")
+        raise unknown(f"{path}: status", row["status"], STATUSES)
     return record

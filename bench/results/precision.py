@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from bench.usage import unknown
+
 
 @dataclass(frozen=True)
 class Precision:
@@ -77,9 +79,9 @@ QUANTIZED: tuple[str, ...] = tuple(p.name for p in PRECISIONS if not p.torch_run
 
 
 def precision(name: str) -> Precision:
-    """The record of `name`, or a ValueError naming the known precisions."""
+    """The record of `name`, or a `UsageError` naming the known precisions."""
     if name not in BY_NAME:
-        raise ValueError(f"precision '{name}' is unknown; known: {', '.join(NAMES)}")
+        raise unknown("precision", name, NAMES)
     return BY_NAME[name]
 
 

@@ -23,13 +23,14 @@ from bench.results.io import read_cell
 from bench.results.layout import BASELINES_DIR, CELLS_DIR, PAIRS_DIR, SAMPLES_FILE, SAMPLES_SUFFIX, SUMMARY_FILE
 from bench.results.schema import COLUMNS, REQUIRED, SAMPLE_COLUMNS, SCHEMA_VERSION, STATUSES
 from bench.results.tables import RunTables, run_tables
+from bench.usage import UsageError, unknown
 
 HIDDEN_DIRS: tuple[str, ...] = (BASELINES_DIR, CELLS_DIR)
 """Folders `load` does not look into for runs (copies of runs, a run's per-cell files); so is every name
 starting with '.'. A run id may be none of these (`bench.sweep.config.check_run_id`)."""
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(UsageError):
     """A result file is missing, unreadable or does not follow the schema; the message names the file."""
 
 
@@ -160,11 +161,10 @@ def _validated_summary(file: Path) -> pd.DataFrame:
         shown = ", ".join(map(str, versions)) or "empty"
         raise ResultsFileError(f"{file}: schema_version {shown}, but this code reads version {SCHEMA_VERSION}"
                                " only; re-run the sweep or read it with the matching RepBench version")
-    unknown = sorted(set(df["status"].dropna().astype(str)) - set(STATUSES) | (
+    wrong = sorted(set(df["status"].dropna().astype(str)) - set(STATUSES) | (
         {"<empty>"} if df["status"].isna().any() else set()))
-    if unknown:
-        raise ResultsFileError(f"{file}: status {', '.join(repr(s) for s in unknown)} is unknown; "
-                               f"known: {', '.join(STATUSES)}")
+    if wrong:
+        raise unknown(f"{file}: status", wrong, STATUSES, error=ResultsFileError)
     for column in COLUMNS:
         if column not in df.columns:
             df[column] = None

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from bench.usage import UsageError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock
@@ -21,7 +23,7 @@ except ImportError:  # pragma: no cover - not POSIX: no lock
 LOCK_FILE = ".sweep.lock"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(UsageError, RuntimeError):
     """Another live process is sweeping into this run folder."""
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 from bench.results.schema import AXES, AXIS_SPECS, CHOICES
+from bench.usage import UsageError, unknown
 
 INT_AXES: tuple[str, ...] = tuple(a.name for a in AXIS_SPECS if a.type is int)
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A config, preset or override is invalid; raised before anything runs."""
 
 
@@ -32,7 +33,7 @@ def check_choice(axis: str, values: Sequence[str]) -> tuple[str, ...]:
     valid = CHOICES[axis]
     for value in values:
         if value not in valid:
-            raise ConfigError(f"{axis} '{value}' is unknown; valid: {', '.join(valid)}")
+            raise unknown(axis, value, valid, error=ConfigError)
     return tuple(values)
 
 
@@ -48,7 +49,7 @@ def check_ints(axis: str, values: Sequence[object]) -> tuple[int, ...]:
 def check_axis(axis: str, values: Sequence[object]) -> tuple:
     """Validate one axis' values; an empty list is an error (it would make an empty sweep silently)."""
     if axis not in AXES:
-        raise ConfigError(f"axis '{axis}' is unknown; valid: {', '.join(AXES)}")
+        raise unknown("axis", axis, AXES, error=ConfigError)
     if isinstance(values, (str, int)) or not isinstance(values, Sequence):
         raise ConfigError(f"axis '{axis}' must be a list, got {values!r}")
     if not values:

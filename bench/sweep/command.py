@@ -6,7 +6,8 @@
     bench run --preset full --models repvgg_b0 --max-batch
     bench run --runtime list        # every runtime, and whether it can run here (and why not)
 
-Everything is validated before anything runs; bad input exits with status 2 and names the valid values.
+Everything is validated before anything runs; bad input raises a `bench.usage.UsageError` naming the
+valid values, which `bench` turns into exit status 2.
 Results go to `<out>/<hardware>/<run_id>/`; the run id derives from the config, so repeating a command
 resumes its run (finished cells are not run again); `--run-id` picks another folder.
 """
@@ -16,17 +17,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from bench.results.guard import RunFolderError
 from bench.results.layout import ROOT_DEFAULT_HELP, results_root
 from bench.results.schema import AXIS_SPECS
-from bench.results.runlock import RunLockedError, run_lock
+from bench.results.runlock import run_lock
 from bench.sweep.axes import CHOICES, ConfigError
 from bench.sweep.executor import EXECUTORS, ISOLATIONS
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
 from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
-from bench.sweep.verdict import EXIT_USAGE
+from bench.usage import EXIT_USAGE
 
 AXIS_OPTIONS: dict[str, tuple[str, ...]] = {a.name: a.flags for a in AXIS_SPECS}
 """Each axis's CLI flags (`bench.results.schema.AXIS_SPECS`)."""
@@ -146,14 +146,9 @@ def _run_with_prestart(args: argparse.Namespace, stage: Stage) -> int:
 
 def _run(args: argparse.Namespace, prestarted: Any, stage: Stage) -> int:
     from bench.sweep.maxbatch import run_max_batch
-    from bench.measure.env import DeviceError
     from bench.sweep.runner import plan as make_plan, run_sweep
 
-    try:
-        plan = make_plan(build_config(args), out=args.out, run_id=args.run_id)
-    except (ConfigError, DeviceError) as exc:
-        print(f"bench run: {exc}", file=sys.stderr)
-        return 2
+    plan = make_plan(build_config(args), out=args.out, run_id=args.run_id)
     if args.dry_run:
         _print_plan(plan)
         return 0
@@ -173,9 +168,6 @@ def _run(args: argparse.Namespace, prestarted: Any, stage: Stage) -> int:
         with run_lock(plan.run_dir):
             summary = run_sweep(plan, retry_failed=args.retry_failed, isolation=args.isolation,
                                 prestarted=prestarted)
-    except (RunLockedError, RunFolderError) as exc:
-        print(f"bench run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except OSError as exc:  # read-only folder, full disk: say where and why, not a traceback
         print(f"bench run: cannot write the run folder {plan.run_dir}: {exc.strerror or exc}"
               f"{f' ({exc.filename})' if exc.filename else ''}; free space or fix permissions, or pass "
@@ -188,8 +180,3 @@ def _run(args: argparse.Namespace, prestarted: Any, stage: Stage) -> int:
         print(f"bench run: {line}", file=sys.stderr)
     return summary.verdict.exit_code(args.strict)
 
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench run")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 from bench.results.schema import AXES, AXIS_SPECS
 from bench.sweep.axes import CHOICES, ConfigError, check_axis, check_models
 from bench.sweep.protocol import default_timing
+from bench.usage import unknown
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,11 +134,9 @@ def machine_id() -> str:
 
 
 def _reject_unknown(where: str, given: Mapping[str, Any], valid: Sequence[str]) -> None:
-    unknown = [k for k in given if k not in valid]
-    if unknown:
-        raise ConfigError(
-            f"{where}: key {', '.join(repr(k) for k in unknown)} is unknown; valid: {', '.join(valid)}"
-        )
+    extra = [k for k in given if k not in valid]
+    if extra:
+        raise unknown(f"{where}: key", extra, valid, error=ConfigError)
 
 
 def _parse_faults(raw: Any) -> tuple[Fault, ...]:
@@ -150,7 +149,7 @@ def _parse_faults(raw: Any) -> tuple[Fault, ...]:
         _reject_unknown("[[fault]]", entry, FAULT_KEYS)
         kind = entry.get("kind")
         if kind not in FAULTS:
-            raise ConfigError(f"fault kind '{kind}' is unknown; valid: {', '.join(FAULTS)}")
+            raise unknown("fault kind", kind, FAULTS, error=ConfigError)
         match = dict(entry.get("match", {}))
         _reject_unknown("[[fault]].match", match, AXES)
         faults.append(Fault(kind=kind, match=match))
@@ -169,7 +168,7 @@ def _checked_run(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_device(device: Any) -> str:
     if device not in DEVICES:
-        raise ConfigError(f"device '{device}' is unknown; valid: {', '.join(DEVICES)}")
+        raise unknown("device", device, DEVICES, error=ConfigError)
     return str(device)
 
 
@@ -336,7 +335,7 @@ def load_text(text: str, default_name: str, where: str = "config text") -> Sweep
 
 def load_preset(name: str) -> SweepConfig:
     if name not in preset_names():
-        raise ConfigError(f"preset '{name}' is unknown; known: {', '.join(preset_names())}")
+        raise unknown("preset", name, preset_names(), error=ConfigError)
     return load_file(PRESET_DIR / f"{name}.toml")
 
 

@@ -25,7 +25,7 @@ from bench.sweep.executor import Executor
 from bench.sweep.ray_cluster import HardwareKind, connect, import_ray, kinds, select
 from bench.sweep.runner import SweepPlan, SweepSummary, lay_out, run_sweep
 from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
-from bench.sweep.verdict import EXIT_USAGE
+from bench.usage import EXIT_USAGE, UsageError
 
 @dataclass
 class KindRun:
@@ -131,8 +131,7 @@ def run_command(args: argparse.Namespace, build_config: Callable[[argparse.Names
     """`bench run` with `--executor ray`: exit codes as for a local sweep, judged over every kind's run;
     Ctrl-C and SIGTERM as locally (`bench.sweep.signals`), from joining the cluster to the verdict."""
     if args.executor != "ray":
-        print("bench run: --address and --hardware need --executor ray", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("--address and --hardware need --executor ray")
     stage = Stage()
     with sigterm_raises():
         try:
@@ -143,43 +142,29 @@ def run_command(args: argparse.Namespace, build_config: Callable[[argparse.Names
 
 def _run_command(args: argparse.Namespace, build_config: Callable[[argparse.Namespace], SweepConfig],
                  stage: Stage) -> int:
-    try:
-        import_ray()
-        if args.max_batch:
-            raise ConfigError("--max-batch runs on this machine only; drop --executor ray")
-        config = build_config(args)
-        ray = connect(args.address)
-        wanted = [h.strip() for h in (args.hardware or "").split(",") if h.strip()]
-        runs = plan_kinds(config, select(kinds(ray.nodes()), wanted), out=args.out, run_id=args.run_id)
-    except ConfigError as exc:
-        print(f"bench run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    import_ray()
+    if args.max_batch:
+        raise ConfigError("--max-batch runs on this machine only; drop --executor ray")
+    config = build_config(args)
+    ray = connect(args.address)
+    wanted = [h.strip() for h in (args.hardware or "").split(",") if h.strip()]
+    runs = plan_kinds(config, select(kinds(ray.nodes()), wanted), out=args.out, run_id=args.run_id)
     for run in runs:
         print(f"run {run.plan.run_id} on {run.plan.device} ({run.kind.hardware}, {run.kind.nodes} Ray "
               f"node(s)): {len(run.plan.cells)} cells -> {run.plan.run_dir}", flush=True)
     if args.dry_run:
         return 0
-    from bench.results.guard import RunFolderError
-    from bench.results.runlock import RunLockedError
-
     stage.enter("sweeping", ", ".join(str(run.plan.run_dir) for run in runs))
-    try:
-        run_kinds(runs, retry_failed=args.retry_failed, isolation=args.isolation)
-    except (RunLockedError, RunFolderError) as exc:
-        print(f"bench run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    run_kinds(runs, retry_failed=args.retry_failed, isolation=args.isolation)
     stage.enter("judging")
     return _report(runs, args.strict)
 
 
 def _report(runs: Sequence[KindRun], strict: bool) -> int:
-    from bench.results.guard import RunFolderError
-    from bench.results.runlock import RunLockedError
-
     codes = []
     for run in runs:
         if run.error is not None:
-            usage = isinstance(run.error, (RunLockedError, RunFolderError, OSError))
+            usage = isinstance(run.error, (UsageError, OSError))
             print(f"bench run: {run.kind.hardware}: {run.error}", file=sys.stderr)
             codes.append(EXIT_USAGE if usage else 1)
             continue

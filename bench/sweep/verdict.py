@@ -9,8 +9,8 @@ not afford.
 
 - 1 when no cell of the run has status `ok` (nothing was measured: every cell failed or was skipped);
 - 1 with `--strict` when any row is `mismatch`, `error` or `timeout`;
-- else 0. Usage errors (2) are decided before a run is judged; Ctrl-C (130) and SIGTERM (143) at any
-  instant (`bench.sweep.signals`).
+- else 0. Usage errors (2, `bench.usage`) are decided before a run is judged; Ctrl-C (130) and SIGTERM
+  (143) at any instant (`bench.sweep.signals`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 
 FAILED_STATUSES: tuple[str, ...] = ("mismatch", "error", "timeout")
 """Statuses `--strict` fails on; `oom` (the cell does not fit) and `skipped` are properties of the cell."""
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 130, 143
 
 
 @dataclass(frozen=True)

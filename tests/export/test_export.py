@@ -75,7 +75,7 @@ def test_torchscript_export_runs_like_the_deploy_form(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (["--format", "tflite"], "format 'tflite' is unknown; valid: onnx, state_dict, torchscript"),
+    (["--format", "tflite"], "format 'tflite' is unknown; known: onnx, state_dict, torchscript"),
     (["--format", "onnx", "--form", "fused"], "form 'fused' is unknown"),
     (["--format", "onnx", "--precision", "fp64"], "precision 'fp64' is unknown"),
     (["--format", "onnx", "--precision", "bf16"], "cannot be checked with ONNX Runtime"),

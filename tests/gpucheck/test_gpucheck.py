@@ -379,15 +379,12 @@ def test_a_presets_run_id_names_the_gpu_kind_not_the_lent_machine(monkeypatch):
 
 
 def test_bad_input_is_refused_before_anything_runs(capsys, tmp_path):
-    import argparse
+    from bench import cli
 
-    from bench.gpucheck import command
-
-    parser = argparse.ArgumentParser()
-    command.add_arguments(parser)
     for argv, message in ((["--presets", "blog,nope"], "preset 'nope' is unknown; known: blog, full, paper, smoke"),
+                          (["--presets", "blog,smok"], "preset 'smok' is unknown (did you mean 'smoke'?)"),
                           (["--budget-s", "0"], "--budget-s must be > 0"),
                           (["--assume", "h200"], "--assume plans for another device: use it with --dry-run")):
-        assert command.run(parser.parse_args([*argv, "--out", str(tmp_path / "x")])) == 2
+        assert cli.main(["gpu-check", *argv, "--out", str(tmp_path / "x")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -172,7 +172,8 @@ def test_reason_fractions_and_energy_per_sample():
 
 
 def test_memory_regime_is_checked_and_cpu_ignores_graphs():
-    with pytest.raises(ValueError, match="memory regime 'graph' is unknown; known: eager, .*cudagraph"):
+    with pytest.raises(ValueError, match=r"memory regime 'graph' is unknown \(did you mean 'cudagraph'\?\); "
+                                         r"known: eager, .*cudagraph"):
         measure_memory(lambda: None, "cpu", regime="graph")
     calls = []
     stats = measure_memory(lambda: calls.append(1), "cpu", regime="cudagraph", calls=2)

@@ -36,7 +36,8 @@ def alternating(short_ms: float, long_ms: float):
 
 def test_registry_lists_the_four_regimes():
     assert regimes() == ["cpu", "cudagraph", "pipelined", "synchronized"]
-    with pytest.raises(ValueError, match=r"timing regime 'gpu' is unknown; known: cpu, cudagraph"):
+    with pytest.raises(ValueError, match=r"timing regime 'gpu' is unknown \(did you mean 'cpu'\?\); "
+                                         r"known: cpu, cudagraph"):
         measure_latency(lambda: None, "cpu", "gpu", TimingConfig())
 
 

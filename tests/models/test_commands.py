@@ -82,6 +82,7 @@ def test_verify_exits_1_on_a_wrong_deploy_form(capsys, monkeypatch):
 
 def test_verify_rejects_bad_arguments(capsys):
     assert main(["verify", "--dtypes", "float16"]) == 2
-    assert "dtype 'float16' is unknown; known: float32, float64" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "dtype 'float16' is unknown (did you mean 'float64', 'float32'?); known: float32, float64" in err
     assert main(["verify", "--models", "resnet9"]) == 2
     assert "model 'resnet9' is unknown" in capsys.readouterr().err

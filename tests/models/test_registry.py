@@ -9,6 +9,7 @@ from torch import nn
 
 from bench.models import ModelInfo, create, info, names, register
 from bench.models.paper import PAPER
+from bench.usage import UsageError
 
 EXPECTED = {
     "repvgg_a0", "repvgg_a1", "repvgg_a2", "repvgg_b0", "repvgg_b1", "repvgg_b1g2", "repvgg_b1g4",
@@ -40,11 +41,11 @@ def test_every_paper_row_belongs_to_a_registered_model():
 
 
 def test_unknown_name_lists_known_models_and_suggests_close_ones():
-    with pytest.raises(ValueError) as excinfo:
+    with pytest.raises(UsageError) as excinfo:
         create("repvgg_a9")
     message = str(excinfo.value)
     assert "model 'repvgg_a9' is unknown" in message
-    assert "did you mean repvgg_a" in message
+    assert "did you mean 'repvgg_a" in message
     assert "known: acnet_resnet18, " in message and "resnet50" in message
     assert "'timm:<name>'" in message
 

@@ -91,7 +91,8 @@ def test_time_split_covers_the_total(compared):
 
 def test_unknown_model_names_the_known_ones(capsys, tmp_path):
     assert main(["profile", "--model", "repvgg_a9", "--out", str(tmp_path)]) == 2
-    assert "'repvgg_a9' is unknown; known:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'repvgg_a9' is unknown (did you mean 'repvgg_a2', 'repvgg_a1', 'repvgg_a0'?); known: " in err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")

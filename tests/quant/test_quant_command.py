@@ -24,9 +24,11 @@ NET = textwrap.dedent("""
     (["--models", "repvgg_a0", "--checkpoint", "qarepvgg_a0=x.pt"], "not in --models (repvgg_a0)"),
     (["--models", "repvgg_a0", "--checkpoint", "repvgg_a0"], "is not MODEL=PATH"),
     (["--models", "repvgg_a0", "--checkpoint", "repvgg_a0=/no/such.pt"], "'/no/such.pt' is not a file"),
-    (["--models", "repvgg_a0", "--weights", "per-layer"], "valid: per-channel, per-tensor"),
+    (["--models", "repvgg_a0", "--weights", "per-layer"],
+     "--weights 'per-layer' is unknown (did you mean 'per-tensor', 'per-channel'?); known: per-channel, per-tensor"),
     (["--models", "repvgg_a9"], "repvgg_a9"),
-    (["--models", "repvgg_a0", "--quantizer", "tflite"], "valid: onnxruntime, openvino"),
+    (["--models", "repvgg_a0", "--quantizer", "tflite"],
+     "--quantizer 'tflite' is unknown; known: onnxruntime, openvino"),
 ])
 def test_bad_input_exits_2_before_anything_runs(argv, message, capsys, tmp_path):
     assert main(["quant", *argv, "--out", str(tmp_path / "q")]) == 2

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import cli
 from bench.models import invariants
 
 SETTINGS = invariants.Settings()
@@ -76,19 +77,20 @@ def test_failure_message_says_how_to_regenerate(tmp_path: Path) -> None:
 
 def test_cli_write_then_check_then_detect_an_edit(tmp_path: Path, capsys) -> None:
     path = tmp_path / "inv.json"
-    assert invariants.main(["--write", "--file", str(path), "--models", "blog_repvgg"]) == 0
+    assert cli.main(["invariants", "--write", "--file", str(path), "--models", "blog_repvgg"]) == 0
     doc = json.loads(path.read_text(encoding="utf-8"))
     assert list(doc["models"]) == ["blog_repvgg"] and doc["settings"] == invariants.Settings().__dict__
-    assert invariants.main(["--file", str(path), "--models", "blog_repvgg"]) == 0
+    assert cli.main(["invariants", "--file", str(path), "--models", "blog_repvgg"]) == 0
     ops = doc["models"]["blog_repvgg"]["ops_per_forward"]["deploy"]
     ops["all"] -= 3
     path.write_text(json.dumps(doc), encoding="utf-8")
     capsys.readouterr()
-    assert invariants.main(["--file", str(path), "--models", "blog_repvgg"]) == 1
+    assert cli.main(["invariants", "--file", str(path), "--models", "blog_repvgg"]) == 1
     err = capsys.readouterr().err
     assert f"blog_repvgg: ops_per_forward.deploy.all {ops['all']} -> {ops['all'] + 3} (+3)" in err and "--write" in err
-    assert invariants.main(["--file", str(path), "--models", "repvgg_a9"]) == 2
-    assert "model 'repvgg_a9' is unknown; known:" in capsys.readouterr().err
+    assert cli.main(["invariants", "--file", str(path), "--models", "repvgg_a9"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'repvgg_a9' is unknown (did you mean 'repvgg_a" in err and "; known: " in err
 
 
 def test_bench_invariants_writes_then_names_a_changed_count(tmp_path: Path) -> None:

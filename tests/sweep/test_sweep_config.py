@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import cli
 from bench.results.schema import AXES
-from bench.sweep import command
 from bench.sweep.axes import CHOICES, ConfigError
 from bench.sweep.config import (
     from_dict, load_file, load_preset, preset_names, validate, with_overrides,
@@ -52,17 +52,19 @@ def test_full_preset_covers_every_axis_value():
 
 
 def test_unknown_top_level_key_lists_valid_keys():
-    with pytest.raises(ConfigError, match=r"'colour' is unknown; valid: name, description, axes"):
+    with pytest.raises(ConfigError, match=r"'colour' is unknown; known: name, description, axes"):
         from_dict({**_raw(), "colour": "blue"})
 
 
 def test_unknown_axis_lists_axes():
-    with pytest.raises(ConfigError, match=r"\[axes\]: key 'batch' is unknown; valid: model, form"):
+    with pytest.raises(ConfigError, match=r"\[axes\]: key 'batch' is unknown \(did you mean 'batch_size'\?\); "
+                                          r"known: model, form"):
         from_dict(_raw(batch=[1]))
 
 
 def test_bad_precision_lists_valid_precisions():
-    with pytest.raises(ConfigError, match=r"precision 'fp64' is unknown; valid: fp32, tf32, fp16, bf16"):
+    with pytest.raises(ConfigError, match=r"precision 'fp64' is unknown \(did you mean 'fp16'\?\); "
+                                          r"known: fp32, tf32, fp16, bf16"):
         from_dict(_raw(precision=["fp32", "fp64"]))
 
 
@@ -77,14 +79,16 @@ def test_bad_batch_and_empty_axis():
 
 def test_unknown_model_lists_known_models():
     config = from_dict(_raw(model=["repvgg_a9"]))
-    with pytest.raises(ConfigError, match=r"model 'repvgg_a9' is unknown; known: .*repvgg_a0"):
+    with pytest.raises(ConfigError, match=r"model 'repvgg_a9' is unknown \(did you mean 'repvgg_a2', .*\); "
+                                          r"known: .*repvgg_a0"):
         validate(config)
 
 
 def test_unknown_timing_and_run_keys():
-    with pytest.raises(ConfigError, match=r"\[timing\]: key 'min_samplez' is unknown; valid: .*min_samples"):
+    with pytest.raises(ConfigError, match=r"\[timing\]: key 'min_samplez' is unknown "
+                                          r"\(did you mean 'min_samples'.*; known: .*min_samples"):
         from_dict({**_raw(), "timing": {"min_samplez": 3}})
-    with pytest.raises(ConfigError, match=r"device 'tpu' is unknown; valid: auto, cpu, cuda"):
+    with pytest.raises(ConfigError, match=r"device 'tpu' is unknown \(did you mean 'cpu'\?\); known: auto, cpu, cuda"):
         from_dict({**_raw(), "run": {"device": "tpu"}})
 
 
@@ -96,7 +100,7 @@ def test_overrides_replace_axes_and_change_the_run_id():
     assert base.run_id("cpu") == load_preset("paper").run_id("cpu")
     assert changed.run_id("cpu") != base.run_id("cpu")
     assert with_overrides(base, cell_timeout_s=5).run_id("cpu") == base.run_id("cpu")
-    with pytest.raises(ConfigError, match="valid: contiguous, channels_last"):
+    with pytest.raises(ConfigError, match="'nhwc' is unknown; known: contiguous, channels_last"):
         with_overrides(base, {"memory_format": ["nhwc"]})
 
 
@@ -113,7 +117,8 @@ def test_toml_file_roundtrip(tmp_path: Path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--preset", "smoke", "--precision", "fp64"], "valid: fp32, tf32, fp16, bf16"),
+    (["--preset", "smoke", "--precision", "fp64"],
+     "'fp64' is unknown (did you mean 'fp16'?); known: fp32, tf32, fp16, bf16"),
     (["--preset", "smoke", "--models", "repvgg_a9"], "known: "),
     (["--preset", "smoke", "--batch", "1,x"], "comma-separated list of integers"),
     (["--preset", "nosuch"], "known: blog, full, paper, smoke"),
@@ -121,7 +126,7 @@ def test_toml_file_roundtrip(tmp_path: Path):
 ])
 def test_cli_rejects_bad_input_before_running(argv, message, tmp_path, capsys):
     out = tmp_path / "results"
-    assert command.main([*argv, "--out", str(out)]) == 2
+    assert cli.main(["run", *argv, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
 
@@ -131,7 +136,7 @@ def test_cli_device_cuda_without_cuda_exits_2(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     out = tmp_path / "results"
-    assert command.main(["--preset", "smoke", "--device", "cuda", "--out", str(out)]) == 2
+    assert cli.main(["run", "--preset", "smoke", "--device", "cuda", "--out", str(out)]) == 2
     assert "torch.cuda.is_available() is False" in capsys.readouterr().err
     assert not out.exists()
 
@@ -139,7 +144,7 @@ def test_cli_device_cuda_without_cuda_exits_2(tmp_path, capsys):
 def test_cli_dry_run_lists_cells_and_skip_reasons(tmp_path, capsys):
     out = tmp_path / "results"
     argv = ["--preset", "smoke", "--device", "cpu", "--precision", "fp32,fp16", "--dry-run", "--out", str(out)]
-    assert command.main(argv) == 0
+    assert cli.main(["run", *argv]) == 0
     text = capsys.readouterr().out
     assert "fp16 not timed on CPU" in text
     assert "20 cells: 10 to run, 10 skipped" in text
@@ -213,7 +218,7 @@ def test_tables_must_be_tables():
 
 def test_cli_refuses_negative_threads_and_fractional_seed(tmp_path, capsys):
     out = tmp_path / "results"
-    assert command.main(["--preset", "smoke", "--threads", "-1", "--out", str(out)]) == 2
+    assert cli.main(["run", "--preset", "smoke", "--threads", "-1", "--out", str(out)]) == 2
     assert "num_threads must be a whole number >= 1" in capsys.readouterr().err
     assert not out.exists()
 
@@ -222,7 +227,7 @@ def test_cli_refuses_negative_threads_and_fractional_seed(tmp_path, capsys):
 def test_run_ids_must_be_one_plain_name(run_id, tmp_path, capsys):
     out = tmp_path / "results"
     argv = ["--preset", "smoke", "--device", "cpu", "--run-id", run_id, "--dry-run", "--out", str(out)]
-    assert command.main(argv) == 2
+    assert cli.main(["run", *argv]) == 2
     assert "must be a single plain folder name" in capsys.readouterr().err
     assert not out.exists()
 
@@ -231,7 +236,7 @@ def test_run_ids_must_be_one_plain_name(run_id, tmp_path, capsys):
 def test_run_ids_that_readers_hide_are_refused_with_the_reason(run_id, tmp_path, capsys):
     out = tmp_path / "results"
     argv = ["--preset", "smoke", "--device", "cpu", "--run-id", run_id, "--dry-run", "--out", str(out)]
-    assert command.main(argv) == 2
+    assert cli.main(["run", *argv]) == 2
     err = capsys.readouterr().err
     assert f"run id '{run_id}' is reserved" in err and "reserved: baselines, cells, traces" in err
     assert not out.exists()
@@ -246,7 +251,7 @@ def test_the_largest_seed_runs_and_a_config_name_is_a_folder_name():
 def test_out_naming_a_file_is_refused(tmp_path, capsys):
     out = tmp_path / "results.txt"
     out.write_text("not a folder")
-    assert command.main(["--preset", "smoke", "--device", "cpu", "--dry-run", "--out", str(out)]) == 2
+    assert cli.main(["run", "--preset", "smoke", "--device", "cpu", "--dry-run", "--out", str(out)]) == 2
     assert "is a file" in capsys.readouterr().err
 
 

@@ -17,7 +17,6 @@ from bench import cli
 from bench.results import load
 from bench.results.io import RunWriter
 from bench.results.runlock import run_lock
-from bench.sweep import command
 from bench.sweep.config import load_file
 from bench.sweep.executor import Worker
 from bench.sweep.protocol import CellOutcome
@@ -57,16 +56,16 @@ def _argv(config_path: Path, out: Path, *extra: str) -> list[str]:
 def test_strict_judges_the_rows_of_a_resumed_run(tmp_path, capsys):
     config_path, out = _config_file(tmp_path), tmp_path / "results"
     _prefill(config_path, out, ["ok", "error", "ok", "mismatch"])
-    assert command.main(_argv(config_path, out, "--strict")) == 1
+    assert cli.main(["run", *_argv(config_path, out, "--strict")]) == 1
     err = capsys.readouterr().err
     assert "--strict: 2 cell(s) of the run (resumed ones included)" in err and "error" in err
-    assert command.main(_argv(config_path, out)) == 0, "without --strict failed rows do not fail the run"
+    assert cli.main(["run", *_argv(config_path, out)]) == 0, "without --strict failed rows do not fail the run"
 
 
 def test_a_run_with_no_ok_cell_exits_non_zero(tmp_path, capsys):
     config_path, out = _config_file(tmp_path), tmp_path / "results"
     _prefill(config_path, out, ["error", "timeout", "skipped", "oom"])
-    assert command.main(_argv(config_path, out)) == 1
+    assert cli.main(["run", *_argv(config_path, out)]) == 1
     assert "nothing was measured: no cell of the run has status ok" in capsys.readouterr().err
 
 
@@ -74,7 +73,7 @@ def test_a_sweep_in_which_every_cell_fails_exits_non_zero(tmp_path, capsys):
     config_path = _config_file(tmp_path, '[[fault]]\nkind = "error"\n')
     text = config_path.read_text().replace("batch_size = [1, 2]", 'batch_size = [1]\nform = ["train"]')
     config_path.write_text(text)
-    assert command.main(["--config", str(config_path), "--out", str(tmp_path / "results")]) == 1
+    assert cli.main(["run", "--config", str(config_path), "--out", str(tmp_path / "results")]) == 1
     assert "nothing was measured" in capsys.readouterr().err
     run_dir = next((tmp_path / "results").glob("*/*"))
     row = load(run_dir).iloc[0]
@@ -87,10 +86,10 @@ def test_a_second_sweep_on_a_locked_folder_refuses_naming_the_holder(tmp_path, c
     config_path, out = _config_file(tmp_path), tmp_path / "results"
     run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
     with run_lock(run_dir):
-        assert command.main(_argv(config_path, out)) == 2
+        assert cli.main(["run", *_argv(config_path, out)]) == 2
     err = capsys.readouterr().err
     assert f"being swept by another process (pid {os.getpid()})" in err and "--run-id" in err
-    assert command.main(_argv(config_path, out)) == 0, "the lock is released with its holder"
+    assert cli.main(["run", *_argv(config_path, out)]) == 0, "the lock is released with its holder"
 
 
 def _children(pid: int) -> list[int]:
@@ -193,7 +192,7 @@ def test_tables_that_cannot_be_rebuilt_are_never_overwritten(tmp_path, capsys):
     for cell in (run_dir / "cells").glob("*"):
         cell.unlink()
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name[0] != "."}
-    assert command.main(_argv(config_path, out)) == 2
+    assert cli.main(["run", *_argv(config_path, out)]) == 2
     err = capsys.readouterr().err
     assert "cannot be rebuilt" in err and "--run-id NAME" in err
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.name[0] != "."} == before
@@ -210,7 +209,7 @@ def test_a_damaged_run_folder_is_a_message_not_a_traceback(tmp_path, capsys, dam
         for cell in (run_dir / "cells").glob("*"):
             cell.unlink()
         (run_dir / "summary.parquet").write_bytes(b"PAR1 truncated")
-    assert command.main(_argv(config_path, out)) == 2
+    assert cli.main(["run", *_argv(config_path, out)]) == 2
     err = capsys.readouterr().err
     assert ("truncated or not a cell file" if damage == "cell" else "cannot be read as Parquet") in err
 
@@ -222,7 +221,7 @@ def test_a_read_only_results_folder_is_a_message(tmp_path, capsys):
     for path in (run_dir / "cells", run_dir):
         path.chmod(0o555)
     try:
-        assert command.main(_argv(config_path, out)) == 2
+        assert cli.main(["run", *_argv(config_path, out)]) == 2
         assert "cannot write the run folder" in capsys.readouterr().err
     finally:
         for path in (run_dir, run_dir / "cells"):
@@ -233,7 +232,7 @@ def test_a_corrupt_env_json_is_detected_when_resuming(tmp_path, capsys):
     config_path, out = _config_file(tmp_path), tmp_path / "results"
     run_dir = _prefill(config_path, out, ["ok", "ok", "ok", "ok"])
     (run_dir / "env.json").write_text("")
-    assert command.main(_argv(config_path, out)) == 2
+    assert cli.main(["run", *_argv(config_path, out)]) == 2
     assert "env.json: not valid JSON" in capsys.readouterr().err
 
 

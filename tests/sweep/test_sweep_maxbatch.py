@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from bench.sweep import command
+from bench import cli
 from bench.results.cell import Cell
 from bench.sweep.maxbatch import groups, search, write_csv
 from bench.sweep.protocol import CellOutcome
@@ -55,7 +55,7 @@ def test_groups_drop_runtime_and_batch_and_skipped_cells():
 
 
 def test_max_batch_on_cpu_is_a_clear_error(tmp_path, capsys):
-    code = command.main(["--preset", "smoke", "--device", "cpu", "--max-batch", "--out", str(tmp_path)])
+    code = cli.main(["run", "--preset", "smoke", "--device", "cpu", "--max-batch", "--out", str(tmp_path)])
     assert code == 2
     assert "--max-batch needs CUDA" in capsys.readouterr().err
 

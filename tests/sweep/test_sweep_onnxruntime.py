@@ -79,8 +79,8 @@ def test_missing_extra_and_missing_cuda_provider_are_skip_reasons(monkeypatch):
 
 
 def test_unknown_runtime_lists_every_runtime():
-    with pytest.raises(ConfigError, match="valid: eager, cudagraph, compile, compile_frozen, onnxruntime, "
-                                          "onnxruntime_trt, openvino, tensorrt"):
+    with pytest.raises(ConfigError, match=r"\(did you mean 'tensorrt'\?\); known: eager, cudagraph, compile, "
+                                          "compile_frozen, onnxruntime, onnxruntime_trt, openvino, tensorrt"):
         from_dict({"axes": {"model": ["repvgg_a0"], "runtime": ["tensorrt10"]}})
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.results.io import RunWriter
-from bench.sweep import command
+from bench import cli
 from bench.sweep.config import from_dict
 from bench.sweep.runner import plan
 from tests.results.results_rows import row
@@ -34,7 +34,7 @@ def _folder_with_one_cell(tmp_path: Path, **fields) -> tuple[Path, Path]:
 
 
 def _resume(config: Path, tmp_path: Path, *extra: str) -> int:
-    return command.main(["--config", str(config), "--out", str(tmp_path / "results"), "--run-id", "mine", *extra])
+    return cli.main(["run", "--config", str(config), "--out", str(tmp_path / "results"), "--run-id", "mine", *extra])
 
 
 def test_a_cell_file_with_a_wrong_typed_value_is_named(tmp_path: Path, capsys) -> None:

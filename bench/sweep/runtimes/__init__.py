@@ -11,13 +11,14 @@ from typing import Optional
 
 from bench.sweep.runtimes import compiled, eager, onnxruntime, openvino, tensorrt  # noqa: F401 - registration
 from bench.sweep.runtimes.base import RUNTIMES, Opened, Runtime, RuntimeRecord, cuda_missing
+from bench.usage import unknown
 
 __all__ = ["RUNTIMES", "Opened", "Runtime", "RuntimeRecord", "availability", "get"]
 
 
 def get(name: str) -> Runtime:
     if name not in RUNTIMES:
-        raise KeyError(f"runtime '{name}' is unknown; known: {', '.join(RUNTIMES)}")
+        raise KeyError(str(unknown("runtime", name, RUNTIMES)))
     return RUNTIMES[name]
 
 
