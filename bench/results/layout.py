@@ -1,8 +1,11 @@
-"""Where results live on disk, in one place: `<root>/<hardware>/<run_id>/` for a run (its files are named
-in `bench.results.io`), `<root>/<hardware>/traces/<name>/` for profiles, `<root>/baselines/` for
-baselines, `<root>/parity/<library>-<version>/` for parity audits of a library's deploy forms (not
-hardware-specific: they compare numbers, they time nothing). Every reader and writer asks here, so moving
-a folder is one edit.
+"""Where results live on disk: `<root>/<hardware>/<run_id>/` for a run (its files are named in
+`bench.results.io`), `<root>/<hardware>/traces/<name>/` for profiles, `<root>/parity/<library>-<version>/`
+for parity audits of a library's deploy forms (not hardware-specific: they compare numbers, they time
+nothing). The sweep, `bench profile`, `bench verify` and the reports build and find these folders here.
+Not every reader does yet: `<root>/baselines/` is named in `bench.compare.baseline` and
+`bench.models.invariants`, gpucheck, selfbench and the sweep's `env.json` check spell a run's file names
+themselves, and the default root is `results/` in the working directory for the commands but
+`bench.report.runs.results_root` for notebooks. Moving a folder means those edits too.
 """
 
 from __future__ import annotations
