@@ -17,7 +17,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from bench.sweep.axes import ConfigError
 from bench.sweep.cells import expand
@@ -27,13 +27,17 @@ from bench.sweep.runner import SweepPlan, SweepSummary, run_sweep
 from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
 from bench.sweep.verdict import EXIT_USAGE
 
+if TYPE_CHECKING:
+    from types import ModuleType
+    from bench.sweep.ray_executor import RayExecutor
+
 @dataclass
 class KindRun:
     """One hardware kind's share of the sweep: its plan, executor and, once done, summary or error."""
 
     kind: HardwareKind
     plan: SweepPlan
-    executor: Any = None
+    executor: Optional[RayExecutor] = None
     summary: Optional[SweepSummary] = None
     error: Optional[BaseException] = None
 
@@ -60,7 +64,7 @@ ENV_TIMEOUT_S = 300.0
 """How long a node of a kind may take to start a Ray worker and fingerprint itself."""
 
 
-def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
+def node_env(ray: ModuleType, kind: HardwareKind) -> dict[str, Any]:
     """A node of the kind's fingerprint for `env.json`, with the driver's git state (its code runs)."""
     from bench.measure.env import git_state
     from bench.sweep.ray_node import node_environment

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
 
 from bench.sweep.runtimes.base import Opened, Runtime, RuntimeRecord, cpu_output, module_spec_missing, register
+
+if TYPE_CHECKING:
+    from bench.results.cell import Cell
 
 EXTRA = "openvino"
 DEVICE = "CPU"
@@ -57,7 +60,7 @@ class OpenVino(Runtime):
     def unavailable(self, device_type: str) -> Optional[str]:
         return _missing()
 
-    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
+    def open(self, module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
              share: bool = True, seed: int = 0) -> Opened:
         import openvino as ov
 
