@@ -26,6 +26,7 @@ from torch import nn
 from bench.results.schema import AXIS_SPECS
 
 if TYPE_CHECKING:
+    import numpy as np
     from bench.quant.evaluate import Int8Form
     from bench.results.cell import Cell
 
@@ -173,7 +174,7 @@ def cuda_missing() -> Optional[str]:
     return None
 
 
-def cpu_output(out: Any) -> torch.Tensor:
+def cpu_output(out: torch.Tensor | np.ndarray) -> torch.Tensor:
     """A runtime's output (tensor or numpy array) as a CPU float tensor, for the gate."""
     tensor = out if isinstance(out, torch.Tensor) else torch.from_numpy(out)
     return tensor.detach().float().cpu()

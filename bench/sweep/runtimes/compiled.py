@@ -33,7 +33,7 @@ is raised and hitting it made an error.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -97,7 +97,7 @@ def _compiling(freezing: bool, census: Optional[CustomGraphPass]) -> Iterator[No
         yield
 
 
-def _call(model: Any, x: torch.Tensor, frozen: bool):
+def _call(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, frozen: bool):
     """The inference call: `no_grad` for freezing (Inductor freezes only with grad off), else
     `inference_mode` as the eager runtime runs."""
     context = torch.no_grad if frozen else torch.inference_mode
@@ -115,7 +115,7 @@ class _Compiled(Runtime):
     backend = "inductor"
 
     def __init__(self) -> None:
-        self.shared: dict[tuple, tuple[Any, nn.Module]] = {}
+        self.shared: dict[tuple, tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]] = {}
         """Compiled inference models of this worker's current compile group (with the module each wraps),
         keyed on what decides their graph."""
         self.group: Optional[frozenset] = None

@@ -21,6 +21,7 @@ from torch import nn
 from bench.sweep.runtimes.base import Opened, Runtime, RuntimeRecord, cpu_output, module_spec_missing, register
 
 if TYPE_CHECKING:
+    import openvino as ov
     from bench.results.cell import Cell
 
 EXTRA = "openvino"
@@ -42,7 +43,7 @@ def _text(value: Any) -> str:
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
-def _layer_types(compiled: Any) -> list[str]:
+def _layer_types(compiled: ov.CompiledModel) -> list[str]:
     return [op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()]
 
 

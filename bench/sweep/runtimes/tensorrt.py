@@ -25,6 +25,7 @@ from bench.sweep.runtimes.base import (Opened, Runtime, RuntimeRecord, cpu_outpu
                                        register)
 
 if TYPE_CHECKING:
+    import tensorrt as trt
     from bench.results.cell import Cell
 
 FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -76,7 +77,7 @@ def build_engine(data: bytes, precision: str) -> tuple[Any, dict[str, Any]]:
     return engine, settings
 
 
-def _conv_layers(engine: Any) -> Optional[int]:
+def _conv_layers(engine: trt.ICudaEngine) -> Optional[int]:
     import tensorrt as trt
 
     info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
