@@ -137,7 +137,7 @@ class L2Flusher:
         self.buffer.zero_()
 
 
-def flush_l2_enabled(config: TimingConfig) -> bool:
+def flush_l2_enabled(config: object) -> bool:
     return bool(getattr(config, "flush_l2", False))
 
 
