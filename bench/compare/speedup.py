@@ -1,12 +1,13 @@
 """Deploy/train speedup inside a run, and how it changed between two runs: the project's one reading of
 "speedup".
 
-speedup = median(train latency) / median(deploy latency) for one configuration (every axis but `form`
-equal), from one run. Since runs time the two forms side by side (`bench.measure.paired`), the worker
-writes it with its 95% interval from the paired blocks to the run's `speedups.parquet` and onto both
-form rows (`speedup_median`, `speedup_ci_low`, `speedup_ci_high`); `pair_values` reads it from there.
-Older runs timed the forms in separate processes minutes apart: their speedup is derived here from the
-two rows' medians and marked `paired = False`; its interval combines the two cells' own 95% median
+speedup = train latency / deploy latency for one configuration (every axis but `form` equal), from one
+run. Since runs time the two forms side by side (`bench.measure.paired`), it is the median over the
+block pairs of (train block median / deploy block median), which the worker writes with its 95% interval
+from the same blocks to the run's `speedups.parquet` and onto both form rows (`speedup_median`,
+`speedup_ci_low`, `speedup_ci_high`); `pair_values` reads it from there. Older runs timed the forms in
+separate processes minutes apart: their speedup is derived here as median(train latency) /
+median(deploy latency) of the two rows and marked `paired = False`; its interval combines the two cells' own 95% median
 intervals in log space (sd of log = (ln hi - ln lo) / (2 * 1.96) per cell, added in quadrature), which
 no paired block saw, so slow drift lands in such ratios unseen. Every speedup carries the name of its
 interval (`speedup_interval`), and the report and `bench compare` print the same numbers from here.

@@ -1,10 +1,11 @@
 """`bench compare --speedups-only`: compare the deploy/train speedups of two runs, across hardware too.
 
-speedup = median train latency / median deploy latency of one configuration inside one run (see
-`bench.compare.speedup`). Both forms ran back to back on one machine, so the ratio cancels most of what
-differs between machines (clock, memory bandwidth, core count), and, unlike cell timings, it may be
-compared between a committed baseline and a CI machine of another kind. It does not cancel everything (a
-CPU with other vector units favours some kernels), so the threshold t given should be generous.
+speedup = train latency / deploy latency of one configuration inside one run (the median of its paired
+block ratios, see `bench.compare.speedup`). Both forms ran back to back on one machine, so the ratio
+cancels most of what differs between machines (clock, memory bandwidth, core count), and, unlike cell
+timings, it may be compared between a committed baseline and a CI machine of another kind. It does not
+cancel everything (a CPU with other vector units favours some kernels), so the threshold t given should be
+generous.
 
 Verdicts per configuration, change = speedup_new / speedup_base:
 
@@ -112,7 +113,7 @@ def method_note(cmp: SpeedupComparison) -> str:
     s = cmp.settings
     intervals = interval_note(*(cmp.speedups[c] for c in ("speedup_interval_base", "speedup_interval_new")
                                 if c in cmp.speedups))
-    return (f"speedup = median train / median deploy latency within one run; change = new / baseline; "
+    return (f"speedup = train / deploy latency within one run; change = new / baseline; "
             f"{s.level:.0%} percentile-bootstrap CI ({s.n_boot} resamples, seed {s.seed}); SMALLER: CI below "
             f"1/(1+{s.threshold:g}) = {1 / (1 + s.threshold):.3f} and Benjamini-Hochberg at q = {s.fdr}; "
             f"LOST: baseline CI above {1 + LOST_MARGIN:g}, new CI below it" + (f"; {intervals}" if intervals else ""))

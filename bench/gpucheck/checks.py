@@ -12,10 +12,14 @@ a profile; RepVGG-B3 at batch 128 only where the `paper` preset does not time it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from bench.gpucheck import plan, verdicts
 from bench.gpucheck.steps import Finished, Step, Verdict, python
+
+if TYPE_CHECKING:
+    from bench.sweep.config import SweepConfig
+    from bench.sweep.runner import SweepPlan
 
 CELL_CONFIG = """name = "gpu-check"
 description = "bench gpu-check cells"
@@ -66,7 +70,7 @@ def cell_sweep(name: str, title: str, overrides: Mapping[str, Sequence[Any]],
     return Step(name, title, argv, verdict, estimate)
 
 
-def preset_config(name: str) -> Any:
+def preset_config(name: str) -> SweepConfig:
     from bench.sweep.config import load_preset, with_overrides
 
     return with_overrides(load_preset(name), device="cuda")
@@ -80,7 +84,7 @@ def preset_run_id(name: str) -> str:
     return preset_config(name).run_id("cuda", machine=hardware_slug("cuda"))
 
 
-def preset_plan(name: str, results_root: Path) -> Any:
+def preset_plan(name: str, results_root: Path) -> SweepPlan:
     """The preset's `bench.sweep.runner.SweepPlan` as its step's `bench run` makes it (CUDA only)."""
     from bench.sweep.runner import plan as sweep_plan
 

@@ -24,7 +24,13 @@ import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    from bench.gpucheck.steps import Step
+    from bench.measure.timing import TimingConfig
+    from bench.results.cell import Cell
+    from bench.sweep.config import SweepConfig
 
 REPO = Path(__file__).resolve().parents[2]
 WARMUP_WINDOWS = 3
@@ -125,14 +131,14 @@ def latency_s(profile: DeviceProfile, model: str, form: str, batch: int, resolut
     return max(compute, host)
 
 
-def lone_timing_s(config: Any, call_s: float, at_caps: bool = False) -> float:
+def lone_timing_s(config: TimingConfig, call_s: float, at_caps: bool = False) -> float:
     """A lone callable's timed phase: at least min_samples calls; stops at min_time_s once precise enough,
     at timeout_s otherwise (`bench.measure.timing.stop_reason`)."""
     least = config.min_samples * call_s
     return max(least, config.timeout_s if at_caps else min(config.timeout_s, max(config.min_time_s, least)))
 
 
-def pair_timing_s(config: Any, calls_s: Sequence[float], at_caps: bool = False) -> float:
+def pair_timing_s(config: TimingConfig, calls_s: Sequence[float], at_caps: bool = False) -> float:
     """Interleaved blocks (`bench.measure.paired.pair_stop_reason`): at least min_block_pairs pairs and
     min_samples per form, then as `lone_timing_s`."""
     blocks = [max(config.pair_block_s, c) for c in calls_s]
@@ -154,7 +160,7 @@ BUILDS: dict[str, Callable[[DeviceProfile], float]] = {
 engine), per form; eager and cudagraph build nothing."""
 
 
-def warm_start_s(profile: DeviceProfile, config: Any, call_s: float, runtime: str, at_caps: bool = False) -> float:
+def warm_start_s(profile: DeviceProfile, config: TimingConfig, call_s: float, runtime: str, at_caps: bool = False) -> float:
     """First call, the cudagraph capture or the runtime's build (`BUILDS`), and the converging warm-up."""
     windows = WARMUP_WINDOWS * max(config.warmup_window_s, config.warmup_min_window * call_s)
     warm = config.warmup_max_s if at_caps else min(config.warmup_max_s, windows)
@@ -165,14 +171,14 @@ def warm_start_s(profile: DeviceProfile, config: Any, call_s: float, runtime: st
 
 # ---- sweeps ----------------------------------------------------------------------------------------
 
-def regime(cell: Any) -> str:
+def regime(cell: Cell) -> str:
     """The cell's timing regime on CUDA, as its runtime declares it (a host pass follows 'pipelined')."""
     from bench.sweep import runtimes
 
     return runtimes.get(cell.runtime).regimes["cuda"]
 
 
-def unit_s(profile: DeviceProfile, config: Any, cells: Sequence[Any], at_caps: bool = False) -> float:
+def unit_s(profile: DeviceProfile, config: TimingConfig, cells: Sequence[Cell], at_caps: bool = False) -> float:
     """One unit (`bench.sweep.unit.run_unit`): gate, warm starts, timing, host pass, memory, overhead."""
     from bench.measure.cuda_regimes import host_bound_possible
     from bench.sweep.extra_timings import HOST_PASS
@@ -197,7 +203,7 @@ def unit_s(profile: DeviceProfile, config: Any, cells: Sequence[Any], at_caps: b
     return seconds
 
 
-def sweep_estimate(profile: DeviceProfile, config: Any) -> Estimate:
+def sweep_estimate(profile: DeviceProfile, config: SweepConfig) -> Estimate:
     """A `bench run` of `config` on CUDA (module docstring)."""
     from bench.sweep.cells import expand
     from bench.sweep.protocol import group_units
@@ -305,7 +311,7 @@ def profile_estimate(profile: DeviceProfile, batch: int) -> Estimate:
 class Planned:
     """A step with its estimate, the timeout it runs under, and the seconds the plan gives it."""
 
-    step: Any
+    step: Step
     estimate: Estimate
     timeout_s: float
     planned_s: float
@@ -326,7 +332,7 @@ def own_timeout_s(estimate: Estimate) -> float:
     return max(TIMEOUT_FACTOR * estimate.expected_s, estimate.expected_s + TIMEOUT_MARGIN_S)
 
 
-def make_plan(steps: Sequence[Any], estimate: Callable[[Any], Estimate], budget_s: float) -> list[Planned]:
+def make_plan(steps: Sequence[Step], estimate: Callable[[Step], Estimate], budget_s: float) -> list[Planned]:
     """In order, each step that fits what is left of the budget; a resumable step (a preset) also when only
     part of it fits (`least_s`), given what is left; the rest are not planned, with the reason."""
     left, plan = budget_s - RESERVE_S, []

@@ -5,12 +5,15 @@ outcomes, not what collection made of other modules (a module skipped by a modul
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 GPU_PROPERTY = ("marker", "gpu")
 
 
-def pytest_collection_modifyitems(items: list[Any]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.user_properties.append(GPU_PROPERTY)

@@ -17,9 +17,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
-from bench.gpucheck.plan import GRACE_S, RESERVE_S, Estimate, Planned
+from bench.gpucheck.plan import GRACE_S, RESERVE_S, DeviceProfile, Estimate, Planned
 
 VERDICTS = ("PASS", "WARN", "FAIL", "SKIP")
 INFO = "INFO: "
@@ -65,7 +65,7 @@ class Step:
     title: str
     argv: Callable[[Path], list[str]]  # work dir -> command line
     evaluate: Evaluate
-    estimate: Callable[[Any], Estimate]
+    estimate: Callable[[DeviceProfile], Estimate]
     resumable: bool = False
 
 

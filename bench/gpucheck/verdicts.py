@@ -11,7 +11,7 @@ import json
 import math
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,6 +21,9 @@ from bench.measure.compile_cache import INDUCTOR_RUNTIMES
 from bench.results.layout import SUMMARY_CSV, SUMMARY_FILE
 from bench.measure.cuda_regimes import HOST_BOUND_RATIO as HOST_BOUND  # enqueue >= 0.9 x latency
 from bench.sweep.verdict import EXIT_TERMINATED  # a `bench run` stopped by SIGTERM (the budget, here)
+
+if TYPE_CHECKING:
+    from bench.sweep.runner import SweepPlan
 
 XCHECK_PASS, XCHECK_WARN = 0.03, 0.10  # relative disagreement with triton's timers at batch 128
 PEAK_WORDING = ("pct_of_peak counts dense MACs: above 100% in fp32 can be correct where cuDNN picks "
@@ -139,7 +142,7 @@ def results(done: Finished) -> Verdict:
     return rows_verdict(load_rows(done.work_dir / "results"))
 
 
-def preset(done: Finished, plan: Any) -> Verdict:
+def preset(done: Finished, plan: SweepPlan) -> Verdict:
     """A `bench run --preset` (`plan`: its `bench.sweep.runner.SweepPlan`): its rows as `rows_verdict`
     judges them, and how far it got. Cut by the budget (stopped at its timeout, or exit 143 after the
     SIGTERM) is a WARN that says the same command resumes it; another failed exit FAILs."""

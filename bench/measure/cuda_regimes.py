@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 
 from bench.measure.regimes import Block, Timer, register_regime
+
+if TYPE_CHECKING:
+    from bench.measure.timing import TimingConfig
 
 
 def require_cuda(regime: str, device: torch.device) -> torch.device:
@@ -134,7 +137,7 @@ class L2Flusher:
         self.buffer.zero_()
 
 
-def flush_l2_enabled(config: Any) -> bool:
+def flush_l2_enabled(config: object) -> bool:
     return bool(getattr(config, "flush_l2", False))
 
 
@@ -142,7 +145,7 @@ class CudaTimer(Timer):
     """Shared by the CUDA regimes: checks CUDA, makes the device current while timing, owns the L2
     flusher where `config.flush_l2` asks for one."""
 
-    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: TimingConfig) -> None:
         super().__init__(fn, require_cuda(self.name, device), config)
         self._stack = contextlib.ExitStack()
         self.flusher: Optional[L2Flusher] = L2Flusher(self.device) if flush_l2_enabled(config) else None
@@ -184,7 +187,7 @@ class _EventPool:
 class PipelinedTimer(CudaTimer):
     """Events around each call, one synchronisation per block (see the module docstring)."""
 
-    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: TimingConfig) -> None:
         super().__init__(fn, device, config)
         self._events = _EventPool()
         self._call: Callable[[], Any] = fn
@@ -234,7 +237,7 @@ class SynchronizedTimer(CudaTimer):
 class GraphTimer(PipelinedTimer):
     """Replays of a CUDA graph holding `config.graph_calls` calls, timed like pipelined calls, divided."""
 
-    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: TimingConfig) -> None:
         super().__init__(fn, device, config)
         self.calls_per_sample = int(config.graph_calls)
         self._graph: Optional[torch.cuda.CUDAGraph] = None

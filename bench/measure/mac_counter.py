@@ -45,7 +45,7 @@ def conv_flops(x_shape: tuple, w_shape: tuple, out_shape: tuple, transposed: boo
     return 2 * x_shape[0] * w_shape[0] * w_shape[1] * math.prod(w_shape[2:]) * math.prod(spatial)
 
 
-def _conv_rule(transposed: Any) -> Rule:
+def _conv_rule(transposed: bool | int) -> Rule:
     """A rule for a convolution function; `transposed` is a bool or the index of its argument."""
 
     def rule(out: Any, args: tuple, kwargs: dict) -> int:

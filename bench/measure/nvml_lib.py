@@ -20,6 +20,13 @@ import torch
 
 _STATE: dict[str, Any] = {"tried": False, "lib": None, "error": None, "warned": False}
 
+try:
+    from pynvml import NVMLError
+
+    _NVML_ERRORS: tuple[type[Exception], ...] = (NVMLError,)
+except ImportError:  # no package: no NVML call runs, so none can fail with an NVML error
+    _NVML_ERRORS = ()
+
 
 def warn_once(message: str) -> None:
     """One RuntimeWarning per process for everything NVML-related (a sweep prints it once per cell)."""
@@ -58,10 +65,11 @@ def reset() -> None:
 
 
 def query(fn: Callable[..., Any], *args: Any, default: Any = None) -> Any:
-    """fn(*args), or `default` when the driver says not supported / no permission / anything else."""
+    """fn(*args), or `default` when NVML answers with an error (not supported, no permission, ...: each
+    return code is a subclass of `pynvml.NVMLError`). Any other exception is a bug and propagates."""
     try:
         value = fn(*args)
-    except Exception:  # noqa: BLE001 - NVMLError subclasses vary by driver; a missing value is None
+    except _NVML_ERRORS:
         return default
     return value.decode() if isinstance(value, bytes) else value
 

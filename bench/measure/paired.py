@@ -6,8 +6,9 @@ Interface (kept stable; fields are only ever added):
         -> PairMeasurement
 
 - `fns`: a mapping of exactly two names to zero-argument callables, e.g. {"train": f_train,
-  "deploy": f_deploy}. Order matters: speedup = median latency of the FIRST / median of the SECOND, so
-  {"train": ..., "deploy": ...} gives the deploy form's speedup (> 1: deploy is faster).
+  "deploy": f_deploy}. Order matters: speedup = FIRST / SECOND, the median over block pairs of (the first
+  form's block median / the second's, `bench.measure.stats.speedup_interval`), so {"train": ...,
+  "deploy": ...} gives the deploy form's speedup (> 1: deploy is faster).
 - `regime`: as for `measure_latency` ("cpu", "pipelined", "synchronized", "cudagraph"); each form gets
   its own Timer (for "cudagraph", its own graph).
 - `config`: a `TimingConfig`; the pair uses `pair_block_s`, `min_block_pairs`, `pair_order`,

@@ -9,6 +9,7 @@ is common for a while after a heavy run and by design under full load, persisten
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,12 +53,23 @@ def register_check(fn: Callable[[], Optional[Check]]) -> Callable[[], Optional[C
     return fn
 
 
-def _gpu_handle() -> tuple[Optional[ModuleType], Any]:
-    """(pynvml, handle of cuda:0), or (None, None) without a GPU or NVML."""
-    if not torch.cuda.is_available():
-        return None, None
-    handle = nvml_lib.handle_for(torch.device("cuda", 0), warn=False)
-    return (nvml_lib.library(warn=False), handle) if handle is not None else (None, None)
+GpuCheck = Callable[[ModuleType, Any], Optional[Check]]
+"""A check of cuda:0 through NVML: `fn(pynvml, handle)`; the handle is pynvml's opaque device pointer."""
+
+
+def register_gpu_check(fn: GpuCheck) -> Callable[[], Optional[Check]]:
+    """Register `fn` as a check that runs only where cuda:0 has an NVML handle (elsewhere it does not
+    apply: None)."""
+
+    @functools.wraps(fn)
+    def check() -> Optional[Check]:
+        if not torch.cuda.is_available():
+            return None
+        handle = nvml_lib.handle_for(torch.device("cuda", 0), warn=False)
+        lib = nvml_lib.library(warn=False)
+        return fn(lib, handle) if handle is not None and lib is not None else None
+
+    return register_check(check)
 
 
 @register_check
@@ -81,11 +93,8 @@ def nvml() -> Optional[Check]:
     return Check("nvml", "pass", "NVML reachable, cuda:0 mapped to its NVML device")
 
 
-@register_check
-def gpu_processes() -> Optional[Check]:
-    lib, handle = _gpu_handle()
-    if handle is None:
-        return None
+@register_gpu_check
+def gpu_processes(lib: ModuleType, handle: Any) -> Optional[Check]:
     others = nvml_lib.other_processes(handle)
     if not others:
         return Check("gpu_processes", "pass", "no other process on cuda:0")
@@ -94,11 +103,8 @@ def gpu_processes() -> Optional[Check]:
                                           f"(in a container this may list this process under its host pid)")
 
 
-@register_check
-def gpu_temperature() -> Optional[Check]:
-    lib, handle = _gpu_handle()
-    if handle is None:
-        return None
+@register_gpu_check
+def gpu_temperature(lib: ModuleType, handle: Any) -> Optional[Check]:
     temp = nvml_lib.query(lib.nvmlDeviceGetTemperature, handle, lib.NVML_TEMPERATURE_GPU)
     if temp is None:
         return Check("gpu_temperature", "warn", "temperature not readable through NVML")
@@ -131,21 +137,15 @@ def clocks_check(bits: Optional[int], app_mhz: Optional[int], default_mhz: Optio
     return Check("gpu_clocks", "pass", detail)
 
 
-@register_check
-def gpu_clocks() -> Optional[Check]:
-    lib, handle = _gpu_handle()
-    if handle is None:
-        return None
+@register_gpu_check
+def gpu_clocks(lib: ModuleType, handle: Any) -> Optional[Check]:
     return clocks_check(read_reasons(lib, handle),
                         nvml_lib.query(lib.nvmlDeviceGetApplicationsClock, handle, lib.NVML_CLOCK_SM),
                         nvml_lib.query(lib.nvmlDeviceGetDefaultApplicationsClock, handle, lib.NVML_CLOCK_SM))
 
 
-@register_check
-def gpu_power_limit() -> Optional[Check]:
-    lib, handle = _gpu_handle()
-    if handle is None:
-        return None
+@register_gpu_check
+def gpu_power_limit(lib: ModuleType, handle: Any) -> Optional[Check]:
     enforced = nvml_lib.query(lib.nvmlDeviceGetEnforcedPowerLimit, handle)
     default = nvml_lib.query(lib.nvmlDeviceGetPowerManagementDefaultLimit, handle)
     if enforced is None:
@@ -156,11 +156,8 @@ def gpu_power_limit() -> Optional[Check]:
     return Check("gpu_power_limit", "pass", f"power limit {enforced / 1000:.0f} W")
 
 
-@register_check
-def gpu_persistence() -> Optional[Check]:
-    lib, handle = _gpu_handle()
-    if handle is None:
-        return None
+@register_gpu_check
+def gpu_persistence(lib: ModuleType, handle: Any) -> Optional[Check]:
     mode = nvml_lib.query(lib.nvmlDeviceGetPersistenceMode, handle)
     if mode is None:
         return None

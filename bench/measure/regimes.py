@@ -15,11 +15,14 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 
 from bench.usage import unknown
+
+if TYPE_CHECKING:
+    from bench.measure.timing import TimingConfig
 
 REGIMES: dict[str, type["Timer"]] = {}
 
@@ -62,7 +65,7 @@ class Timer:
     calls_per_sample = 1
     convergence_warmup = True
 
-    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: TimingConfig) -> None:
         self.fn = fn
         self.device = device
         self.config = config
@@ -106,7 +109,7 @@ class CpuTimer(Timer):
 
     convergence_warmup = False
 
-    def __init__(self, fn: Callable[[], Any], device: torch.device, config: Any) -> None:
+    def __init__(self, fn: Callable[[], Any], device: torch.device, config: TimingConfig) -> None:
         if device.type != "cpu":
             raise ValueError(f"timing regime 'cpu' times host work but the device is '{device}'; "
                              f"use one of pipelined, synchronized, cudagraph for CUDA devices")

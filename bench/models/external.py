@@ -11,9 +11,11 @@ deploy form is built in eval mode, since folding uses the BN running statistics.
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 from typing import Callable
 
+import torch
 from torch import nn
 
 from bench.models.registry import Builder, ModelInfo, register_prefix
@@ -32,13 +34,19 @@ def _import(package: str, name: str) -> ModuleType:
 
 
 def _torchvision_deploy(model: nn.Module) -> nn.Module:
+    """Only the tracing is guarded: a model fx cannot trace is folded by `to_deploy`, with a warning that
+    says why fx failed; an error while folding the traced graph propagates."""
+    from torch.fx.experimental.optimization import fuse
+
     model.eval()
     try:
-        from torch.fx.experimental.optimization import fuse
-
-        return fuse(model).eval()
-    except Exception:  # models fx cannot trace: fold what sits in nn.Sequential
+        traced = torch.fx.symbolic_trace(model)
+    except Exception as exc:  # noqa: BLE001 - fx raises many types (TraceError, TypeError, NotImplementedError, ...)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        warnings.warn(f"torch.fx cannot trace {type(model).__name__} ({type(exc).__name__}: {first}); its deploy "
+                      "form is folded by bench.reparam.to_deploy instead", RuntimeWarning, stacklevel=2)
         return to_deploy(model)
+    return fuse(traced, no_trace=True).eval()
 
 
 def _timm_builder(name: str) -> Builder:

@@ -19,7 +19,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from torch import nn
 
 from bench.quant.evaluate import Int8Form
 from bench.quant.scheme import QuantScheme
+
+if TYPE_CHECKING:
+    import openvino as ov
 
 MODULES: tuple[str, ...] = ("openvino", "nncf")
 CALIBRATION = "minmax + fast bias correction"
@@ -49,12 +52,12 @@ class OvInt8:
     form: Int8Form
 
 
-def _compiled(core: Any, model: Any, num_threads: int) -> Any:
+def _compiled(core: ov.Core, model: ov.Model, num_threads: int) -> ov.CompiledModel:
     return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                              "INFERENCE_NUM_THREADS": num_threads})
 
 
-def _bound(compiled: Any, x: np.ndarray) -> tuple[Callable[[], Any], Callable[[], np.ndarray]]:
+def _bound(compiled: ov.CompiledModel, x: np.ndarray) -> tuple[Callable[[], Any], Callable[[], np.ndarray]]:
     import openvino as ov
 
     request = compiled.create_infer_request()

@@ -113,7 +113,8 @@ def _write_tables(df: pd.DataFrame, out_dir: Path, hardware_dirs: list[Path], li
         "paper_table4": ("The paper's Table 4, measured here (ratio = measured / paper 1080 Ti speed, only at "
                          "the paper's setting: batch 128, 224x224, fp32; other rows show their own setting)",
                          paper_table(df)),
-        "speedups": ("Speedups: median train / median deploy latency, pairs with both cells ok (speedup_lo / "
+        "speedups": ("Speedups: train / deploy latency (median of paired block ratios; older runs: ratio of medians), "
+                     "pairs with both cells ok (speedup_lo / "
                      "speedup_hi: the interval named in speedup_interval, as `bench compare` prints it)",
                      speedup_table(df)),
         "runtimes": ("Runtimes side by side: each runtime's train and deploy throughput (samples/s) and "

@@ -158,7 +158,7 @@ def hardware_comparison(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     _hardware_bars(axes[2], pairs.rename(columns=lambda c: c.replace("speedup", "value")), models, hardware,
                    "value")
     axes[2].axhline(1.0, color="black", lw=0.8)
-    axes[2].set_title("speedup = deploy / train (ok pairs only)")
+    axes[2].set_title("speedup = train latency / deploy latency (ok pairs only)")
     axes[2].set_ylabel(f"speedup (x), bars: {interval_label(pairs)}")
     for ax in axes:
         ax.set_xlabel("model")

@@ -69,7 +69,7 @@ def _speedups(ax, pairs: pd.DataFrame, runtimes: list[str]) -> None:
                     fontsize=7)
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.set_xticks(x, runtimes, rotation=30, ha="right")
-    ax.set_ylabel("deploy / train speedup")
+    ax.set_ylabel("speedup (train / deploy latency)")
 
 
 @register_figure("runtime_ladder")

@@ -186,7 +186,7 @@ def speedup_heatmap(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.set_xlabel("batch size")
     ax.set_ylabel("model")
     ax.grid(False)
-    fig.colorbar(image, ax=ax, label="speedup = median train / median deploy latency (x)")
+    fig.colorbar(image, ax=ax, label="speedup = train latency / deploy latency (x)")
     ax.set_title(style.title(f"Deploy-form speedup (ok pairs only; [{interval_label(pairs)}])", sel.hardware,
                              sel.setting))
     if seen:

@@ -124,7 +124,8 @@ def error_bars(df: pd.DataFrame, value: str = "throughput") -> np.ndarray:
 def speedups(df: pd.DataFrame) -> pd.DataFrame:
     """Deploy/train speedup for every pair whose two cells have status `ok`.
 
-    speedup = median train latency / median deploy latency, with its interval and the interval's name
+    speedup = train latency / deploy latency (paired runs: the median of the block ratios; older runs: the
+    ratio of the two rows' medians), with its interval and the interval's name
     (`speedup_interval`), read through `bench.compare.speedup.pair_values`, the project's one
     definition, so `bench compare` prints the same numbers. `flag` joins the flags of both cells
     (throttled, noisy, over-peak). Mismatched deploy cells never enter (their output is wrong).

@@ -95,6 +95,19 @@ def _bars(ax, table: pd.DataFrame, stem: str, with_interval: bool, labels: list[
     ax.set_xticks(x, labels, fontsize=8)
 
 
+def _sqnr_panel(ax, table: pd.DataFrame, labels: list[str]) -> None:
+    """Each form's int8 SQNR per row of `table` (index 0..n-1), its top-1 agreement written on the bar."""
+    _bars(ax, table, "sqnr_db", with_interval=False, labels=labels)
+    for i, row in table.iterrows():
+        for k, form in enumerate(FORMS):
+            agree = row[f"top1_agreement_{form}"]
+            if pd.notna(agree):
+                ax.annotate(f"{100 * agree:.0f}%", (i + (k - 0.5) * 0.38, row[f"sqnr_db_{form}"]),
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_ylabel("SQNR (dB) vs training form fp32")
+    ax.set_title("int8 error: SQNR, higher is better (6 dB ~ 1 bit);\nlabels: top-1 agreement", fontsize=9)
+
+
 @register_figure("int8_quantization")
 def int8_quantization(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Per network: int8 SQNR of each form (with top-1 agreement) and each form's int8 / fp32 speedup."""
@@ -105,15 +118,7 @@ def int8_quantization(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     batch = reference_batch(table)
     table = one_resolution_per_model(table[table["batch_size"].eq(batch)]).reset_index(drop=True)
     fig, (error_ax, speed_ax) = style.plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(table) + 5), 4.2))
-    _bars(error_ax, table, "sqnr_db", with_interval=False, labels=list(table["model"]))
-    error_ax.set_ylabel("SQNR (dB) vs training form fp32")
-    for i, row in table.iterrows():
-        for k, form in enumerate(FORMS):
-            agree = row[f"top1_agreement_{form}"]
-            if pd.notna(agree):
-                error_ax.annotate(f"{100 * agree:.0f}%", (i + (k - 0.5) * 0.38, row[f"sqnr_db_{form}"]),
-                                  ha="center", va="bottom", fontsize=7)
-    error_ax.set_title("int8 error: SQNR, higher is better (6 dB ~ 1 bit);\nlabels: top-1 agreement", fontsize=9)
+    _sqnr_panel(error_ax, table, labels=list(table["model"]))
     speed_labels = [f"{m}\ndeploy/train in int8:\n{s:.2f}x" if pd.notna(s) else str(m)
                     for m, s in zip(table["model"], table["deploy_vs_train"])]
     _bars(speed_ax, table, "int8_vs_fp32", with_interval=True, labels=speed_labels)
@@ -153,15 +158,7 @@ def quant_figure(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         kernel_ax.set_ylabel("weight value")
         kernel_ax.set_title("widest deploy conv kernel: [min, max]\n(what a per-tensor int8 scale must cover)",
                             fontsize=9)
-        _bars(error_ax, table, "sqnr_db", with_interval=False, labels=labels)
-        for i, row in table.iterrows():
-            for k, form in enumerate(FORMS):
-                agree = row[f"top1_agreement_{form}"]
-                if pd.notna(agree):
-                    error_ax.annotate(f"{100 * agree:.0f}%", (i + (k - 0.5) * 0.38, row[f"sqnr_db_{form}"]),
-                                      ha="center", va="bottom", fontsize=7)
-        error_ax.set_ylabel("SQNR (dB) vs training form fp32")
-        error_ax.set_title("int8 error: SQNR, higher is better (6 dB ~ 1 bit);\nlabels: top-1 agreement", fontsize=9)
+        _sqnr_panel(error_ax, table, labels)
         first = table.iloc[0]
         schemes = list(dict.fromkeys(table["quant_scheme"]))
         setting = f"batch {first['batch_size']} | {first['resolution']}x{first['resolution']}"

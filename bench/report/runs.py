@@ -2,7 +2,8 @@
 
 The sweep names a run `<preset>-<digest>` (bench.sweep.config.SweepConfig.run_id), so a run's preset is
 its id without the last dash-separated part. "Newest" is by the summary file's modification time, which
-the writer updates after every cell.
+the writer updates when a sweep ends and, while it runs, at most every `bench.results.io.FLUSH_EVERY_S`
+(`RunWriter.flush`): a run still going is as new as its last flush.
 """
 
 from __future__ import annotations

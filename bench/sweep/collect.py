@@ -9,13 +9,14 @@ a column. Only renaming and the few per-cell derived quantities that need the ce
   2 * MACs per call / seconds / 1e12, with k = 1 for inference and k = 3 for a training step (backward
   costs about twice the forward: Kaplan et al. 2020, sec. 2.1).
 - pct_of_peak = 100 * tflops_achieved / the device's dense peak for the precision (None if unknown).
-- energy_j_per_sample = energy_j / (n * calls_per_sample * batch) (`bench.measure.nvml.energy_per_sample_j`):
-  the NVML energy counter's delta over this form's own timed calls. A lone cell's delta is its timed
-  window's (the window holds the timed blocks only, not the first call or warm-up). A pair's two forms
-  share one window, and its mean power times each form's latency would make their energy ratio equal
-  their latency ratio by construction; so each form's energy is the sum of the counter's deltas around
-  its own blocks (`bench.measure.paired.measure_pair(block_energy=...)`), and without that counter the
-  column is empty.
+- energy_j_per_sample = energy_j / (n * calls_per_sample * batch) (`bench.measure.nvml.energy_per_sample_j`),
+  energy_j being NVML energy counter deltas. A pair's form: the sum of the deltas read right before and
+  after each of its own timed blocks (`bench.measure.paired.measure_pair(block_energy=...)`); the two forms
+  share one telemetry window, whose mean power times each form's latency would make their energy ratio
+  equal their latency ratio by construction. A lone cell: the delta over its telemetry window, entered
+  once around the timed phase (its blocks and the stop-rule checks between them; not the first call or
+  the warm-up). Either way the delta holds all the device did meanwhile, the L2 flush before each call
+  included when `flush_l2` is on. Without the counter the column is empty.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from bench.results.layout import ROOT_DEFAULT_HELP, results_root
 from bench.results.schema import AXIS_SPECS
@@ -27,6 +27,10 @@ from bench.sweep.executor import EXECUTORS, ISOLATIONS
 from bench.sweep.config import DEVICES, SweepConfig, load_file, load_preset, preset_names, with_overrides
 from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
 from bench.usage import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from bench.sweep.executor import Worker
+    from bench.sweep.runner import SweepPlan
 
 AXIS_OPTIONS: dict[str, tuple[str, ...]] = {a.name: a.flags for a in AXIS_SPECS}
 """Each axis's CLI flags (`bench.results.schema.AXIS_SPECS`)."""
@@ -91,7 +95,7 @@ def build_config(args: argparse.Namespace) -> SweepConfig:
                           seed=args.seed, num_threads=args.threads)
 
 
-def _print_plan(plan: Any) -> None:
+def _print_plan(plan: SweepPlan) -> None:
     skipped = [c for c in plan.cells if c.skip_reason]
     print(f"run {plan.run_id} on {plan.device} ({plan.hardware}) -> {plan.run_dir}")
     for i, cell in enumerate(plan.cells, 1):
@@ -144,7 +148,7 @@ def _run_with_prestart(args: argparse.Namespace, stage: Stage) -> int:
             prestarted.kill()
 
 
-def _run(args: argparse.Namespace, prestarted: Any, stage: Stage) -> int:
+def _run(args: argparse.Namespace, prestarted: Optional[Worker], stage: Stage) -> int:
     from bench.sweep.maxbatch import run_max_batch
     from bench.sweep.runner import plan as make_plan, run_sweep
 

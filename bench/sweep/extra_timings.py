@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import fields, replace
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 
 from bench.models import workload
+
+if TYPE_CHECKING:
+    from bench.measure.timing import TimingConfig
 
 HOST_PASS: dict[str, Any] = {"min_samples": 5, "max_samples": 200, "min_time_s": 0.0, "timeout_s": 0.2,
                              "warmup_max_s": 0.05, "warmup_min_window": 1}
@@ -28,13 +31,13 @@ def time_first_call(fn: Callable[[], Any], device: torch.device) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def host_pass_config(config: Any) -> Any:
+def host_pass_config(config: TimingConfig) -> TimingConfig:
     """The timed measurement's config with HOST_PASS's sample count and caps (other fields kept)."""
     names = {f.name for f in fields(config)}
     return replace(config, **{k: v for k, v in HOST_PASS.items() if k in names})
 
 
-def host_enqueue_ms(fn: Callable[[], Any], device: torch.device, config: Any) -> Optional[float]:
+def host_enqueue_ms(fn: Callable[[], Any], device: torch.device, config: TimingConfig) -> Optional[float]:
     """A short 'synchronized' pass: its host enqueue median is how long the CPU spends issuing a call."""
     from bench.measure import timing
 

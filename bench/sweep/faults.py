@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
 
 PHASES: tuple[str, ...] = ("start", "deploy", "workload")
 FAULTS: dict[str, tuple[str, Callable[..., None]]] = {}
@@ -35,7 +38,7 @@ def register(kind: str, phase: str) -> Callable[[Callable[..., None]], Callable[
 
 
 @register("oom", "workload")
-def _oom(device: Any) -> None:
+def _oom(device: torch.device) -> None:
     import torch
 
     torch.empty(IMPOSSIBLE_BYTES, dtype=torch.uint8, device=device)
@@ -52,7 +55,7 @@ def _slow() -> None:
 
 
 @register("error", "workload")
-def _error(device: Any) -> None:
+def _error(device: torch.device) -> None:
     import torch
 
     torch.nn.functional.conv2d(torch.ones(1, 5, 4, 4, device=device), torch.ones(3, 3, 3, 3, device=device))
@@ -64,7 +67,7 @@ def _crash() -> None:
 
 
 @register("perturb_deploy", "deploy")
-def _perturb_deploy(model: Any) -> None:
+def _perturb_deploy(model: torch.nn.Module) -> None:
     """Add noise of 10% of each weight's scale to every conv in the deploy form: a broken conversion."""
     import torch
 

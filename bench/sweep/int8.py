@@ -17,13 +17,16 @@ Errors are measurements, never a gate: a large one is a column, not a mismatch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
 from bench.quant.evaluate import Int8Form
 from bench.quant.error import QuantError
 from bench.quant.scheme import QuantScheme
+
+if TYPE_CHECKING:
+    from bench.measure.timing import TimingConfig
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Int8Record:
         return out
 
 
-def time_against_fp32(form: Int8Form, device: torch.device, regime: str, config: Any, seed: int) -> Int8Speedup:
+def time_against_fp32(form: Int8Form, device: torch.device, regime: str, config: TimingConfig, seed: int) -> Int8Speedup:
     """The form's fp32 and int8 sessions in alternating blocks; speedup = fp32 / int8 latency."""
     from bench.measure.paired import measure_pair
 

@@ -31,7 +31,10 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -168,7 +171,7 @@ class _Stop(BaseException):
         self.signum = signum
 
 
-def _on_stop(signum: int, frame: Any) -> None:
+def _on_stop(signum: int, frame: Optional[FrameType]) -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     raise _Stop(signum)

@@ -19,10 +19,13 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import bench
 from bench.sweep.axes import ConfigError
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 HW_PREFIX = "hw:"
 RAY_EXTRA = 'pip install -e ".[ray]"'
@@ -40,7 +43,7 @@ class RayMissing(ConfigError):
     """`--executor ray` without Ray installed."""
 
 
-def import_ray() -> Any:
+def import_ray() -> ModuleType:
     try:
         import ray
     except ImportError as exc:
@@ -81,7 +84,7 @@ class HardwareKind:
         return {"num_cpus": self.cpus, "num_gpus": 0, "resources": {self.resource: PLACEMENT_SHARE}}
 
 
-def connect(address: Optional[str]) -> Any:
+def connect(address: Optional[str]) -> ModuleType:
     """Join the cluster at `address` ('auto': the one `ray start` began on this machine; `ray://HOST:PORT`:
     a remote one through Ray Client), shipping this checkout's `bench` package to the workers so they run
     the driver's code. A process already connected stays connected.
@@ -120,7 +123,7 @@ def _no_cluster(address: str, why: str) -> str:
             "pass --address HOST:6379 or ray://HOST:10001")
 
 
-def _bootstrap_address(ray: Any, address: str) -> Optional[tuple[str, int]]:
+def _bootstrap_address(ray: ModuleType, address: str) -> Optional[tuple[str, int]]:
     """(host, port) that `address` names ('auto': the one Ray recorded on this machine, or RAY_ADDRESS);
     None when there is none to check (Ray then says so itself, at once)."""
     if address == "auto":
@@ -154,7 +157,7 @@ def _unreachable(host: str, port: int) -> Optional[str]:
         return exc.strerror or str(exc)
 
 
-def stay_on_loopback(ray: Any) -> None:
+def stay_on_loopback(ray: ModuleType) -> None:
     """Keep this process, and the Ray processes it starts, on 127.0.0.1.
 
     Ray replaces a loopback address, its own and a cluster's, with the machine's interface address
@@ -197,6 +200,6 @@ def select(available: dict[str, HardwareKind], requested: Optional[Sequence[str]
     return [available[hw] for hw in dict.fromkeys(requested)]
 
 
-def alive(ray: Any, hardware: str) -> bool:
+def alive(ray: ModuleType, hardware: str) -> bool:
     """Whether any alive node still carries this kind's label."""
     return hardware in kinds(ray.nodes())

@@ -19,19 +19,24 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
 from bench.sweep.executor import OnDone, OnStart
 from bench.sweep.protocol import UnitOutcome, UnitSpec
 from bench.sweep.ray_cluster import HardwareKind, alive, import_ray
 from bench.sweep.ray_node import Expected, NodeResult, run_unit_on_node
 
+if TYPE_CHECKING:
+    from types import ModuleType
+    from ray import ObjectRef
+    from ray.remote_function import RemoteFunction
+
 MAX_RETRIES = 1
 POLL_S = 1.0
 """How often the driver checks, while no unit ends, that a node of the kind is still alive and that it
 was not told to stop."""
 
-_remote: Any = None
+_remote: Optional[RemoteFunction] = None
 _REPORTING = threading.Lock()
 """Held while a unit's progress lines print, so the lines of kinds swept side by side do not interleave."""
 
@@ -40,7 +45,7 @@ class Stopped(Exception):
     """The driver was told to stop; the units in flight were cancelled and get no row."""
 
 
-def _task() -> Any:
+def _task() -> RemoteFunction:
     global _remote
     if _remote is None:
         _remote = import_ray().remote(max_retries=MAX_RETRIES)(run_unit_on_node)
@@ -85,7 +90,7 @@ class RayExecutor:
             for ref in pending:
                 ray.cancel(ref, force=True)
 
-    def _result(self, ray: Any, ref: Any, spec: UnitSpec) -> NodeResult:
+    def _result(self, ray: ModuleType, ref: ObjectRef, spec: UnitSpec) -> NodeResult:
         """The node's result, or an error outcome for a unit Ray lost twice (worker or node died)."""
         try:
             return ray.get(ref)

@@ -23,11 +23,14 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from bench.sweep.protocol import UnitOutcome, UnitSpec
 
-_worker: Any = None
+if TYPE_CHECKING:
+    from bench.sweep.executor import Worker
+
+_worker: Optional[Worker] = None
 """The worker process kept between tasks on this Ray worker process (a `bench.sweep.executor.Worker`)."""
 _folder: Optional[Path] = None
 """Its log and outcome files: one temporary folder per Ray worker process."""

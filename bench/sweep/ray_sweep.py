@@ -17,7 +17,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from bench.sweep.axes import ConfigError
 from bench.sweep.config import SweepConfig, validate
@@ -26,6 +26,10 @@ from bench.sweep.ray_cluster import HardwareKind, connect, import_ray, kinds, se
 from bench.sweep.runner import SweepPlan, SweepSummary, lay_out, run_sweep
 from bench.sweep.signals import Stage, Terminated, sigterm_raises, stopped_exit
 from bench.usage import EXIT_USAGE, UsageError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
 
 @dataclass
 class KindRun:
@@ -57,7 +61,7 @@ ENV_TIMEOUT_S = 300.0
 """How long a node of a kind may take to start a Ray worker and fingerprint itself."""
 
 
-def node_env(ray: Any, kind: HardwareKind) -> dict[str, Any]:
+def node_env(ray: ModuleType, kind: HardwareKind) -> dict[str, Any]:
     """A node of the kind's fingerprint for `env.json`, with the driver's git state (its code runs)."""
     from bench.measure.env import git_state
     from bench.sweep.ray_node import node_environment

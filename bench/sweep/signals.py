@@ -15,9 +15,12 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from bench.sweep.verdict import EXIT_INTERRUPTED, EXIT_TERMINATED
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 
 class Terminated(BaseException):
@@ -25,7 +28,7 @@ class Terminated(BaseException):
     executor's cleanup runs and no `except Exception` swallows it)."""
 
 
-def _raise(signum: int, frame: Any) -> None:
+def _raise(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated(signal.Signals(signum).name)
 
 

@@ -51,3 +51,27 @@ def test_unknown_torchvision_model_is_named():
     pytest.importorskip("torchvision")
     with pytest.raises(ValueError, match="unknown to torchvision"):
         create("torchvision:resnet9000")
+
+
+class _DataDependent(torch.nn.Module):
+    """A branch on a tensor's value: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+
+    def forward(self, x):
+        y = self.body(x)
+        return y if y.sum() > 0 else -y
+
+
+def test_torchvision_deploy_says_why_fx_failed():
+    """The fx fallback used to be silent: the reason fx gave up is now in the warning."""
+    from bench.models.external import _torchvision_deploy
+
+    model = randomize_bn_(_DataDependent()).eval()
+    x = torch.randn(1, 3, 16, 16)
+    with pytest.warns(RuntimeWarning, match=r"cannot trace _DataDependent \(TraceError: .*to_deploy"):
+        deployed = _torchvision_deploy(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in deployed.modules())
+    assert output_error(model(x), deployed(x))[1] < 1e-4

@@ -93,7 +93,7 @@ def test_titles_name_hardware_and_precision(cpu_figures, name):
 @pytest.mark.parametrize("name,label", [
     ("throughput_forms", "throughput (samples/s)"), ("throughput_vs_batch", "batch size"),
     ("speed_vs_params", "parameters (millions"), ("memory_forms", "peak resident set size (MiB)"),
-    ("speedup_heatmap", "median train / median deploy latency (x)"),
+    ("speedup_heatmap", "speedup = train latency / deploy latency (x)"),
 ])
 def test_axes_carry_labels_with_units(cpu_figures, name, label):
     assert label in _svg(cpu_figures[0], name)
@@ -133,6 +133,7 @@ def test_hardware_comparison_needs_two_hardware(cpu_df, gpu_df, tmp_path):
     paths = figure(pd.concat([cpu_df, gpu_df], ignore_index=True), tmp_path)
     svg = (tmp_path / "hardware_comparison.svg").read_text(encoding="utf-8")
     assert len(paths) == 2 and "test-cpu" in svg and "nvidia-test-gpu" in svg
+    assert "speedup = train latency / deploy latency" in svg  # the panel said "deploy / train"
 
 
 def test_hardware_comparison_takes_its_speedups_at_the_resolution_it_draws(cpu_df, gpu_df, tmp_path):

@@ -18,13 +18,18 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence
 
 import torch
 from torch import nn
 
 from bench.results.precision import TORCH_PRECISIONS
 from bench.results.schema import AXIS_SPECS
+
+if TYPE_CHECKING:
+    import numpy as np
+    from bench.quant.evaluate import Int8Form
+    from bench.results.cell import Cell
 
 ALL_FORMATS: tuple[str, ...] = next(a.choices for a in AXIS_SPECS if a.name == "memory_format")
 
@@ -71,7 +76,7 @@ class Opened:
     output: Callable[[], torch.Tensor]
     record: RuntimeRecord
     keep: tuple[Any, ...] = field(default=())
-    int8: Optional[Any] = None
+    int8: Optional[Int8Form] = None
     """int8 only: the form's fp32 and int8 graphs (`bench.quant.evaluate.Int8Form`), whose int8 error and
     speed against fp32 the unit measures (`bench.sweep.int8`); `call` runs the int8 graph and `output`
     the fp32 one, since int8 is gated in fp32 (`bench.models.agreement.GATED_IN`)."""
@@ -114,7 +119,7 @@ class Runtime:
     def regime(self, device: torch.device) -> str:
         return self.regimes[device.type]
 
-    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
+    def open(self, module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
              share: bool = True, seed: int = 0) -> Opened:
         """`module` prepared for `cell` (device, dtype, format) opened on the timing input `x`. `share`:
         the runtime may reuse what it built for an earlier unit of this worker with the same graph
@@ -122,16 +127,16 @@ class Runtime:
         draws (int8's calibration set)."""
         raise NotImplementedError(f"runtime '{self.name}' times the module itself; nothing to open")
 
-    def share_group(self, cell: Any) -> Optional[tuple]:
+    def share_group(self, cell: Cell) -> Optional[tuple]:
         """The cells whose units may share what this runtime builds (torch.compile's dynamic-batch graph),
         or None where it builds nothing shared; a worker runs a group's units in a row
         (`bench.sweep.protocol.group_units`)."""
         return None
 
-    def begin_unit(self, cells: Any) -> None:
+    def begin_unit(self, cells: Sequence[Cell]) -> None:
         """Called as a worker starts a unit of `cells`, before any form is opened."""
 
-    def combination_problem(self, cell: Any, device_type: str) -> Optional[str]:
+    def combination_problem(self, cell: Cell, device_type: str) -> Optional[str]:
         """Why `cell`'s settings cannot run under this runtime at all (rules as data), or None."""
         if device_type not in self.devices:
             return (f"{self.name} runtime not timed on {device_type.upper()} "
@@ -168,7 +173,7 @@ def cuda_missing() -> Optional[str]:
     return None
 
 
-def cpu_output(out: Any) -> torch.Tensor:
+def cpu_output(out: torch.Tensor | np.ndarray) -> torch.Tensor:
     """A runtime's output (tensor or numpy array) as a CPU float tensor, for the gate."""
     tensor = out if isinstance(out, torch.Tensor) else torch.from_numpy(out)
     return tensor.detach().float().cpu()

@@ -33,13 +33,17 @@ is raised and hitting it made an error.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
 
 from bench.sweep import dynamo_state
 from bench.sweep.runtimes.base import Opened, Runtime, RuntimeRecord, cpu_output, register
+
+if TYPE_CHECKING:
+    from torch._inductor.custom_graph_pass import CustomGraphPass
+    from bench.results.cell import Cell
 
 RECOMPILE_LIMIT = 512
 """Dynamo's per-code-object cache size in a compile worker: above the variants one worker could compile
@@ -75,7 +79,7 @@ def _graph_census() -> Optional[type]:
 
 
 @contextmanager
-def _compiling(freezing: bool, census: Any) -> Iterator[None]:
+def _compiling(freezing: bool, census: Optional[CustomGraphPass]) -> Iterator[None]:
     """Inductor's global config while Dynamo traces and Inductor compiles (the first call)."""
     import torch._dynamo.config as dynamo_config
     import torch._inductor.config as inductor_config
@@ -93,7 +97,7 @@ def _compiling(freezing: bool, census: Any) -> Iterator[None]:
         yield
 
 
-def _call(model: Any, x: torch.Tensor, frozen: bool):
+def _call(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, frozen: bool):
     """The inference call: `no_grad` for freezing (Inductor freezes only with grad off), else
     `inference_mode` as the eager runtime runs."""
     context = torch.no_grad if frozen else torch.inference_mode
@@ -111,22 +115,22 @@ class _Compiled(Runtime):
     backend = "inductor"
 
     def __init__(self) -> None:
-        self.shared: dict[tuple, tuple[Any, nn.Module]] = {}
+        self.shared: dict[tuple, tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]] = {}
         """Compiled inference models of this worker's current compile group (with the module each wraps),
         keyed on what decides their graph."""
         self.group: Optional[frozenset] = None
         """The compile group of the worker's last unit (None: none yet, or a train step)."""
 
-    def share_group(self, cell: Any) -> Optional[tuple]:
+    def share_group(self, cell: Cell) -> Optional[tuple]:
         if cell.mode != "infer":
             return None
         batch = "dynamic" if cell.batch_size >= MIN_DYNAMIC_BATCH else f"static{cell.batch_size}"
         return (cell.model, cell.precision, cell.memory_format, cell.resolution, batch)
 
-    def _key(self, cell: Any) -> tuple:
+    def _key(self, cell: Cell) -> tuple:
         return (*self.share_group(cell), cell.form)
 
-    def begin_unit(self, cells: Any) -> None:
+    def begin_unit(self, cells: Sequence[Cell]) -> None:
         """A fresh dynamo, and nothing shared, where the unit starts another compile group (module
         docstring)."""
         groups = frozenset(self.share_group(cell) for cell in cells)
@@ -136,7 +140,7 @@ class _Compiled(Runtime):
             self.shared.clear()
         self.group = group
 
-    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
+    def open(self, module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
              share: bool = True, seed: int = 0) -> Opened:
         from bench.sweep.extra_timings import time_first_call
         from bench.models.workload import train_step_fn

@@ -13,13 +13,16 @@ never under an fp32 label. `onnxruntime` also runs int8, on the CPU: each form's
 from __future__ import annotations
 
 import functools
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 from torch import nn
 
 from bench.results.precision import BY_NAME, TORCH_PRECISIONS
 from bench.sweep.runtimes.base import Opened, Runtime, RuntimeRecord, cpu_output, register
+
+if TYPE_CHECKING:
+    from bench.results.cell import Cell
 
 CONV_OPS: tuple[str, ...] = ("Conv", "FusedConv", "NhwcConv", "NchwcConv", "QLinearConv", "ConvInteger")
 """Convolution node types in a graph ONNX Runtime optimized (its CPU fusions rename Conv)."""
@@ -46,7 +49,7 @@ class _Ort(Runtime):
     def unavailable(self, device_type: str) -> Optional[str]:
         return _unavailable(device_type, self.provider)
 
-    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
+    def open(self, module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
              share: bool = True, seed: int = 0) -> Opened:
         from bench.sweep import ort_unit
 
@@ -81,7 +84,7 @@ class OnnxRuntime(_Ort):
     summary = "ONNX Runtime: the exported graph, CPU provider on the CPU, CUDA provider on CUDA"
     precisions = (*ORT_PRECISIONS, "int8")
 
-    def combination_problem(self, cell: Any, device_type: str) -> Optional[str]:
+    def combination_problem(self, cell: Cell, device_type: str) -> Optional[str]:
         problem = super().combination_problem(cell, device_type)
         if problem is None and cell.precision == "int8" and device_type not in INT8_DEVICES:
             return (f"int8 through onnxruntime is timed on {', '.join(INT8_DEVICES)} only: its {device_type} "

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
 
 from bench.sweep.runtimes.base import Opened, Runtime, RuntimeRecord, cpu_output, module_spec_missing, register
+
+if TYPE_CHECKING:
+    import openvino as ov
+    from bench.results.cell import Cell
 
 EXTRA = "openvino"
 DEVICE = "CPU"
@@ -39,7 +43,7 @@ def _text(value: Any) -> str:
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
-def _layer_types(compiled: Any) -> list[str]:
+def _layer_types(compiled: ov.CompiledModel) -> list[str]:
     return [op.get_rt_info()["layerType"].astype(str) for op in compiled.get_runtime_model().get_ordered_ops()]
 
 
@@ -57,7 +61,7 @@ class OpenVino(Runtime):
     def unavailable(self, device_type: str) -> Optional[str]:
         return _missing()
 
-    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
+    def open(self, module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
              share: bool = True, seed: int = 0) -> Opened:
         import openvino as ov
 

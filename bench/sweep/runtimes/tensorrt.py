@@ -16,13 +16,17 @@ from __future__ import annotations
 import functools
 import json
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import nn
 
 from bench.sweep.runtimes.base import (Opened, Runtime, RuntimeRecord, cpu_output, module_spec_missing,
                                        register)
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+    from bench.results.cell import Cell
 
 FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "fp32": ((), ("TF32",)), "tf32": (("TF32",), ()), "fp16": (("FP16", "TF32"), ()), "bf16": (("BF16", "TF32"), ()),
@@ -73,7 +77,7 @@ def build_engine(data: bytes, precision: str) -> tuple[Any, dict[str, Any]]:
     return engine, settings
 
 
-def _conv_layers(engine: Any) -> Optional[int]:
+def _conv_layers(engine: trt.ICudaEngine) -> Optional[int]:
     import tensorrt as trt
 
     info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
@@ -97,7 +101,7 @@ class TensorRT(Runtime):
     def unavailable(self, device_type: str) -> Optional[str]:
         return _unavailable(device_type)
 
-    def open(self, module: nn.Module, x: torch.Tensor, cell: Any, device: torch.device,
+    def open(self, module: nn.Module, x: torch.Tensor, cell: Cell, device: torch.device,
              share: bool = True, seed: int = 0) -> Opened:
         import tensorrt as trt
 
