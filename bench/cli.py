@@ -11,49 +11,56 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from dataclasses import dataclass
 from types import ModuleType
 
 from bench.usage import EXIT_USAGE, UsageError, unknown
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("bench.sweep.command", "run a sweep (preset or TOML config) and write results"),
-    "report": ("bench.report.command", "write figures and tables for result files"),
-    "compare": ("bench.compare.command", "compare two result sets: verdicts and exit code"),
-    "baseline": ("bench.compare.baseline", "promote a run to the regression baseline of its hardware"),
-    "invariants": ("bench.models.invariants", "check (or --write) every model's params, MACs, op counts and fold error"),
-    "profile": ("bench.profile.command", "capture a torch.profiler trace and a kernel summary for one cell"),
-    "env": ("bench.measure.env", "print the environment fingerprint and preflight checks"),
-    "models": ("bench.models.command", "list registered models with params, MACs and paper figures"),
-    "verify": ("bench.parity.command", "check deploy form == training form for blocks and models; timm: parity audit"),
-    "gpu-check": ("bench.gpucheck.command", "validate every CUDA path on a new GPU in minutes; writes summary.md"),
-    "quant": ("bench.quant.command", "deploy kernel range and int8 error of both forms per network; a figure"),
-    "export": ("bench.export.command", "export a model's deploy (or training) form: ONNX, TorchScript, state dict"),
-}
 
-DOCS: dict[str, tuple[str, ...]] = {
-    "run": ("docs/sweeps.md", "docs/measurement.md", "docs/runtimes.md", "docs/int8.md", "docs/ray.md"),
-    "report": ("docs/reports.md",),
-    "compare": ("docs/regression.md",),
-    "baseline": ("docs/regression.md",),
-    "invariants": ("docs/regression.md",),
-    "profile": ("docs/reports.md",),
-    "env": ("docs/measurement.md",),
-    "models": ("docs/models.md",),
-    "verify": ("docs/models.md", "docs/reparameterization.md"),
-    "gpu-check": ("docs/gpu-check.md",),
-    "quant": ("docs/int8.md",),
-    "export": ("docs/own-models.md",),
+@dataclass(frozen=True)
+class Command:
+    """A `bench` command: the module that parses and runs it (`add_arguments`, `run`), its one-line help,
+    and the pages of the repository's docs/ that hold its reference (shown under its --help)."""
+
+    module: str
+    help: str
+    docs: tuple[str, ...]
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command("bench.sweep.command", "run a sweep (preset or TOML config) and write results",
+                ("docs/sweeps.md", "docs/measurement.md", "docs/runtimes.md", "docs/int8.md", "docs/ray.md")),
+    "report": Command("bench.report.command", "write figures and tables for result files",
+                ("docs/reports.md",)),
+    "compare": Command("bench.compare.command", "compare two result sets: verdicts and exit code",
+                ("docs/regression.md",)),
+    "baseline": Command("bench.compare.baseline", "promote a run to the regression baseline of its hardware",
+                ("docs/regression.md",)),
+    "invariants": Command("bench.models.invariants", "check (or --write) every model's params, MACs, op counts and fold error",
+                ("docs/regression.md",)),
+    "profile": Command("bench.profile.command", "capture a torch.profiler trace and a kernel summary for one cell",
+                ("docs/reports.md",)),
+    "env": Command("bench.measure.env", "print the environment fingerprint and preflight checks",
+                ("docs/measurement.md",)),
+    "models": Command("bench.models.command", "list registered models with params, MACs and paper figures",
+                ("docs/models.md",)),
+    "verify": Command("bench.parity.command", "check deploy form == training form for blocks and models; timm: parity audit",
+                ("docs/models.md", "docs/reparameterization.md")),
+    "gpu-check": Command("bench.gpucheck.command", "validate every CUDA path on a new GPU in minutes; writes summary.md",
+                ("docs/gpu-check.md",)),
+    "quant": Command("bench.quant.command", "deploy kernel range and int8 error of both forms per network; a figure",
+                ("docs/int8.md",)),
+    "export": Command("bench.export.command", "export a model's deploy (or training) form: ONNX, TorchScript, state dict",
+                ("docs/own-models.md",)),
 }
-"""Command -> the pages of the repository's docs/ that hold its reference, shown under its --help."""
 
 
 def _epilog(command: str) -> str:
-    return "reference, in the repository: " + ", ".join(DOCS[command])
+    return "reference, in the repository: " + ", ".join(COMMANDS[command].docs)
 
 
 def _load(command: str) -> ModuleType:
-    module_name, _ = COMMANDS[command]
-    return importlib.import_module(module_name)
+    return importlib.import_module(COMMANDS[command].module)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog="start with README.md; the reference is docs/, one page per topic "
                                             "(`bench COMMAND --help` names its pages)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+    for name, command in COMMANDS.items():
+        sub.add_parser(name, help=command.help, add_help=False)
     return parser
 
 
@@ -90,7 +97,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"bench: {unknown('command', command, COMMANDS)}", file=sys.stderr)
         return EXIT_USAGE
     module = _load(command)
-    parser = argparse.ArgumentParser(prog=f"bench {command}", description=COMMANDS[command][1],
+    parser = argparse.ArgumentParser(prog=f"bench {command}", description=COMMANDS[command].help,
                                      epilog=_epilog(command))
     module.add_arguments(parser)
     args = parser.parse_args(rest)
