@@ -6,7 +6,7 @@
 
 The deploy form is `deploy=` when given, else `convert(model)`, else `bench.reparam.to_deploy(model)`.
 Both forms run in eval mode, under the switches a sweep's cell of that precision runs under
-(`bench.measure.repro.precision_settings`: fp32 is IEEE fp32 with TF32 off, tf32 turns it on, cuDNN
+(`bench.measure.precision_switches.precision_settings`: fp32 is IEEE fp32 with TF32 off, tf32 turns it on, cuDNN
 autotuning on; restored on return, so the caller's process keeps its own settings). The gate
 (`bench.models.gate.run_gate`, tolerance by precision, autotuning off as in a cell) compares
 their outputs on the example input, and only a passing pair is timed, with
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from bench.measure.paired import PairMeasurement, measure_pair
-from bench.measure.repro import dtype_for, no_autotune, precision_settings
+from bench.measure.precision_switches import dtype_for, no_autotune, precision_settings
 from bench.measure.stats import LatencyStats
 from bench.measure.timing import TimingConfig
 from bench.models.gate import GateResult, run_gate
@@ -45,7 +45,7 @@ class BenchmarkResult:
     regime: str
     pair: Optional[PairMeasurement] = None
     settings: Optional[dict] = None
-    """The switches both forms ran under (`bench.measure.repro.reproducibility_flags()` column names)."""
+    """The switches both forms ran under (`bench.measure.precision_switches.reproducibility_flags()` column names)."""
 
     @property
     def status(self) -> str:

@@ -28,7 +28,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "run": Command("bench.sweep.command", "run a sweep (preset or TOML config) and write results",
+    "run": Command("bench.sweep.driver.command", "run a sweep (preset or TOML config) and write results",
                 ("docs/sweeps.md", "docs/measurement.md", "docs/runtimes.md", "docs/int8.md", "docs/ray.md")),
     "report": Command("bench.report.command", "write figures and tables for result files",
                 ("docs/reports.md",)),

@@ -98,7 +98,7 @@ def test_a_deploy_form_that_folded_nothing_is_a_mismatch():
 def _switches_seen(model: nn.Module) -> set:
     """(cuDNN conv fp32 precision, cudnn.benchmark) at every forward of `model` and of its deploy copy (a
     hook function survives deepcopy as the same object, so both forms report into one set)."""
-    from bench.measure.repro import reproducibility_flags
+    from bench.measure.precision_switches import reproducibility_flags
 
     seen: set = set()
 
@@ -114,7 +114,7 @@ def _switches_seen(model: nn.Module) -> set:
 def test_the_precision_switches_of_a_cell_hold_while_both_forms_run_and_are_restored(precision, tf32):
     """As a sweep cell: TF32 as the precision says, cuDNN autotuning off for the gate and on for timing;
     the caller's own switches (here torch's defaults, autotuning off) are back afterwards."""
-    from bench.measure.repro import reproducibility_flags
+    from bench.measure.precision_switches import reproducibility_flags
     from bench.reparam import RepVGGBlock
 
     torch.manual_seed(0)
@@ -134,7 +134,7 @@ def test_the_precision_switches_of_a_cell_hold_while_both_forms_run_and_are_rest
 def test_on_cuda_fp32_is_ieee_fp32_and_a_deep_net_passes_the_fp32_gate():
     """torch's defaults run cuDNN convolutions in TF32 with autotuning off; a cell's fp32 does neither, and
     the 1e-4 gate of a deep network holds only in IEEE fp32."""
-    from bench.measure.repro import reproducibility_flags
+    from bench.measure.precision_switches import reproducibility_flags
 
     before = reproducibility_flags()
     result = benchmark(_net().cuda(), torch.randn(8, 3, 224, 224, device="cuda"), config=FAST)

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from bench.results.flags import noisy_mask, noisy_reason
+from bench.results.noise import noisy_mask, noisy_reason
 from bench.results.guard import read_env_json
 from bench.results.io import atomic_write, atomic_write_table
 from bench.results import layout
@@ -48,7 +48,7 @@ class BaselineRefused(UsageError):
 
 def unfit_cells(summary: pd.DataFrame) -> list[str]:
     """Why each cell of a run should not become a regression baseline: a failed status (mismatch, error,
-    timeout) or a timing that judged itself noisy (`bench.results.flags`)."""
+    timeout) or a timing that judged itself noisy (`bench.results.noise`)."""
     failed = summary["status"].isin(("mismatch", "error", "timeout"))
     noisy = noisy_mask(summary) & summary["status"].eq("ok")
     out = []

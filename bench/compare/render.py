@@ -18,7 +18,7 @@ import pandas as pd
 from bench.compare.comparison import Comparison
 from bench.results.schema import AXES
 from bench.compare.speedup import PAIR_AXES, interval_note
-from bench.compare.table import table
+from bench.results.table_writer import table
 from bench.compare.verdicts import AMBIGUOUS, FASTER, MISSING, NEW, SAME, SLOWER, VERDICTS
 
 

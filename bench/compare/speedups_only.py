@@ -33,7 +33,7 @@ import pandas as pd
 
 from bench.compare.comparison import Comparison, RunData, compare
 from bench.compare.render import fmt_interval, fmt_num, fmt_pct, fmt_speedup, varying
-from bench.compare.table import table
+from bench.results.table_writer import table
 from bench.compare.speedup import LARGER, PAIR_AXES, SMALLER, interval_note
 from bench.compare.verdicts import AMBIGUOUS, MISSING, NEW, SAME, Settings
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from bench.export import checks, onnx_check
 from bench.measure.memory import MIB, host_memory_bytes, is_out_of_memory
-from bench.measure.repro import dtype_for
+from bench.measure.precision_switches import dtype_for
 from bench.results.precision import PRECISIONS as TABLE, QUANTIZED, TORCH_PRECISIONS
 from bench.usage import UsageError, unknown
 

@@ -59,7 +59,7 @@ class OnnxGraph:
 def export_onnx(model: nn.Module, x: torch.Tensor) -> OnnxGraph:
     """Export `model` (eval mode) traced on `x`; no file is written."""
     require_onnx()
-    from bench.measure.repro import legacy_readable_tf32
+    from bench.measure.precision_switches import legacy_readable_tf32
 
     with contextlib.redirect_stdout(io.StringIO()), legacy_readable_tf32():  # it prints its progress steps
         program = torch.onnx.export(model, (x,), verbose=False)

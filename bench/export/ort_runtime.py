@@ -1,6 +1,6 @@
 """ONNX Runtime as a runtime: a module exported to ONNX, run by an InferenceSession as a zero-arg callable.
 
-The sweep's `onnxruntime` runtime (`bench.sweep.ort_unit`) uses it: `skip_reason(device_type)` when the
+The sweep's `onnxruntime` runtime (`bench.sweep.worker.ort_unit`) uses it: `skip_reason(device_type)` when the
 sweep is planned (the extra or the provider missing), then `ort_session(model, x, device, num_threads)`
 for the timed callable, its output (for the gate) and an `OrtRecord` of what goes in the row.
 `open_graph(data, x, ...)` opens a graph already serialized (an int8 cell's quantized export) the same way.

@@ -91,7 +91,7 @@ def harness_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
 def measure(device: Optional[torch.device] = None) -> BlogTimes:
     """Both methods on the blog network, the training form first (as the post did) under the `blog`
     preset's switches (fp32 with TF32 off, cuDNN autotuning on; torch's defaults differ)."""
-    from bench.measure.repro import apply_precision_settings
+    from bench.measure.precision_switches import apply_precision_settings
     from bench.models import create
     from bench.reparam import to_deploy
 

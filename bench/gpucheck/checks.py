@@ -18,8 +18,8 @@ from bench.gpucheck import plan, verdicts
 from bench.gpucheck.steps import Finished, Step, Verdict, python
 
 if TYPE_CHECKING:
-    from bench.sweep.config import SweepConfig
-    from bench.sweep.runner import SweepPlan
+    from bench.sweep.plan.config import SweepConfig
+    from bench.sweep.driver.runner import SweepPlan
 
 CELL_CONFIG = """name = "gpu-check"
 description = "bench gpu-check cells"
@@ -63,7 +63,7 @@ def cell_sweep(name: str, title: str, overrides: Mapping[str, Sequence[Any]],
                       "--out", str(work / "results"), *_axis_flags(overrides))
 
     def estimate(profile: plan.DeviceProfile) -> plan.Estimate:
-        from bench.sweep.config import load_text, with_overrides
+        from bench.sweep.plan.config import load_text, with_overrides
 
         return plan.sweep_estimate(profile, with_overrides(load_text(CELL_CONFIG, "gpu-check"), overrides))
 
@@ -71,7 +71,7 @@ def cell_sweep(name: str, title: str, overrides: Mapping[str, Sequence[Any]],
 
 
 def preset_config(name: str) -> SweepConfig:
-    from bench.sweep.config import load_preset, with_overrides
+    from bench.sweep.plan.config import load_preset, with_overrides
 
     return with_overrides(load_preset(name), device="cuda")
 
@@ -85,8 +85,8 @@ def preset_run_id(name: str) -> str:
 
 
 def preset_plan(name: str, results_root: Path) -> SweepPlan:
-    """The preset's `bench.sweep.runner.SweepPlan` as its step's `bench run` makes it (CUDA only)."""
-    from bench.sweep.runner import plan as sweep_plan
+    """The preset's `bench.sweep.driver.runner.SweepPlan` as its step's `bench run` makes it (CUDA only)."""
+    from bench.sweep.driver.runner import plan as sweep_plan
 
     return sweep_plan(preset_config(name), out=results_root, run_id=preset_run_id(name))
 

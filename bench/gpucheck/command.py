@@ -58,7 +58,7 @@ def cuda_missing() -> Optional[str]:
 
 
 def _presets(text: str) -> list[str]:
-    from bench.sweep.config import preset_names
+    from bench.sweep.plan.config import preset_names
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     missing = [n for n in names if n not in preset_names()]

@@ -1,8 +1,8 @@
 """How long each gpu-check step should take on a device, from the code's own caps and per-step costs.
 
 A sweep step (the check cells, each preset) is estimated from its config: the cells it expands and the
-units they form (`bench.sweep.cells.expand`, `bench.sweep.protocol.group_units`); per unit the phases a
-worker runs (`bench.sweep.unit`): the gate, each form's runtime build (`BUILDS`: compile, export,
+units they form (`bench.sweep.plan.cells.expand`, `bench.sweep.protocol.group_units`); per unit the phases a
+worker runs (`bench.sweep.worker.unit`): the gate, each form's runtime build (`BUILDS`: compile, export,
 engine), first call and warm-up (up to `warmup_max_s`), the timed phase from its earliest stop
 (`min_time_s`, `min_samples`, `min_block_pairs` blocks of `pair_block_s`) up to `timeout_s`, the
 host-enqueue pass where `host_bound_possible` leaves it (`HOST_PASS`), a memory pass; per model a worker
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from bench.gpucheck.steps import Step
     from bench.measure.timing import TimingConfig
     from bench.results.cell import Cell
-    from bench.sweep.config import SweepConfig
+    from bench.sweep.plan.config import SweepConfig
 
 REPO = Path(__file__).resolve().parents[2]
 WARMUP_WINDOWS = 3
@@ -123,7 +123,7 @@ def latency_s(profile: DeviceProfile, model: str, form: str, batch: int, resolut
     from bench.measure.flops import peak_tflops
 
     figures = model_figures(model, form)
-    factor = 3 if mode == "train_step" else 1  # forward + backward (bench.sweep.collect)
+    factor = 3 if mode == "train_step" else 1  # forward + backward (bench.sweep.worker.collect)
     macs = figures["macs"] * (resolution / 224) ** 2 * batch * factor
     peak = peak_tflops(profile.gpu_name, precision) or peak_tflops(PROFILES["h200"].gpu_name, precision) or 50.0
     compute = 2 * macs / (peak * 1e12 * profile.conv_efficiency)
@@ -156,7 +156,7 @@ BUILDS: dict[str, Callable[[DeviceProfile], float]] = {
     "onnxruntime_trt": lambda p: p.export_s + p.engine_build_s,
     "tensorrt": lambda p: p.export_s + p.engine_build_s,
 }
-"""What a runtime builds before a form's first call (`bench.sweep.runtimes`: compile, export and session,
+"""What a runtime builds before a form's first call (`bench.sweep.worker.runtimes`: compile, export and session,
 engine), per form; eager and cudagraph build nothing."""
 
 
@@ -173,15 +173,15 @@ def warm_start_s(profile: DeviceProfile, config: TimingConfig, call_s: float, ru
 
 def regime(cell: Cell) -> str:
     """The cell's timing regime on CUDA, as its runtime declares it (a host pass follows 'pipelined')."""
-    from bench.sweep import runtimes
+    from bench.sweep.worker import runtimes
 
     return runtimes.get(cell.runtime).regimes["cuda"]
 
 
 def unit_s(profile: DeviceProfile, config: TimingConfig, cells: Sequence[Cell], at_caps: bool = False) -> float:
-    """One unit (`bench.sweep.unit.run_unit`): gate, warm starts, timing, host pass, memory, overhead."""
+    """One unit (`bench.sweep.worker.unit.run_unit`): gate, warm starts, timing, host pass, memory, overhead."""
     from bench.measure.cuda_regimes import host_bound_possible
-    from bench.sweep.extra_timings import HOST_PASS
+    from bench.sweep.worker.extra_timings import HOST_PASS
 
     first = cells[0]
     graph = first.runtime == "cudagraph"
@@ -205,7 +205,7 @@ def unit_s(profile: DeviceProfile, config: TimingConfig, cells: Sequence[Cell], 
 
 def sweep_estimate(profile: DeviceProfile, config: SweepConfig) -> Estimate:
     """A `bench run` of `config` on CUDA (module docstring)."""
-    from bench.sweep.cells import expand
+    from bench.sweep.plan.cells import expand
     from bench.sweep.protocol import group_units
 
     timing = config.timing
@@ -222,7 +222,7 @@ def sweep_estimate(profile: DeviceProfile, config: SweepConfig) -> Estimate:
         for group in groups:
             build = profile.build_s + profile.build_s_per_mparam * model_figures(group[0][0].model, "train")["params_m"]
             # the first model's worker was prestarted with the parent; each next one starts and builds
-            # while the model before it is measured (bench.sweep.executor)
+            # while the model before it is measured (bench.sweep.local.executor)
             ready = build if not previous else max(0.0, profile.process_start_s + build - previous)
             previous = sum(unit_s(profile, timing, u, at_caps) for u in group)
             seconds += ready + previous

@@ -20,10 +20,10 @@ from bench.gpucheck.steps import INFO, Finished, Verdict
 from bench.measure.compile_cache import INDUCTOR_RUNTIMES
 from bench.results.layout import SUMMARY_CSV, SUMMARY_FILE
 from bench.measure.cuda_regimes import HOST_BOUND_RATIO as HOST_BOUND  # enqueue >= 0.9 x latency
-from bench.sweep.verdict import EXIT_TERMINATED  # a `bench run` stopped by SIGTERM (the budget, here)
+from bench.sweep.driver.verdict import EXIT_TERMINATED  # a `bench run` stopped by SIGTERM (the budget, here)
 
 if TYPE_CHECKING:
-    from bench.sweep.runner import SweepPlan
+    from bench.sweep.driver.runner import SweepPlan
 
 XCHECK_PASS, XCHECK_WARN = 0.03, 0.10  # relative disagreement with triton's timers at batch 128
 PEAK_WORDING = ("pct_of_peak counts dense MACs: above 100% in fp32 can be correct where cuDNN picks "
@@ -143,7 +143,7 @@ def results(done: Finished) -> Verdict:
 
 
 def preset(done: Finished, plan: SweepPlan) -> Verdict:
-    """A `bench run --preset` (`plan`: its `bench.sweep.runner.SweepPlan`): its rows as `rows_verdict`
+    """A `bench run --preset` (`plan`: its `bench.sweep.driver.runner.SweepPlan`): its rows as `rows_verdict`
     judges them, and how far it got. Cut by the budget (stopped at its timeout, or exit 143 after the
     SIGTERM) is a WARN that says the same command resumes it; another failed exit FAILs."""
     from bench.results import load

@@ -53,11 +53,11 @@ def runs_of(fn, config) -> dict[str, list[float]]:  # noqa: ANN001 - a zero-argu
 
 
 def main() -> None:
-    from bench.measure import repro, timing
+    from bench.measure import precision_switches, timing
     from bench.models import create
     from bench.reparam import to_deploy
 
-    repro.apply_precision_settings("fp32")
+    precision_switches.apply_precision_settings("fp32")
     config = timing.TimingConfig(**HARNESS_TIMING)
     for form, batch in CASES:
         net = create("repvgg_a0").eval()

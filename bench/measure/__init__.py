@@ -11,10 +11,12 @@ Each concern is one module, imported where it is used (nothing heavy happens at 
 - `nvml`: `TelemetrySampler(device)` (clocks, power, energy, temperature, clock-event reasons).
 - `flops`: `count_macs(model, example_input)`, `peak_tflops(device_name, precision)`; the counter itself
   is `mac_counter.MacCounter` (FlopCounterMode's formulas without importing torch._dynamo).
-- `repro`: `reproducibility_flags()`, `apply_precision_settings(precision)`, `autocast_context(...)`.
+- `precision_switches`: what a precision sets in torch (TF32, cuDNN autotuning; `apply_precision_settings`,
+  `precision_settings` for a block, `dtype_for`, `autocast_context`) and `reproducibility_flags()`; the
+  precision table itself is `bench.results.precision`.
 - `env`: `fingerprint()`, `hardware_slug()`, `preflight()` and the `bench env` command.
 
 This package never imports `bench.models` or `bench.sweep`: it times any zero-argument callable.
 """
 
-__all__ = ["env", "flops", "mac_counter", "memory", "nvml", "paired", "regimes", "repro", "stats", "timing"]
+__all__ = ["env", "flops", "mac_counter", "memory", "nvml", "paired", "precision_switches", "regimes", "stats", "timing"]

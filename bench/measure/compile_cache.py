@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import MutableMapping, Optional
 
 INDUCTOR_RUNTIMES: tuple[str, ...] = ("compile", "compile_frozen")
-"""The sweep's runtimes that compile with Inductor (`bench.sweep.runtimes.compiled`), whose workers get
+"""The sweep's runtimes that compile with Inductor (`bench.sweep.worker.runtimes.compiled`), whose workers get
 the run's cache folder."""
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 TRITON_ENV = "TRITON_CACHE_DIR"  # triton follows inductor's folder unless this is set: set it too

@@ -5,7 +5,7 @@ deployed network runs in reduced precision (every conv, BN and linear in that dt
 autocast would keep some ops in fp32 and time the casts too. `train_step` in fp16/bf16 uses
 `torch.autocast` instead, because that is how networks are trained (fp32 master weights); no GradScaler,
 whose cost is a few element-wise kernels. tf32 and fp32 keep fp32 tensors and differ only in the TF32
-switches set by `bench.measure.repro.apply_precision_settings`.
+switches set by `bench.measure.precision_switches.apply_precision_settings`.
 
 Runtimes: `eager` times the module as is; `cudagraph` times the eager callable under the measure
 package's CUDA-graph replay regime; every other runtime of a sweep opens the form itself on the timing
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.measure.repro import autocast_context, dtype_for
+from bench.measure.precision_switches import autocast_context, dtype_for
 from bench.results.precision import precision
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import pandas as pd
 
-from bench.compare.table import table
+from bench.results.table_writer import table
 from bench.models.agreement import PARITY_FLOOR_FACTOR, PARITY_FP64
 from bench.parity.audit import COLUMNS, COMPLETE, VERDICTS, ParityRow
 from bench.results.io import atomic_write

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule, tensorboard_trace_handler
 
-from bench.compare.table import markdown_table
+from bench.results.table_writer import markdown_table
 from bench.measure.ops import summarize
 from bench.models import workload
 from bench.results.cell import Cell
@@ -126,7 +126,7 @@ def traces_for(out: Path, device: torch.device, cell) -> Path:
 def profile_cell(config: ProfileConfig, out: Path) -> ProfileResult:
     """Build, profile and summarize one cell; writes the trace and kernel_summary.{csv,md}."""
     device = resolve_device(config.device)
-    from bench.measure.repro import apply_precision_settings
+    from bench.measure.precision_switches import apply_precision_settings
 
     apply_precision_settings(config.cell.precision)
     previous = torch.get_num_threads()

@@ -3,7 +3,7 @@ training form's fp32 output, on the calibration-independent evaluation set.
 
 Runtime-agnostic: a runtime hands over, per form, callables that run its fp32 graph and its int8 graph
 on a float32 array (`Int8Form`); `bench.quant.ort.open_int8` makes them for ONNX Runtime. Used by the
-sweep (`bench.sweep.int8`) and by `bench quant`.
+sweep (`bench.sweep.worker.int8`) and by `bench quant`.
 """
 
 from __future__ import annotations

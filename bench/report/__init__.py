@@ -9,7 +9,7 @@ from bench.report.frame import drawable, excluded, speedups
 from bench.report.registry import (FIGURES, FigureSkipped, Rendered, figure_names, get_figure,
                                    register_figure, render_figures)
 from bench.report.runs import find_runs, latest_run, results_root
-from bench.compare.table import markdown_table
+from bench.results.table_writer import markdown_table
 from bench.report.tables import paper_table, speedup_table
 
 __all__ = [

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
-from bench.compare.table import markdown_table
+from bench.results.table_writer import markdown_table
 from bench.report.int8 import WEIGHTS_CAVEAT, int8_table
 from bench.report.runtimes import runtime_table
 from bench.report.tables import (excluded_table, flagged_table, kernel_count_files, kernel_count_table,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results.derived import throughput
-from bench.results.flags import noisy_mask
+from bench.results.noise import noisy_mask
 from bench.results.schema import AXES
 
 DRAWN_STATUSES: tuple[str, ...] = ("ok", "mismatch")

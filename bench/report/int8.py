@@ -1,7 +1,7 @@
 """int8: each form's quantization error and speed, per network, as a table and a figure; and the figure of
 `bench quant` (`quant_figure`: the widest deploy kernel range beside both forms' int8 SQNR).
 
-Read from the int8 rows (`bench.sweep.int8` wrote them): SQNR, top-1 agreement and max relative error of
+Read from the int8 rows (`bench.sweep.worker.int8` wrote them): SQNR, top-1 agreement and max relative error of
 each form's int8 output against the training form's fp32 output, each form's fp32 / int8 speedup and the
 deploy/train speedup in int8, all three speedups timed side by side (95% intervals). Networks are ordered
 by family, RepVGG next to QARepVGG next to MobileOne (`FAMILY_ORDER`), the claim the figure is for: a

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.report.registry import Rendered, render_figures
 from bench.results.layout import RESULTS_ENV_VAR as ENV_VAR, results_root
-from bench.compare.table import markdown_table
+from bench.results.table_writer import markdown_table
 
 
 def no_results_message(root: Path | None = None, what: str = "a run") -> str:

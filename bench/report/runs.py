@@ -1,6 +1,6 @@
 """Finding result runs on disk, for notebooks and reports: `results/<hardware>/<run_id>/summary.parquet`.
 
-The sweep names a run `<preset>-<digest>` (bench.sweep.config.SweepConfig.run_id), so a run's preset is
+The sweep names a run `<preset>-<digest>` (bench.sweep.plan.config.SweepConfig.run_id), so a run's preset is
 its id without the last dash-separated part. "Newest" is by the summary file's modification time, which
 the writer updates when a sweep ends and, while it runs, at most every `bench.results.io.FLUSH_EVERY_S`
 (`RunWriter.flush`): a run still going is as new as its last flush.

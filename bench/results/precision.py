@@ -2,10 +2,10 @@
 
 A `Precision` is one value of the sweep's `precision` axis (`schema.AXIS_SPECS` takes its choices from
 here) with what the rest of the package needs to know of it: the torch dtype of its tensors
-(`bench.measure.repro.DTYPES` and its switches), the correctness gate's tolerance
+(`bench.measure.precision_switches.DTYPES` and its switches), the correctness gate's tolerance
 (`bench.models.agreement.TOLERANCES`, where each value's reason is written), the `bench.measure.flops.Peak`
 field of a GPU's dense peak, and what ONNX Runtime can feed. Which runtimes take a precision each runtime
-declares itself (`bench.sweep.runtimes`, with its reason), reading its list from here, so a runtime stays
+declares itself (`bench.sweep.worker.runtimes`, with its reason), reading its list from here, so a runtime stays
 one module. Adding a precision is one record below (plus its peak figures where GPUs have that math).
 
 The dtype is a name, not a torch dtype: this package never imports torch.

@@ -27,7 +27,7 @@ from bench.usage import UsageError, unknown
 
 HIDDEN_DIRS: tuple[str, ...] = (BASELINES_DIR, CELLS_DIR)
 """Folders `load` does not look into for runs (copies of runs, a run's per-cell files); so is every name
-starting with '.'. A run id may be none of these (`bench.sweep.config.check_run_id`)."""
+starting with '.'. A run id may be none of these (`bench.sweep.plan.config.check_run_id`)."""
 
 
 class ResultsFileError(UsageError):

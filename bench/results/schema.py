@@ -46,7 +46,7 @@ AXIS_SPECS: tuple[Axis, ...] = (
     Axis("resolution", int, None, (224,), ("--resolution", "--resolutions"), 1),
 )
 """Every axis, in schema order. `train_step` = forward + backward + SGD step (training forms only).
-Runtimes are registered in `bench.sweep.runtimes` (one module each: what it can run, why it cannot run
+Runtimes are registered in `bench.sweep.worker.runtimes` (one module each: what it can run, why it cannot run
 here, how it opens a form); `bench run --runtime list` says which can run on this machine.
 `int8`: the exported fp32 graph quantized by a runtime that quantizes (`bench.quant`; onnxruntime today),
 gated in fp32 first; other runtimes skip it with a reason."""
@@ -193,13 +193,13 @@ class Result(_Row):
     ort_version: Optional[str] = None
     ort_graph_optimization_level: Optional[str] = None
     ort_intra_op_threads: Optional[int] = None
-    # every runtime but eager/cudagraph: what decides its numbers (`bench.sweep.runtimes.base.RuntimeRecord`)
+    # every runtime but eager/cudagraph: what decides its numbers (`bench.sweep.worker.runtimes.base.RuntimeRecord`)
     runtime_version: Optional[str] = None  # e.g. "openvino 2026.4.1", "torch 2.13.0"
     runtime_settings: Optional[str] = None  # "key=value, ..." as the runtime reported them back
     runtime_build_ms: Optional[float] = None  # export + conversion + session/engine build, before any call
     runtime_convs: Optional[int] = None  # convolutions in the graph the runtime executes
     runtime_batchnorms: Optional[int] = None  # BatchNorms it still computes from their statistics
-    # precision int8 only (`bench.quant`, `bench.sweep.int8`): how the form's exported fp32 graph was
+    # precision int8 only (`bench.quant`, `bench.sweep.worker.int8`): how the form's exported fp32 graph was
     # quantized; its error against its own fp32 graph (`_vs_fp32`) and against the PyTorch training form in
     # fp32 (`_vs_train_fp32`), on `quant_eval_samples` inputs the calibration never saw: max relative error,
     # SQNR in dB, top-1 agreement (a measurement, not a gate: the gate columns above are the fp32 gate's;

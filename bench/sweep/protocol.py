@@ -1,8 +1,8 @@
 """What the parent hands a cell subprocess or a worker and what it gets back: JSON files.
 
-`CellSpec` -> `CellOutcome`: one `--max-batch` probe in `python -m bench.sweep.probe`.
+`CellSpec` -> `CellOutcome`: one `--max-batch` probe in `python -m bench.sweep.worker.probe`.
 `UnitSpec` -> `UnitOutcome`: one unit of work (a cell, or a train/deploy pair timed side by side) sent to
-a persistent worker, `python -m bench.sweep.worker`, as one line on its stdin.
+a persistent worker, `python -m bench.sweep.worker.serve`, as one line on its stdin.
 
 Files rather than stdout because torch, cuDNN and inductor print to stdout/stderr at will; a result file
 written atomically (temp name + rename) at the very end is either complete or absent, and an absent file
@@ -33,7 +33,7 @@ def default_timing() -> TimingConfig:
 @dataclass(frozen=True)
 class CellSpec:
     """One `--max-batch` probe, plus how: device type, seed, CPU threads, injected faults. The probe
-    builds the cell's form and calls it twice (`bench.sweep.probe`); nothing is timed.
+    builds the cell's form and calls it twice (`bench.sweep.worker.probe`); nothing is timed.
 
     `module_path`: a `torch.save`d module of the cell's model and form (built once per search group by the
     parent) for the probe to load instead of building it again; None: the probe builds it.
@@ -219,7 +219,7 @@ def group_units(cells: Sequence[Cell]) -> list[tuple[Cell, ...]]:
             unit = (cell,)
         placed.update(unit)
         units.append(unit)
-    from bench.sweep import runtimes
+    from bench.sweep.worker import runtimes
 
     order: dict[tuple, int] = {}
     first: dict[tuple, int] = {}

@@ -5,7 +5,7 @@ sizes, and the check that the shared (dynamic-batch) graph runs as fast as a sta
         --batches 1,8,16 --runtime compile --out compile_cost.json
 
 before: every unit compiles its own static graph (`torch._dynamo.reset()` between units, as a fresh
-worker would; `dynamic=False`). after: `bench.sweep.runtimes.compiled` as the sweep runs it: one compile
+worker would; `dynamic=False`). after: `bench.sweep.worker.runtimes.compiled` as the sweep runs it: one compile
 per form with the batch marked dynamic, reused by the other batches (batch 1 compiles statically; a
 batch outside the range Dynamo's guards allow recompiles, counted in `new_graphs`: the rows'
 `compile_graphs`).
@@ -48,7 +48,7 @@ def _first_call_s(fn) -> float:
 
 def before(forms: dict, batches: list[int], resolution: int, runtime: str) -> list[dict]:
     """One static compile per unit, Dynamo reset between units."""
-    from bench.sweep.runtimes import compiled
+    from bench.sweep.worker.runtimes import compiled
 
     out = []
     for form, module in forms.items():
@@ -65,7 +65,7 @@ def before(forms: dict, batches: list[int], resolution: int, runtime: str) -> li
 
 def after(forms: dict, batches: list[int], resolution: int, runtime: str, model_name: str) -> list[dict]:
     """The sweep's runtime: shared per form, batch dynamic from 2 on."""
-    from bench.sweep import runtimes
+    from bench.sweep.worker import runtimes
 
     torch._dynamo.reset()
     rt = runtimes.get(runtime)
@@ -84,7 +84,7 @@ def after(forms: dict, batches: list[int], resolution: int, runtime: str, model_
 
 def check(module, batch: int, resolution: int, runtime: str, blocks: int, calls: int) -> dict:
     """Static vs dynamic graph at one batch: latency medians from alternating blocks, output difference."""
-    from bench.sweep.runtimes import compiled
+    from bench.sweep.worker.runtimes import compiled
 
     frozen = runtime == "compile_frozen"
     torch._dynamo.reset()

@@ -143,7 +143,7 @@ def test_a_sweeps_estimate_follows_its_caps_and_its_cells():
     """Not a constant: the paper preset's estimate moves with its [timing] caps and its axes."""
     from bench.gpucheck.checks import preset_config
     from bench.gpucheck.plan import PROFILES, sweep_estimate
-    from bench.sweep.config import with_overrides
+    from bench.sweep.plan.config import with_overrides
 
     h200, paper = PROFILES["h200"], preset_config("paper")
     base = sweep_estimate(h200, paper)
@@ -324,8 +324,8 @@ def test_what_needs_a_human_still_warns():
 def _preset_run(tmp_path: Path):
     """A copy of the committed blog run, as the blog preset's run folder of a cut gpu-check."""
     from bench.gpucheck.checks import preset_config
-    from bench.sweep.cells import expand
-    from bench.sweep.runner import SweepPlan
+    from bench.sweep.plan.cells import expand
+    from bench.sweep.driver.runner import SweepPlan
 
     source = REPO / "results" / "amd-epyc" / "blog-4346c769"
     run_dir = tmp_path / "results" / "amd-epyc" / source.name
@@ -367,7 +367,7 @@ def test_a_presets_run_id_names_the_gpu_kind_not_the_lent_machine(monkeypatch):
     """Each lent machine is fresh (its own machine id): gpu-check's presets hash the hardware id instead,
     so the next machine of the same kind resumes a cut preset from the committed folder."""
     from bench.gpucheck.checks import preset_config
-    from bench.sweep import config as sweep_config
+    from bench.sweep.plan import config as sweep_config
 
     paper, ids = preset_config("paper"), {}
     for machine in ("lent-machine-a", "lent-machine-b"):

@@ -1,4 +1,4 @@
-"""MACs against the analytic count, the peak table, and the dtype helpers (switches: test_measure_repro.py)."""
+"""MACs against the analytic count, the peak table, and the dtype helpers (switches: test_measure_precision_switches.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench.measure.flops import PEAKS, count_macs, peak_tflops, tflops_achieved
-from bench.measure.repro import autocast_context, dtype_for
+from bench.measure.precision_switches import autocast_context, dtype_for
 
 
 @pytest.mark.parametrize("groups,stride", [(1, 1), (1, 2), (4, 1)])

@@ -11,7 +11,7 @@ import torch
 from bench.measure import nvml_lib
 from bench.measure.memory import MIB, measure_memory, take_baseline
 from bench.measure.nvml import TelemetrySampler
-from bench.measure.repro import apply_precision_settings
+from bench.measure.precision_switches import apply_precision_settings
 from bench.measure.timing import TimingConfig, measure_latency
 from tests.measure.nvml_support import require
 

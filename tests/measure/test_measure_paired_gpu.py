@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bench.measure.paired import measure_pair
-from bench.measure.repro import apply_precision_settings
+from bench.measure.precision_switches import apply_precision_settings
 from bench.measure.timing import TimingConfig
 
 pytestmark = pytest.mark.gpu

@@ -14,7 +14,7 @@ from torch import nn
 from bench.models import create, info
 from bench.models.user import UserModelError, parse
 from bench.reparam import to_deploy
-from bench.sweep.axes import ConfigError, check_models
+from bench.sweep.plan.axes import ConfigError, check_models
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = textwrap.dedent("""
@@ -170,10 +170,10 @@ def test_a_model_that_exits_or_interrupts_is_a_named_error(tmp_path, capsys, fil
 def test_a_model_that_exits_in_the_worker_is_an_error_row_naming_it(tmp_path):
     """User code inside a worker (the factory called again there, the forward) that calls sys.exit() is
     the cell's error, not a silent end of the worker."""
-    from bench.sweep.cells import expand
-    from bench.sweep.config import from_dict
+    from bench.sweep.plan.cells import expand
+    from bench.sweep.plan.config import from_dict
     from bench.sweep.protocol import UnitSpec
-    from bench.sweep.unit import ModelCache, run_unit
+    from bench.sweep.worker.unit import ModelCache, run_unit
 
     path = tmp_path / "late_exit.py"
     path.write_text(textwrap.dedent("""

@@ -102,7 +102,7 @@ def test_flags_that_do_not_apply_are_refused(base: Path, capsys) -> None:
 def test_the_committed_cpu_baseline_covers_the_ci_sweep() -> None:
     """`.ci/run` compares a run of ci-sweep.toml with this file: every pair must be there, timed as a pair
     (a paired speedup with its interval), deploy clearly faster."""
-    from bench.sweep.config import load_file
+    from bench.sweep.plan.config import load_file
 
     baseline = load_run(REPO / "results" / "baselines" / "intel-xeon.parquet")
     result = compare_speedups_only(baseline, baseline, CI)

@@ -88,7 +88,7 @@ def test_every_command_defaults_to_the_one_results_root(tmp_path, monkeypatch):
     from bench.gpucheck import command as gpucheck
     from bench.parity import command as parity
     from bench.profile import command as profile
-    from bench.sweep import command as sweep
+    from bench.sweep.driver import command as sweep
 
     monkeypatch.setenv(layout.RESULTS_ENV_VAR, str(tmp_path))
     for module, dest in ((sweep, "out"), (profile, "out"), (parity, "out"), (gpucheck, "results")):

@@ -78,7 +78,7 @@ def test_the_measurements_own_noise_judgement_wins_over_the_legacy_cv_rule():
 
 def test_timing_fields_carry_the_measurements_noise_judgement():
     from bench.measure.stats import LatencyStats
-    from bench.sweep.collect import timing_fields
+    from bench.sweep.worker.collect import timing_fields
 
     steady = LatencyStats.from_samples("cpu", [1.0, 1.01, 0.99, 1.0] * 10, stop_reason="max_iters")
     spread = LatencyStats.from_samples("cpu", [1.0, 2.0, 0.5, 1.5] * 10, stop_reason="max_iters")

@@ -14,7 +14,7 @@ from bench.results.precision import NAMES, PRECISIONS, QUANTIZED, TORCH_PRECISIO
 
 def test_every_precision_has_a_gate_tolerance_a_dtype_and_a_peak_field():
     from bench.measure.flops import Peak, peak_tflops
-    from bench.measure.repro import DTYPES
+    from bench.measure.precision_switches import DTYPES
     from bench.models.agreement import gate_tolerance
 
     peak_fields = {f.name for f in dataclasses.fields(Peak)}
@@ -34,10 +34,10 @@ def test_a_precision_without_exactly_one_gate_is_refused(gate):
 def test_every_list_of_precisions_reads_the_table():
     from bench.api import PRECISIONS as API
     from bench.export.command import ONNX_PRECISIONS, PRECISIONS as EXPORT
-    from bench.measure.repro import DTYPES
+    from bench.measure.precision_switches import DTYPES
     from bench.models.agreement import GATED_IN, TOLERANCES
     from bench.results.schema import CHOICES
-    from bench.sweep.runtimes import RUNTIMES
+    from bench.sweep.worker.runtimes import RUNTIMES
 
     assert CHOICES["precision"] == NAMES and tuple(DTYPES) == NAMES
     assert API == EXPORT == RUNTIMES["eager"].precisions == TORCH_PRECISIONS
@@ -48,7 +48,7 @@ def test_every_list_of_precisions_reads_the_table():
     assert RUNTIMES["onnxruntime_trt"].precisions == ("tf32", "fp16")
     for runtime in RUNTIMES.values():
         assert set(runtime.precisions) <= set(NAMES), runtime.name
-    from bench.sweep.runtimes.tensorrt import FLAGS
+    from bench.sweep.worker.runtimes.tensorrt import FLAGS
 
     assert set(FLAGS) == set(RUNTIMES["tensorrt"].precisions)  # a precision TensorRT takes has its builder flags
 

@@ -1,4 +1,4 @@
-"""The one conversion from measurement objects to row columns (`bench.sweep.collect`)."""
+"""The one conversion from measurement objects to row columns (`bench.sweep.worker.collect`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from bench.measure.nvml import Telemetry
 from bench.measure.stats import LatencyStats
 from bench.models.gate import GateResult
 from bench.results.schema import COLUMNS
-from bench.sweep import collect
+from bench.sweep.worker import collect
 from bench.results.cell import Cell
-from bench.sweep.runtimes import RuntimeRecord
+from bench.sweep.worker.runtimes import RuntimeRecord
 
 CELL = Cell(model="repvgg_a0", form="deploy", mode="infer", batch_size=8, precision="fp32",
             memory_format="contiguous", runtime="compile", resolution=224)

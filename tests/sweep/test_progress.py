@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.sweep.progress import summary_line
+from bench.sweep.driver.progress import summary_line
 from tests.results.results_rows import row
 
 

@@ -1,4 +1,4 @@
-"""The runtime registry (`bench.sweep.runtimes`): its names are the axis' choices, each runtime's rules are
+"""The runtime registry (`bench.sweep.worker.runtimes`): its names are the axis' choices, each runtime's rules are
 skip reasons naming the valid values, ONNX Runtime's silent provider fallback is refused, Inductor's
 freezing folds conv+BN (and the row can tell), a worker's many compiled variants never fall back to eager
 silently, OpenVINO runs fp32 as fp32, and `--runtime list` says what can run here."""
@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from bench.results.schema import AXIS_SPECS
-from bench.sweep import runtimes
+from bench.sweep.worker import runtimes
 from bench.results.cell import Cell
-from bench.sweep.cells import skip_reason
+from bench.sweep.plan.cells import skip_reason
 
 CPU = torch.device("cpu")
 
@@ -74,7 +74,7 @@ def test_freezing_folds_conv_bn_and_the_record_says_so(monkeypatch):
     serves is not lowered again, so it would not be counted.)"""
     import torch._inductor.config as inductor_config
 
-    from bench.sweep.runtimes.compiled import _graph_census
+    from bench.sweep.worker.runtimes.compiled import _graph_census
 
     if _graph_census() is None:
         pytest.skip("this torch has no Inductor custom graph passes to count with")
@@ -128,7 +128,7 @@ def test_openvino_runs_fp32_as_fp32_with_its_settings_read_back():
 
 
 def test_runtime_list_names_every_runtime_and_why_it_cannot_run(capsys):
-    from bench.sweep.command import print_runtimes
+    from bench.sweep.driver.command import print_runtimes
 
     assert print_runtimes() == 0
     out = capsys.readouterr().out

@@ -19,7 +19,7 @@ def _need_cuda():
 
 
 def _runtime(name: str):
-    from bench.sweep import runtimes
+    from bench.sweep.worker import runtimes
 
     reason = runtimes.availability("cuda")[name]
     if reason:
@@ -77,8 +77,8 @@ def test_an_opened_form_agrees_with_eager_and_records_its_settings(name, precisi
 def test_onnxruntime_on_cuda_rows_take_memory_from_nvml_and_name_the_provider(tmp_path):
     _runtime("onnxruntime")
     from bench.results import load
-    from bench.sweep.config import from_dict
-    from bench.sweep.runner import plan, run_sweep
+    from bench.sweep.plan.config import from_dict
+    from bench.sweep.driver.runner import plan, run_sweep
 
     raw = {"name": "ort-gpu", "axes": {"model": ["repvgg_a0"], "resolution": [64], "batch_size": [8],
                                        "runtime": ["onnxruntime"]},
@@ -95,9 +95,9 @@ def test_onnxruntime_on_cuda_rows_take_memory_from_nvml_and_name_the_provider(tm
 
 def test_a_gpu_sweep_writes_paired_rows_for_every_runtime_this_machine_has(tmp_path):
     from bench.results import load
-    from bench.sweep import runtimes
-    from bench.sweep.config import from_dict
-    from bench.sweep.runner import plan, run_sweep
+    from bench.sweep.worker import runtimes
+    from bench.sweep.plan.config import from_dict
+    from bench.sweep.driver.runner import plan, run_sweep
 
     names = ["eager", "compile_frozen", "onnxruntime", "onnxruntime_trt", "tensorrt"]
     raw = {"name": "ladder-gpu", "axes": {"model": ["repvgg_a0"], "resolution": [64], "batch_size": [8],

@@ -6,8 +6,8 @@ import math
 
 from bench.results.schema import AXES
 from bench.results.cell import Cell
-from bench.sweep.cells import expand, skip_reason
-from bench.sweep.config import from_dict, load_preset
+from bench.sweep.plan.cells import expand, skip_reason
+from bench.sweep.plan.config import from_dict, load_preset
 from bench.sweep.protocol import CellOutcome, CellSpec
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from bench import cli
 from bench.results.schema import AXES
-from bench.sweep.axes import CHOICES, ConfigError
-from bench.sweep.config import (
+from bench.sweep.plan.axes import CHOICES, ConfigError
+from bench.sweep.plan.config import (
     from_dict, load_file, load_preset, preset_names, validate, with_overrides,
 )
 
@@ -156,7 +156,7 @@ def test_the_validated_timing_travels_and_the_run_id_hashes_the_timing_a_config_
     spelled out (as it always did: a preset that spells out a default keeps its run folder) and any
     setting changed on the object."""
     from bench.measure.timing import TimingConfig
-    from bench.sweep.runner import plan
+    from bench.sweep.driver.runner import plan
 
     plain = from_dict(_raw())
     spelt = from_dict({**_raw(), "timing": {"min_samples": 10}})
@@ -171,7 +171,7 @@ def test_the_validated_timing_travels_and_the_run_id_hashes_the_timing_a_config_
 
 def test_the_run_id_depends_on_the_machine(monkeypatch):
     """Another machine gets its own folder: it must not 'resume' runs committed from elsewhere."""
-    import bench.sweep.config as config_module
+    import bench.sweep.plan.config as config_module
 
     config = load_preset("smoke")
     here = config.run_id("cpu")
@@ -280,9 +280,9 @@ def test_the_axes_are_declared_once_and_read_by_config_cells_and_cli():
     import argparse
 
     from bench.results.schema import AXES, AXIS_SPECS
-    from bench.sweep.cells import ORDER
-    from bench.sweep.command import add_arguments
-    from bench.sweep.config import DEFAULT_AXES
+    from bench.sweep.plan.cells import ORDER
+    from bench.sweep.driver.command import add_arguments
+    from bench.sweep.plan.config import DEFAULT_AXES
 
     assert tuple(a.name for a in AXIS_SPECS) == AXES and sorted(ORDER) == sorted(AXES) and ORDER[-1] == "form"
     assert set(DEFAULT_AXES) == set(AXES) - {"model"}

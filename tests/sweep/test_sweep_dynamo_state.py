@@ -8,10 +8,10 @@ import torch
 from torch import nn
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list as cache_entries
 
-from bench.sweep import dynamo_state
+from bench.sweep.worker import dynamo_state
 from bench.results.cell import Cell
 from bench.sweep.protocol import UnitSpec
-from bench.sweep.unit import ModelCache, _Unit
+from bench.sweep.worker.unit import ModelCache, _Unit
 
 
 class Tiny(nn.Module):

@@ -17,12 +17,12 @@ from bench import cli
 from bench.results import load
 from bench.results.io import RunWriter
 from bench.results.runlock import run_lock
-from bench.sweep.config import load_file
-from bench.sweep.executor import Worker
+from bench.sweep.plan.config import load_file
+from bench.sweep.local.executor import Worker
 from bench.sweep.protocol import CellOutcome
-from bench.sweep.runner import make_row, plan
-from bench.sweep.signals import Terminated
-from bench.sweep.verdict import RunVerdict
+from bench.sweep.driver.runner import make_row, plan
+from bench.sweep.driver.signals import Terminated
+from bench.sweep.driver.verdict import RunVerdict
 from tests.sweep.processes import (alive as _alive, assert_tree_gone, descendants, marked, spawner_model,
                                    wait_for)
 
@@ -104,7 +104,7 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z" and (b"bench.sweep.probe" in cmdline or b"bench.sweep.worker" in cmdline):
+        if int(fields[1]) == pid and fields[0] != "Z" and (b"bench.sweep.worker.probe" in cmdline or b"bench.sweep.worker.serve" in cmdline):
             out.append(int(entry.name))
     return out
 
@@ -332,7 +332,7 @@ import resource
 import sys
 
 from bench import cli
-from bench.sweep import runner
+from bench.sweep.driver import runner
 
 sweep = runner.run_sweep
 

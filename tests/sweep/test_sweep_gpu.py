@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from bench.results import load
-from bench.sweep.config import from_dict
-from bench.sweep.runner import plan, run_sweep
+from bench.sweep.plan.config import from_dict
+from bench.sweep.driver.runner import plan, run_sweep
 
 pytestmark = pytest.mark.gpu
 FAST_TIMING = {"min_samples": 10, "min_time_s": 0.1, "timeout_s": 1.0, "warmup_max_s": 0.5}
@@ -61,7 +61,7 @@ def test_train_step_in_bf16_and_tf32(tmp_path):
 
 
 def test_the_prestarted_worker_is_adopted_by_the_first_gpu_slot():
-    from bench.sweep.executor import LocalExecutor, Worker
+    from bench.sweep.local.executor import LocalExecutor, Worker
 
     worker = Worker.prestart()
     try:
@@ -77,7 +77,7 @@ def test_the_host_pass_is_short_whatever_the_presets_sample_counts():
     import torch
 
     from bench.measure.timing import TimingConfig
-    from bench.sweep.extra_timings import host_enqueue_ms
+    from bench.sweep.worker.extra_timings import host_enqueue_ms
 
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).cuda().eval()
     x = torch.randn(8, 64, 56, 56, device="cuda")
@@ -95,8 +95,8 @@ def test_the_host_pass_is_short_whatever_the_presets_sample_counts():
 
 def test_a_max_batch_probe_loads_the_build_its_parent_saved(tmp_path):
     from bench.results.cell import Cell
-    from bench.sweep.maxbatch import save_form
-    from bench.sweep.probe import fits
+    from bench.sweep.tools.maxbatch import save_form
+    from bench.sweep.worker.probe import fits
     from bench.sweep.protocol import CellSpec
 
     cell = Cell(model="repvgg_a0", form="deploy", mode="infer", batch_size=4, precision="fp16",

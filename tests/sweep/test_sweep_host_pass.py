@@ -1,4 +1,4 @@
-"""The host-enqueue side pass (`bench.sweep.extra_timings`): its own small sample count whatever the
+"""The host-enqueue side pass (`bench.sweep.worker.extra_timings`): its own small sample count whatever the
 preset asks, and no pass where the pipelined median rules host-boundness out."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from torch import nn
 from bench.measure import timing
 from bench.measure.cuda_regimes import HOST_BOUND_RATIO, HOST_US_PER_MODULE_MAX, host_bound_possible
 from bench.measure.stats import LatencyStats
-from bench.sweep import collect, extra_timings
+from bench.sweep.worker import collect, extra_timings
 
 PAPER_TIMING = timing.TimingConfig(min_samples=20, min_time_s=1.0, target_rel_ci=0.01, timeout_s=10.0,
                                    warmup_max_s=2.0, block_s=0.05)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.sweep.cells import expand
-from bench.sweep.config import from_dict
+from bench.sweep.plan.cells import expand
+from bench.sweep.plan.config import from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 NET = textwrap.dedent("""

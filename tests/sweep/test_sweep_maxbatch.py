@@ -8,7 +8,7 @@ import pytest
 
 from bench import cli
 from bench.results.cell import Cell
-from bench.sweep.maxbatch import groups, search, write_csv
+from bench.sweep.tools.maxbatch import groups, search, write_csv
 from bench.sweep.protocol import CellOutcome
 
 CELL = Cell(model="repvgg_a0", form="train", mode="infer", batch_size=1, precision="fp32",
@@ -115,7 +115,8 @@ def test_each_form_is_built_once_and_the_probes_load_that_build(tmp_path, monkey
     from torch import nn
 
     from bench.models import build
-    from bench.sweep import maxbatch, probe
+    from bench.sweep.tools import maxbatch
+    from bench.sweep.worker import probe
     from bench.sweep.protocol import CellSpec
 
     builds = []

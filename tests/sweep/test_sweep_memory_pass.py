@@ -11,7 +11,7 @@ from bench.measure.memory import MemoryBaseline
 from bench.measure.timing import TimingConfig
 from bench.results.cell import Cell
 from bench.sweep.protocol import UnitSpec
-from bench.sweep.unit import ModelCache, _Unit
+from bench.sweep.worker.unit import ModelCache, _Unit
 
 
 def test_the_memory_pass_captures_the_timed_graphs_calls(monkeypatch):

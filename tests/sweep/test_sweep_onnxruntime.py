@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 from bench.export import onnx_check
-from bench.sweep.runtimes import onnxruntime as ort_runtime_mod
-from bench.sweep.axes import ConfigError
-from bench.sweep.cells import expand
-from bench.sweep.config import from_dict
+from bench.sweep.worker.runtimes import onnxruntime as ort_runtime_mod
+from bench.sweep.plan.axes import ConfigError
+from bench.sweep.plan.cells import expand
+from bench.sweep.plan.config import from_dict
 from bench.sweep.protocol import CellOutcome
-from bench.sweep.runner import make_row, plan
+from bench.sweep.driver.runner import make_row, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENVINO = importlib.util.find_spec("openvino") is not None

@@ -3,7 +3,7 @@ GPU with CUDA_VISIBLE_DEVICES), so the first unit of a GPU sweep does not start 
 
 from __future__ import annotations
 
-from bench.sweep.executor import LocalExecutor, Worker, first_slot_env, gpu_slot_env
+from bench.sweep.local.executor import LocalExecutor, Worker, first_slot_env, gpu_slot_env
 
 
 def test_a_prestarted_worker_on_a_gpu_machine_serves_the_first_gpu_slot(monkeypatch):

@@ -24,12 +24,12 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from bench import cli  # noqa: E402
 from bench.results import load  # noqa: E402
-from bench.sweep.config import from_dict, load_file  # noqa: E402
-from bench.sweep.ray_cluster import connect, kinds, select, stay_on_loopback  # noqa: E402
-from bench.sweep.ray_executor import RayExecutor  # noqa: E402
-from bench.sweep.ray_node import Expected  # noqa: E402
-from bench.sweep.ray_sweep import plan_kinds, run_kinds  # noqa: E402
-from bench.sweep.runner import run_sweep  # noqa: E402
+from bench.sweep.plan.config import from_dict, load_file  # noqa: E402
+from bench.sweep.ray.cluster import connect, kinds, select, stay_on_loopback  # noqa: E402
+from bench.sweep.ray.executor import RayExecutor  # noqa: E402
+from bench.sweep.ray.node import Expected  # noqa: E402
+from bench.sweep.ray.sweep import plan_kinds, run_kinds  # noqa: E402
+from bench.sweep.driver.runner import run_sweep  # noqa: E402
 from tests.sweep.processes import assert_tree_gone, descendants, marked, spawner_model, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ray
@@ -185,7 +185,7 @@ def _node_workers() -> set[int]:
             env = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"bench.sweep.worker" in cmd and b"py_modules_files" in env:
+        if b"bench.sweep.worker.serve" in cmd and b"py_modules_files" in env:
             pids.add(int(proc.name))
     return pids
 

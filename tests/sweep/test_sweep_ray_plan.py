@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bench import cli
-from bench.sweep.axes import ConfigError
-from bench.sweep.ray_cluster import HardwareKind, kinds, select
+from bench.sweep.plan.axes import ConfigError
+from bench.sweep.ray.cluster import HardwareKind, kinds, select
 
 NODES = [
     {"Alive": True, "Resources": {"CPU": 4.0, "hw:intel-xeon-f6m167-4c": 1.0}},
@@ -75,9 +75,9 @@ def test_ray_tests_skip_cleanly_without_ray():
 def test_a_ray_kind_is_laid_out_as_a_local_run_with_its_own_hardware(tmp_path):
     """One plan builder: a kind's plan differs from the local one only in its device and hardware (the
     models' provenance, the run id and the cells are the local plan's)."""
-    from bench.sweep.config import load_preset
-    from bench.sweep.ray_sweep import plan_kinds
-    from bench.sweep.runner import plan
+    from bench.sweep.plan.config import load_preset
+    from bench.sweep.ray.sweep import plan_kinds
+    from bench.sweep.driver.runner import plan
 
     config = load_preset("smoke")
     cpu_kind = kinds(NODES)["intel-xeon-f6m167-4c"]

@@ -11,8 +11,8 @@ import pytest
 
 from bench.results.io import RunWriter
 from bench import cli
-from bench.sweep.config import from_dict
-from bench.sweep.runner import plan
+from bench.sweep.plan.config import from_dict
+from bench.sweep.driver.runner import plan
 from tests.results.results_rows import row
 
 CONFIG = ('name = "guard"\n[axes]\nmodel = ["repvgg_a0"]\nbatch_size = [1]\nresolution = [32]\n'

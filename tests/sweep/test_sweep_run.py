@@ -21,8 +21,8 @@ from bench.measure.compile_cache import INDUCTOR_RUNTIMES, RUN_KEY_ENV, run_key
 from bench.results import load
 from bench.results.io import RunWriter
 from bench.results.schema import AXES, COLUMNS
-from bench.sweep.config import from_dict
-from bench.sweep.runner import plan, run_sweep
+from bench.sweep.plan.config import from_dict
+from bench.sweep.driver.runner import plan, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_TIMING = {"min_samples": 5, "min_time_s": 0.05, "timeout_s": 0.3, "warmup_max_s": 0.2}
@@ -216,7 +216,7 @@ def test_resume_after_a_killed_sweep(tmp_path):
 def test_library_allocation_failures_are_oom(message, status):
     """cuBLAS/cuDNN report their own failed cudaMalloc as a RuntimeError, not torch.OutOfMemoryError; a
     --max-batch probe that dies so near the limit must read as 'does not fit', not stop the search."""
-    from bench.sweep.failures import classify
+    from bench.sweep.worker.failures import classify
 
     assert classify(RuntimeError(message)) == status
 
@@ -250,8 +250,8 @@ def test_every_inductor_runtime_gets_the_runs_compile_cache(tmp_path, runtime):
     the run folder for every runtime that compiles with Inductor (a check by the name "compile" left
     compile_frozen's workers on inductor's shared default in /tmp)."""
     from bench.sweep.protocol import group_units
-    from bench.sweep.ray_sweep import worker_env
-    from bench.sweep.runner import _worker_env
+    from bench.sweep.ray.sweep import worker_env
+    from bench.sweep.driver.runner import _worker_env
 
     planned = plan(from_dict(_config("env", runtime=[runtime])), out=tmp_path)
     expected = {RUN_KEY_ENV: run_key(planned.run_dir)}

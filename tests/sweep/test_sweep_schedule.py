@@ -1,4 +1,4 @@
-"""Which slot of a `LocalExecutor` runs which model's units (`bench.sweep.executor.Schedule`): plain data,
+"""Which slot of a `LocalExecutor` runs which model's units (`bench.sweep.local.executor.Schedule`): plain data,
 no processes. A slot looks ahead (a spare worker builds the next model while it measures) without ever
 leaving another slot idle while a model is not started."""
 
@@ -8,7 +8,7 @@ import heapq
 
 import pytest
 
-from bench.sweep.executor import Schedule
+from bench.sweep.local.executor import Schedule
 
 
 def _simulate(durations: dict[str, float], n_slots: int) -> tuple[float, dict[str, int]]:
@@ -66,7 +66,7 @@ def test_two_slots_run_two_models_at_once_in_real_workers():
     """The executor follows the schedule: two slots (as on a two-GPU machine, here both on the CPU) and
     two models, each unit a real worker process (its unit aborts at once: only who ran it matters)."""
     from bench.results.cell import Cell
-    from bench.sweep.executor import LocalExecutor
+    from bench.sweep.local.executor import LocalExecutor
     from bench.sweep.protocol import UnitSpec
 
     specs = [UnitSpec(cells=(Cell(model=m, form="train", mode="infer", batch_size=1, precision="fp32",

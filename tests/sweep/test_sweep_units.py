@@ -10,10 +10,10 @@ import pytest
 
 from bench.measure.timing import TimingConfig
 from bench.results.io import RunWriter
-from bench.sweep.cells import expand
-from bench.sweep.config import from_dict
+from bench.sweep.plan.cells import expand
+from bench.sweep.plan.config import from_dict
 from bench.sweep.protocol import PairOutcome, UnitOutcome, UnitSpec, group_units
-from bench.sweep.runner import make_row, plan, speedup_row
+from bench.sweep.driver.runner import make_row, plan, speedup_row
 
 
 def _cells(**axes):
@@ -123,7 +123,7 @@ def test_a_prebuilt_cache_holds_the_weights_the_unit_would_have_built():
     """A spare worker builds the next model ahead (`UnitSpec.prebuild`): the same forms, bit for bit."""
     import torch
 
-    from bench.sweep.unit import ModelCache, _Unit, prebuild
+    from bench.sweep.worker.unit import ModelCache, _Unit, prebuild
 
     cells = tuple(c for c in _cells() if c.model == "repvgg_a0")
     spec = UnitSpec(cells=cells, device="cpu", seed=5)

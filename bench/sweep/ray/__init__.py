@@ -1,0 +1,1 @@
+"""`bench run --executor ray`: hardware kinds from the cluster's nodes (cluster.py), the executor that sends units to them (executor.py), a node's fingerprint (node.py), one sweep per kind (sweep.py)."""

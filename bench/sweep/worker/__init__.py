@@ -1,0 +1,1 @@
+"""What runs inside a worker process, with torch: the serve loop (serve.py), the unit that builds, gates and times a train/deploy pair side by side (unit.py, timing.py), the runtimes (runtimes/), the conversion of measurements into row columns (collect.py), int8, faults, max-batch probes."""
