@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import pandas as pd
 import pytest
 import torch
 
 from bench.cli import main
+from tests.tiny_models import TWO_REPVGG_BLOCKS
 
-NET = textwrap.dedent("""
-    from torch import nn
-    from bench.reparam import RepVGGBlock
-
-    def build(width=8, deploy=False):
-        return nn.Sequential(RepVGGBlock(3, width, stride=2), RepVGGBlock(width, width),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
-""")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -52,7 +44,7 @@ def test_a_checkpoint_is_measured_and_the_figure_written(tmp_path, capsys):
     from bench.reparam.fold_report import kernel_ranges
 
     net = tmp_path / "tiny.py"
-    net.write_text(NET)
+    net.write_text(TWO_REPVGG_BLOCKS)
     spec = f"{net}:build:width=8"
     torch.manual_seed(7)
     trained = randomize_bn_(create(spec), torch.Generator().manual_seed(7)).eval()

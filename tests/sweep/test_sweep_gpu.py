@@ -14,13 +14,6 @@ pytestmark = pytest.mark.gpu
 FAST_TIMING = {"min_samples": 10, "min_time_s": 0.1, "timeout_s": 1.0, "warmup_max_s": 0.5}
 
 
-@pytest.fixture(autouse=True)
-def _need_cuda():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.fail("a gpu-marked test ran without CUDA; deselect with -m 'not gpu'")
-
-
 def _sweep(tmp_path, faults=(), **axes) -> pd.DataFrame:
     raw = {"name": "gpu", "axes": {"model": ["repvgg_a0"], "resolution": [64], "batch_size": [8], **axes},
            "run": {"device": "cuda", "cell_timeout_s": 300}, "timing": FAST_TIMING, "fault": list(faults)}

@@ -14,16 +14,9 @@ import pytest
 
 from bench.sweep.plan.cells import expand
 from bench.sweep.plan.config import from_dict
+from tests.tiny_models import TWO_REPVGG_BLOCKS
 
 ROOT = Path(__file__).resolve().parents[2]
-NET = textwrap.dedent("""
-    from torch import nn
-    from bench.reparam import RepVGGBlock
-
-    def build(width=8):
-        return nn.Sequential(RepVGGBlock(3, width, stride=2), RepVGGBlock(width, width),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
-""")
 CONFIG = textwrap.dedent("""
     name = "int8"
     [axes]
@@ -61,7 +54,7 @@ def int8_run(tmp_path_factory) -> Path:
     pytest.importorskip("onnxruntime")
     base = tmp_path_factory.mktemp("int8")
     net, config = base / "tiny_net.py", base / "int8.toml"
-    net.write_text(NET)
+    net.write_text(TWO_REPVGG_BLOCKS)
     config.write_text(CONFIG)
     argv = ["run", "--config", str(config), "--models", f"{net}:build:width=8", "--runtime", "onnxruntime",
             "--precision", "int8", "--batch", "4", "--resolution", "32", "--device", "cpu", "--out",

@@ -22,17 +22,10 @@ from bench.sweep.plan.cells import expand
 from bench.sweep.plan.config import from_dict
 from bench.sweep.protocol import CellOutcome
 from bench.sweep.driver.runner import make_row, plan
+from tests.tiny_models import TWO_REPVGG_BLOCKS
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENVINO = importlib.util.find_spec("openvino") is not None
-NET = textwrap.dedent("""
-    from torch import nn
-    from bench.reparam import RepVGGBlock
-
-    def build(width=8):
-        return nn.Sequential(RepVGGBlock(3, width, stride=2), RepVGGBlock(width, width),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
-""")
 CONFIG = textwrap.dedent("""
     name = "ort"
     [axes]
@@ -95,7 +88,7 @@ def ort_run(tmp_path_factory) -> tuple[Path, Path, str]:
     pytest.importorskip("onnxruntime")
     base = tmp_path_factory.mktemp("ort")
     net, config = base / "tiny_net.py", base / "ort.toml"
-    net.write_text(NET)
+    net.write_text(TWO_REPVGG_BLOCKS)
     config.write_text(CONFIG)
     spec = f"{net}:build:width=8"
     argv = ["run", "--config", str(config), "--models", spec, "--runtime", "eager,onnxruntime,openvino",
